@@ -1,0 +1,153 @@
+/**
+ * Public configuration types (`RuntimeConfig`, the shape of the config file too) and their fully
+ * resolved internal counterparts. Every public option is optional and documents its default; the
+ * resolver in this folder validates and fills them once, and the rest of the code never checks for
+ * `undefined` options again.
+ *
+ * @module
+ */
+
+/** How an execution sees and changes one state scope. See DESIGN.md §5. */
+export type IsolationLevel = 'isolated' | 'shared' | 'synchronized'
+
+/** Isolation per scope. The execution scope is always private and has no level. */
+export interface ScopeIsolation {
+  /** @default 'shared' */
+  stream?: IsolationLevel
+  /** @default 'shared' */
+  global?: IsolationLevel
+}
+
+export interface SuccessCriterion {
+  id: string
+  description: string
+  /** @default 'success_rate' */
+  metric?: 'success_rate'
+  /** A fraction in [0, 1] or a percentage string such as `'90%'`. */
+  target: number | string
+  /** Relative weight in `overallProgress`. @default 1 */
+  weight?: number
+}
+
+export interface Constraint {
+  id: string
+  description: string
+  kind: 'hard' | 'soft'
+}
+
+/** What the agent is trying to achieve; decisions name the criteria they count toward. */
+export interface Goal {
+  id: string
+  description: string
+  successCriteria: SuccessCriterion[]
+  /** @default [] */
+  constraints?: Constraint[]
+}
+
+export interface PoolOptions {
+  /** Worker threads. @default os.availableParallelism() */
+  threads?: number
+  /** Executions one thread runs at once (async handlers interleave at `await`). @default 4 */
+  tasksPerThread?: number
+  /** An idle thread above the minimum is stopped after this long. @default 30_000 */
+  idleTimeoutMs?: number
+  /** Per-thread heap limit in MiB (old generation); a thread past it dies with `AGENTPOOL_WORKER_CRASHED`. @default 0 (Node's default) */
+  maxHeapMb?: number
+}
+
+export interface StateOptions {
+  /** Default isolation for every entry point. */
+  isolation?: ScopeIsolation
+  /** Upper bound of all state regions together, in bytes. @default 256 MiB */
+  maxBytes?: number
+  /** Upper bound of live keys over all scopes. @default 1_048_576 */
+  maxKeys?: number
+  /** How many recent changes `recentChanges()` keeps. @default 1000 */
+  historySize?: number
+}
+
+export interface IdempotencyOptions {
+  /** How long a key remembers its first execution. @default 300_000 (5 minutes) */
+  ttlMs?: number
+  /** Keys remembered at once; the oldest is evicted first. @default 10_000 */
+  maxKeys?: number
+}
+
+export interface WebhookOptions {
+  /** @default '127.0.0.1' */
+  host?: string
+  /** 0 picks any free port (see `runtime.webhookUrl`). @default 0 */
+  port?: number
+  /** @default 1_048_576 (1 MiB) */
+  bodyLimitBytes?: number
+}
+
+export type TriggerConfig =
+  | { type: 'api' }
+  | { type: 'manual' }
+  | { type: 'webhook'; path: string; methods?: string[]; secretEnv?: string }
+  | { type: 'timer'; intervalMs?: number; cron?: string; timezone?: string; runImmediately?: boolean }
+  | { type: 'event'; eventTypes: string[]; streamId?: string; excludeOwn?: boolean }
+
+export interface EntryPointConfig {
+  /** Unique id; also the id of the entry point's stream. */
+  id: string
+  name?: string
+  /** Handler module path, resolved against the config file's folder (or `baseDir`). */
+  handler: string
+  trigger: TriggerConfig
+  /** Overrides `state.isolation`: one level for both scopes, or per scope. */
+  isolation?: IsolationLevel | ScopeIsolation
+  /** Queued executions of this stream start higher priority first. @default 0 */
+  priority?: number
+  /** Executions of this stream running at once. @default 10 */
+  maxConcurrent?: number
+  /** Executions of this stream waiting at once; past it `trigger` fails with `AGENTPOOL_QUEUE_FULL`. @default 1000 */
+  maxQueue?: number
+  /** Per-execution time limit; 0 means none. @default 30_000 */
+  timeoutMs?: number
+  /** Extra attempts after a failed one (not after a timeout or cancellation). @default 0 */
+  maxRetries?: number
+}
+
+export interface RuntimeConfig {
+  goal?: Goal
+  pool?: PoolOptions
+  state?: StateOptions
+  idempotency?: IdempotencyOptions
+  webhook?: WebhookOptions
+  entryPoints: EntryPointConfig[]
+  /** Folder against which relative handler paths resolve. @default the config file's folder, else process.cwd() */
+  baseDir?: string
+}
+
+/** Every option filled in. Internal. */
+export interface ResolvedEntryPoint {
+  id: string
+  name: string
+  /** Absolute path of the handler module. */
+  handler: string
+  trigger: TriggerConfig
+  isolation: { stream: IsolationLevel; global: IsolationLevel }
+  priority: number
+  maxConcurrent: number
+  maxQueue: number
+  timeoutMs: number
+  maxRetries: number
+}
+
+/** Every option filled in. Internal. */
+export interface ResolvedRuntimeConfig {
+  goal: (Goal & { constraints: Constraint[] }) | undefined
+  pool: { threads: number; tasksPerThread: number; idleTimeoutMs: number; maxHeapMb: number }
+  state: {
+    isolation: { stream: IsolationLevel; global: IsolationLevel }
+    maxBytes: number
+    maxKeys: number
+    historySize: number
+  }
+  idempotency: { ttlMs: number; maxKeys: number }
+  webhook: { host: string; port: number; bodyLimitBytes: number }
+  entryPoints: ResolvedEntryPoint[]
+  baseDir: string
+}
