@@ -1,0 +1,107 @@
+/**
+ * The wire protocol: every message that crosses a thread boundary is defined here, and both sides import
+ * it. Three paths exist:
+ *
+ * 1. **Task payloads** (main → worker, through Piscina `run`): a {@link BatchTask} carrying one or more
+ *    executions. Many executions travel in one pool message when queues are deep, which is how the
+ *    per-execution dispatch cost is hidden; each still has its own result, timeout and error.
+ * 2. **Records** (worker → main, through the per-thread SharedArrayBuffer ring of
+ *    `outcomes/record-channel.ts`): msgpack-encoded {@link WireRecord}s batched into frames. An execution's
+ *    end is itself a record ({@link EndRecord}), written after all of that execution's other records, so
+ *    when the main thread consumes the end it has consumed everything before it — and what a thread wrote
+ *    before it died is still in shared memory to be read.
+ * 3. **Control** (main → every worker, through a BroadcastChannel named by {@link controlChannelName}):
+ *    {@link ControlMessage}s such as aborting one execution's `ctx.signal`.
+ *
+ * @module
+ */
+import type { SerializedError } from './errors.js'
+
+/** One execution as it travels to a worker. */
+export interface ExecutionTask {
+  executionId: string
+  streamId: string
+  entryPointId: string
+  correlationId: string
+  attempt: number
+  /** Absolute path of the handler module. */
+  handler: string
+  input: unknown
+  meta: Record<string, unknown>
+  isolation: { stream: 'isolated' | 'shared' | 'synchronized'; global: 'isolated' | 'shared' | 'synchronized' }
+}
+
+/** The Piscina task payload: one pool message, one or more executions. */
+export interface BatchTask {
+  executions: ExecutionTask[]
+}
+
+/**
+ * What the Piscina task resolves with. Outcomes travel as {@link EndRecord}s through the record ring; an
+ * output too large for the ring comes back here instead, keyed by execution id.
+ */
+export interface BatchResult {
+  largeOutputs?: Record<string, unknown>
+}
+
+/** Record kinds. Every record carries the execution it belongs to and the attempt that made it. */
+export const RecordKind = {
+  END: 'end',
+  STATE_CHANGE: 'state_change',
+  STATE_CONFLICT: 'state_conflict',
+} as const
+
+interface RecordBase {
+  executionId: string
+  streamId: string
+  attempt: number
+}
+
+/** The last record of one attempt: the handler returned or threw. */
+export interface EndRecord extends RecordBase {
+  k: 'end'
+  ok: boolean
+  /** The handler's return value (absent when `largeOutput` is set or the handler failed). */
+  output?: unknown
+  /** True when the output was too large for the ring and comes back in {@link BatchResult.largeOutputs}. */
+  largeOutput?: boolean
+  error?: SerializedError
+  startedAt: number
+  completedAt: number
+}
+
+/** A committed change to a stream or global key (execution-scope changes are not published). */
+export interface StateChangeRecord extends RecordBase {
+  k: 'state_change'
+  key: string
+  scope: 'execution' | 'stream' | 'global'
+  old: unknown
+  new: unknown
+  timestamp: number
+}
+
+/** A synchronized write was refused because the key changed since this execution read it. */
+export interface StateConflictRecord extends RecordBase {
+  k: 'state_conflict'
+  key: string
+  scope: 'stream' | 'global'
+  timestamp: number
+}
+
+/** Every record kind. The outcomes section below adds decisions, outcomes, problems, violations, events. */
+export type WireRecord = EndRecord | StateChangeRecord | StateConflictRecord | OutcomeWireRecord
+
+/** Main → workers control messages. */
+export type ControlMessage = { kind: 'abort'; executionId: string; reason: 'timeout' | 'cancelled' | 'stopping' }
+
+/** Name of the BroadcastChannel a runtime uses for {@link ControlMessage}s. */
+export function controlChannelName(runtimeId: string): string {
+  return `agentpool:${runtimeId}:control`
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Outcomes section: decision / outcome / problem / violation / event records (owned by the outcomes module).
+// ---------------------------------------------------------------------------------------------------------
+
+/** Placeholder until the outcomes records are defined; replaced by the union of their record types. */
+export type OutcomeWireRecord = never
