@@ -103,5 +103,86 @@ export function controlChannelName(runtimeId: string): string {
 // Outcomes section: decision / outcome / problem / violation / event records (owned by the outcomes module).
 // ---------------------------------------------------------------------------------------------------------
 
-/** Placeholder until the outcomes records are defined; replaced by the union of their record types. */
-export type OutcomeWireRecord = never
+/** Record kinds written by `ctx.decide`, `ctx.recordOutcome`, `ctx.reportProblem`, `ctx.violateConstraint`, `ctx.emit`. */
+export const OutcomeRecordKind = {
+  DECISION: 'decision',
+  OUTCOME: 'outcome',
+  PROBLEM: 'problem',
+  VIOLATION: 'violation',
+  EVENT: 'event',
+} as const
+
+/** How bad a reported problem is. */
+export type ProblemSeverity = 'low' | 'medium' | 'high' | 'critical'
+
+/** One option a decision chose among. */
+export interface DecisionOption {
+  id: string
+  description?: string
+  [extra: string]: unknown
+}
+
+/** `ctx.decide`: a choice made by a handler, counted toward the goal criteria it names. */
+export interface DecisionRecord extends RecordBase {
+  k: 'decision'
+  /** `${executionId}:${attempt}:${seq}`, unique across the runtime. */
+  id: string
+  /** 0-based index of this decision within its attempt. */
+  seq: number
+  correlationId: string
+  intent: string
+  options: DecisionOption[]
+  chosen: string
+  reasoning: string
+  criteria: string[]
+  context?: unknown
+  timestamp: number
+}
+
+/** `ctx.recordOutcome`: the result of a decision. */
+export interface OutcomeRecord extends RecordBase {
+  k: 'outcome'
+  decisionId: string
+  /**
+   * The criteria of the decision, copied by the worker when the decision was made by the same attempt,
+   * so the aggregator counts the outcome exactly even if it no longer retains the decision.
+   */
+  criteria?: string[]
+  success: boolean
+  result?: unknown
+  error?: string
+  summary?: string
+  tokensUsed?: number
+  latencyMs?: number
+  timestamp: number
+}
+
+/** `ctx.reportProblem`. */
+export interface ProblemRecord extends RecordBase {
+  k: 'problem'
+  severity: ProblemSeverity
+  description: string
+  decisionId?: string
+  suggestedFix?: string
+  timestamp: number
+}
+
+/** `ctx.violateConstraint`: a goal constraint was broken. */
+export interface ViolationRecord extends RecordBase {
+  k: 'violation'
+  constraintId: string
+  details: unknown
+  timestamp: number
+}
+
+/** `ctx.emit`: a custom event for the main-thread event bus. */
+export interface EventRecord extends RecordBase {
+  k: 'event'
+  correlationId: string
+  type: string
+  data: unknown
+  timestamp: number
+}
+
+/** Every record the outcomes module defines. */
+export type OutcomeWireRecord = DecisionRecord | OutcomeRecord | ProblemRecord | ViolationRecord | EventRecord
