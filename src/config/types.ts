@@ -29,6 +29,13 @@ export interface SuccessCriterion {
   weight?: number
 }
 
+/** A success criterion with its defaults filled and its target as a fraction in [0, 1]. Internal. */
+export interface ResolvedSuccessCriterion extends SuccessCriterion {
+  metric: 'success_rate'
+  target: number
+  weight: number
+}
+
 export interface Constraint {
   id: string
   description: string
@@ -121,13 +128,31 @@ export interface RuntimeConfig {
   baseDir?: string
 }
 
+/**
+ * A trigger with its defaults filled in (still assignable to {@link TriggerConfig}). Webhook methods are
+ * upper-case and default to `['POST']`; `excludeOwn` defaults to `true` so an entry point never feeds on
+ * its own stream's events unless asked to; `runImmediately` defaults to `false`. Internal.
+ */
+export type ResolvedTriggerConfig =
+  | { type: 'api' }
+  | { type: 'manual' }
+  | { type: 'webhook'; path: string; methods: string[]; secretEnv: string | undefined }
+  | {
+      type: 'timer'
+      intervalMs: number | undefined
+      cron: string | undefined
+      timezone: string | undefined
+      runImmediately: boolean
+    }
+  | { type: 'event'; eventTypes: string[]; streamId: string | undefined; excludeOwn: boolean }
+
 /** Every option filled in. Internal. */
 export interface ResolvedEntryPoint {
   id: string
   name: string
   /** Absolute path of the handler module. */
   handler: string
-  trigger: TriggerConfig
+  trigger: ResolvedTriggerConfig
   isolation: { stream: IsolationLevel; global: IsolationLevel }
   priority: number
   maxConcurrent: number
@@ -138,7 +163,8 @@ export interface ResolvedEntryPoint {
 
 /** Every option filled in. Internal. */
 export interface ResolvedRuntimeConfig {
-  goal: (Goal & { constraints: Constraint[] }) | undefined
+  /** Criteria have `metric` and `weight` filled and `target` as a fraction in [0, 1] (`'90%'` → 0.9). */
+  goal: (Goal & { constraints: Constraint[]; successCriteria: ResolvedSuccessCriterion[] }) | undefined
   pool: { threads: number; tasksPerThread: number; idleTimeoutMs: number; maxHeapMb: number }
   state: {
     isolation: { stream: IsolationLevel; global: IsolationLevel }
