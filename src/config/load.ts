@@ -9,6 +9,7 @@ import { dirname, extname, resolve } from 'node:path'
 import { isNode, LineCounter, parseDocument } from 'yaml'
 import { ConfigError, type ConfigIssue } from '../errors.js'
 import { resolveConfig } from './resolve.js'
+import { parsePath } from './schema.js'
 import type { ResolvedRuntimeConfig } from './types.js'
 
 /**
@@ -65,7 +66,7 @@ function withLine(
   doc: ReturnType<typeof parseDocument>,
   lines: LineCounter,
 ): ConfigIssue {
-  const segs = issue.path.match(/[^.[\]]+/g)?.map((s) => (/^\d+$/.test(s) ? Number(s) : s)) ?? []
+  const segs = parsePath(issue.path)
   for (let n = segs.length; n > 0; n--) {
     const node = doc.getIn(segs.slice(0, n), true)
     if (isNode(node) && node.range) {

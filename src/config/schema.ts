@@ -207,14 +207,26 @@ export const runtimeConfigSchema = z.strictObject(
   says('must be an object'),
 )
 
-/** Renders a zod path as `entryPoints[1].trigger.type`. */
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/
+
+/** Renders a path as `entryPoints[1].trigger.type`; a key that is no identifier becomes `["a key"]`. */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = ''
   for (const seg of path) {
     if (typeof seg === 'number') out += `[${seg}]`
-    else out += out === '' ? String(seg) : `.${String(seg)}`
+    else if (typeof seg === 'string' && IDENTIFIER.test(seg)) out += out === '' ? seg : `.${seg}`
+    else out += `[${JSON.stringify(String(seg))}]`
   }
   return out
+}
+
+/** The inverse of {@link formatPath}. */
+export function parsePath(path: string): Array<string | number> {
+  const segs: Array<string | number> = []
+  for (const m of path.matchAll(/\.?([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]/g)) {
+    segs.push(m[1] ?? (m[2] !== undefined ? Number(m[2]) : JSON.parse(m[3])))
+  }
+  return segs
 }
 
 /** Keys a strict object at `path` accepts, for the "unknown key" message. */
