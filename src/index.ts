@@ -1,0 +1,26 @@
+/**
+ * agentpool — multi-entry-point agents on a multi-threaded worker pool (main-thread API).
+ * Handler modules import from `agentpool/handler` instead.
+ *
+ * @module
+ */
+export type {
+  Constraint,
+  EntryPointConfig,
+  Goal,
+  IdempotencyOptions,
+  IsolationLevel,
+  PoolOptions,
+  RuntimeConfig,
+  ScopeIsolation,
+  StateOptions,
+  SuccessCriterion,
+  TriggerConfig,
+  WebhookOptions,
+} from './config/index.js'
+export { loadConfigFile, resolveConfig } from './config/index.js'
+export * from './errors.js'
+export * from './events/index.js'
+export { OutcomeAggregator } from './outcomes/index.js'
+export * from './runtime/index.js'
+export { SharedBufferManager, StreamBuffer } from './state/index.js'

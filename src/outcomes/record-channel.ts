@@ -1,0 +1,295 @@
+/**
+ * The record channel: worker threads send {@link WireRecord}s to the main thread through one
+ * shared-memory {@link FrameRing} per thread, msgpack-encoded and batched into frames.
+ *
+ * - A worker encodes each record when it is pushed (so a record msgpack cannot carry is refused right
+ *   there, attributable to the call that made it) and appends the bytes to a pending buffer; `flush()`
+ *   copies the pending buffer into the ring as one frame. Record structures are shared along the frame
+ *   sequence of one ring (msgpackr `sequential`), so repeated shapes cost a byte or two of header.
+ * - The main thread reads every ring in `drain()`, synchronously. A doorbell word lets it sleep in
+ *   `Atomics.waitAsync` (never `Atomics.wait`: the main thread must not block) and wake when a producer
+ *   publishes while it sleeps.
+ * - Shared memory outlives a thread: frames a thread published before it died are still drained.
+ *
+ * Memory layout of the channel's SharedArrayBuffer:
+ *
+ * | offset | size | field   | meaning |
+ * |-------:|-----:|---------|---------|
+ * | 0      | 4    | SEQ     | doorbell sequence; bumped and notified by a producer that finds WAITING = 1 |
+ * | 4      | 4    | WAITING | 1 while the consumer sleeps (or is about to) on SEQ |
+ * | 8      | 56   | —       | reserved |
+ * | 64     | n×R  | rings   | `slots` {@link FrameRing}s of R = `FrameRing.byteLength(ringBytes)` bytes each |
+ *
+ * @module
+ */
+import { Packr, Unpackr } from 'msgpackr'
+import { RecordInvalidError } from '../errors.js'
+import type { WireRecord } from '../protocol.js'
+import { FrameRing, RingWrite } from '../shm/index.js'
+
+const SEQ = 0
+const WAITING = 1
+const BELL_BYTES = 64
+/** A zero-length frame tells the consumer the producer restarted its msgpack structure table. */
+const RESET_FRAME = new Uint8Array(0)
+/** How long a producer sleeps at most, per slice, waiting for ring space. */
+const SPACE_WAIT_SLICE_MS = 20
+
+/** What a worker needs to attach; structured-clonable. */
+export interface RecordChannelHandles {
+  sab: SharedArrayBuffer
+  slots: number
+  ringBytes: number
+}
+
+export interface RecordChannelOptions {
+  /** Rings, one per live thread; keep spares for replacement threads. */
+  slots: number
+  /** Data bytes per ring (rounded up to a power of two). @default 1 MiB */
+  ringBytes?: number
+}
+
+function ringAt(h: RecordChannelHandles, i: number): FrameRing {
+  return new FrameRing(h.sab, BELL_BYTES + i * FrameRing.byteLength(h.ringBytes), h.ringBytes)
+}
+
+function encodingError(err: unknown, record: { k?: unknown }): RecordInvalidError {
+  const why = err instanceof Error ? err.message : String(err)
+  return new RecordInvalidError(`a ${String(record.k)} record could not be encoded (${why}); nothing of it was sent`, {
+    kind: record.k,
+  })
+}
+
+/**
+ * Worker side: the producer of one ring. Create once per thread with {@link RecordWriter.attach}.
+ * All methods: the owning worker thread only. `push` never blocks; `flush` blocks only while the ring is
+ * full (the main thread is behind), in slices.
+ */
+export class RecordWriter {
+  private packr = new Packr({ sequential: true, moreTypes: true })
+  private pending: Uint8Array = new Uint8Array(64 * 1024)
+  private pendingBytes = 0
+  private pendingRecords = 0
+  private needsReset = false
+
+  private constructor(
+    private readonly ring: FrameRing,
+    private readonly bell: Int32Array,
+  ) {}
+
+  /**
+   * Claims a free ring for the calling thread.
+   * @throws Error if every ring is taken (more live threads than `slots`).
+   */
+  static attach(handles: RecordChannelHandles, threadId: number): RecordWriter {
+    const bell = new Int32Array(handles.sab, 0, BELL_BYTES / 4)
+    for (let i = 0; i < handles.slots; i++) {
+      const ring = ringAt(handles, i)
+      if (ring.claim(threadId)) return new RecordWriter(ring, bell)
+    }
+    throw new Error(`agentpool record channel: all ${handles.slots} rings are taken; raise the slot count`)
+  }
+
+  /** Records pushed and not yet flushed. */
+  get pendingCount(): number {
+    return this.pendingRecords
+  }
+
+  /** The largest flushed frame the ring takes; bigger payloads must travel another way. */
+  get maxFrameBytes(): number {
+    return this.ring.maxFrameBytes
+  }
+
+  /**
+   * Encodes `record` and appends it to the pending frame.
+   * @throws RecordInvalidError if msgpack cannot carry the record; nothing of it is kept.
+   */
+  push(record: WireRecord): void {
+    let bytes: Uint8Array
+    try {
+      bytes = this.packr.pack(record)
+    } catch (err) {
+      // A failed pack may have registered a record structure the consumer never sees: restart both tables.
+      this.packr = new Packr({ sequential: true, moreTypes: true })
+      this.needsReset = true
+      throw encodingError(err, record as { k?: unknown })
+    }
+    if (bytes.length > this.ring.maxFrameBytes) {
+      // The bytes may define a record structure; dropping them means restarting both tables.
+      this.packr = new Packr({ sequential: true, moreTypes: true })
+      this.needsReset = true
+      throw new RecordInvalidError(
+        `a ${String((record as { k?: unknown }).k)} record of ${bytes.length} bytes is larger than the record channel carries (${this.ring.maxFrameBytes} bytes)`,
+        { kind: (record as { k?: unknown }).k, bytes: bytes.length, tooLarge: true },
+      )
+    }
+    if (this.needsReset) this.startNewStructureTable()
+    this.append(bytes)
+    this.pendingRecords++
+  }
+
+  /** Publishes everything pushed so far as one frame. Blocks while the ring is full. */
+  flush(): void {
+    if (this.pendingBytes === 0) return
+    this.writeFrame(this.pending, this.pendingBytes)
+    this.pendingBytes = 0
+    this.pendingRecords = 0
+  }
+
+  private startNewStructureTable(): void {
+    // Frames already encoded with the old table go first, then the marker that resets the consumer's.
+    this.flush()
+    this.writeFrame(RESET_FRAME, 0)
+    this.needsReset = false
+  }
+
+  private append(bytes: Uint8Array): void {
+    const need = this.pendingBytes + bytes.length
+    if (need > this.ring.maxFrameBytes && this.pendingBytes > 0) this.flush()
+    if (this.pendingBytes + bytes.length > this.pending.length) {
+      const grown = new Uint8Array(Math.max(this.pending.length * 2, this.pendingBytes + bytes.length))
+      grown.set(this.pending.subarray(0, this.pendingBytes))
+      this.pending = grown
+    }
+    this.pending.set(bytes, this.pendingBytes)
+    this.pendingBytes += bytes.length
+  }
+
+  private writeFrame(bytes: Uint8Array, length: number): void {
+    for (;;) {
+      const status = this.ring.tryWrite(bytes, length)
+      if (status === RingWrite.OK) break
+      if (status === RingWrite.TOO_LARGE) {
+        throw new RecordInvalidError(
+          `a record of ${length} bytes is larger than the record channel carries (${this.ring.maxFrameBytes} bytes)`,
+          { bytes: length },
+        )
+      }
+      this.ring_bell()
+      this.ring.waitForSpace(SPACE_WAIT_SLICE_MS)
+    }
+    this.ring_bell()
+  }
+
+  private ring_bell(): void {
+    // Only wake the consumer when it sleeps: a CAS so exactly one producer pays for the notify.
+    if (Atomics.load(this.bell, WAITING) === 1 && Atomics.compareExchange(this.bell, WAITING, 1, 0) === 1) {
+      Atomics.add(this.bell, SEQ, 1)
+      Atomics.notify(this.bell, SEQ)
+    }
+  }
+}
+
+/**
+ * Main side: the consumer of every ring. Main thread only; no method blocks.
+ */
+export class RecordChannel {
+  readonly handles: RecordChannelHandles
+  private readonly rings: FrameRing[]
+  private readonly unpackrs: Unpackr[]
+  private readonly bell: Int32Array
+  private listener: (records: WireRecord[]) => void = () => {}
+  private listening = false
+  private draining = false
+
+  private constructor(handles: RecordChannelHandles) {
+    this.handles = handles
+    this.bell = new Int32Array(handles.sab, 0, BELL_BYTES / 4)
+    this.rings = Array.from({ length: handles.slots }, (_, i) => ringAt(handles, i))
+    this.unpackrs = this.rings.map(() => newUnpackr())
+  }
+
+  /** Allocates the channel's shared memory. */
+  static create(opts: RecordChannelOptions): RecordChannel {
+    const ringBytes = FrameRing.byteLength(opts.ringBytes ?? 1 << 20) - FrameRing.HEADER_BYTES
+    const sab = new SharedArrayBuffer(BELL_BYTES + opts.slots * FrameRing.byteLength(ringBytes))
+    const handles: RecordChannelHandles = { sab, slots: opts.slots, ringBytes }
+    for (let i = 0; i < opts.slots; i++) {
+      FrameRing.initialize(sab, BELL_BYTES + i * FrameRing.byteLength(ringBytes), ringBytes)
+    }
+    return new RecordChannel(handles)
+  }
+
+  /** Sets the one consumer of decoded records, called in ring order per thread. */
+  onRecords(listener: (records: WireRecord[]) => void): void {
+    this.listener = listener
+  }
+
+  /**
+   * Reads and delivers every published record of every ring, synchronously.
+   * Re-entrant calls (from inside the listener) return 0 and leave the rest to the running drain.
+   * @returns records delivered.
+   */
+  drain(): number {
+    if (this.draining) return 0
+    this.draining = true
+    let delivered = 0
+    try {
+      for (let i = 0; i < this.rings.length; i++) {
+        if (this.rings[i]!.isEmpty()) continue
+        this.rings[i]!.read((frame) => {
+          if (frame.length === 0) {
+            this.unpackrs[i] = newUnpackr()
+            return
+          }
+          const records = this.unpackrs[i]!.unpackMultiple(frame) as WireRecord[]
+          delivered += records.length
+          this.listener(records)
+        })
+      }
+    } finally {
+      this.draining = false
+    }
+    return delivered
+  }
+
+  /**
+   * Frees the ring of a thread that has exited, after delivering what it left. Main thread.
+   */
+  releaseThread(threadId: number): void {
+    this.drain()
+    for (let i = 0; i < this.rings.length; i++) {
+      if (this.rings[i]!.owner() === threadId) {
+        this.rings[i]!.release()
+        this.unpackrs[i] = newUnpackr()
+      }
+    }
+  }
+
+  /** Starts waking on the doorbell so records are delivered while executions run. */
+  listen(): void {
+    if (this.listening) return
+    this.listening = true
+    void this.loop()
+  }
+
+  /** Stops waking on the doorbell (a final `drain()` is the caller's). */
+  close(): void {
+    this.listening = false
+    Atomics.store(this.bell, WAITING, 0)
+    Atomics.add(this.bell, SEQ, 1)
+    Atomics.notify(this.bell, SEQ)
+  }
+
+  private async loop(): Promise<void> {
+    while (this.listening) {
+      try {
+        this.drain()
+      } catch (err) {
+        // A consumer bug must not stop delivery for good; surface it and keep listening.
+        process.emitWarning(err instanceof Error ? err : String(err), 'AgentPoolRecordChannel')
+      }
+      const seq = Atomics.load(this.bell, SEQ)
+      // Announce the sleep, then look once more: a frame published before a producer saw WAITING = 1
+      // would otherwise wait for the next one.
+      Atomics.store(this.bell, WAITING, 1)
+      if (this.drain() > 0) continue
+      const waited = Atomics.waitAsync(this.bell, SEQ, seq)
+      if (waited.async) await waited.value
+    }
+  }
+}
+
+function newUnpackr(): Unpackr {
+  return new Unpackr({ sequential: true, moreTypes: true })
+}

@@ -1,0 +1,240 @@
+/**
+ * `AgentRuntime`: the public facade. It validates the config, owns the shared state regions, the record
+ * channel, the event bus, the outcome aggregator and the pool, and delegates admission and dispatch to the
+ * private {@link RuntimeEngine}. Main thread only; no method blocks.
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto'
+import { loadConfigFile, type ResolvedRuntimeConfig, resolveConfig, type RuntimeConfig } from '../config/index.js'
+import { InvalidArgumentError, NotRunningError } from '../errors.js'
+import { EventBus } from '../events/index.js'
+import { OutcomeAggregator, RecordChannel, routeRecord } from '../outcomes/index.js'
+import { SharedBufferManager } from '../state/index.js'
+import { startTriggers, type Triggers } from '../triggers/index.js'
+import { exposeDelegation } from './delegation.js'
+import { RuntimeEngine } from './engine.js'
+import type { ExecutionResult, RuntimeStats, StopOptions, TriggerOptions } from './types.js'
+import { WorkerPool } from './worker-pool.js'
+
+/** Configs that already went through {@link resolveConfig} (from {@link AgentRuntime.fromConfigFile}). */
+const preResolved = new WeakSet<object>()
+
+/** Record rings kept beyond one per thread, for threads that replace dead ones before the old ring is freed. */
+const SPARE_RINGS = 4
+
+type Phase = 'created' | 'starting' | 'running' | 'stopping' | 'stopped'
+
+/**
+ * Runs a multi-entry-point agent: each entry point feeds its own stream of executions, every execution
+ * runs on a pool thread, and decisions, outcomes and events come back to {@link outcomes} and
+ * {@link events}.
+ *
+ * ```ts
+ * const runtime = new AgentRuntime({ entryPoints: [{ id: 'tickets', handler: './tickets.ts', trigger: { type: 'api' } }] })
+ * await runtime.start()
+ * const result = await runtime.triggerAndWait('tickets', { ticketId: 'T-1' })
+ * await runtime.stop()
+ * ```
+ */
+export class AgentRuntime {
+  /** Lifecycle, execution, state, goal and custom events. */
+  readonly events: EventBus
+  /** The shared state regions; the same `StreamBuffer` API as handlers get, for the main thread. */
+  readonly state: SharedBufferManager
+  /** Decisions and outcomes of every stream, and progress toward the goal. */
+  readonly outcomes: OutcomeAggregator
+  /** The resolved configuration (every default filled in). */
+  readonly config: ResolvedRuntimeConfig
+  private readonly runtimeId = randomUUID()
+  private readonly engine: RuntimeEngine
+  private readonly channel: RecordChannel
+  private pool: WorkerPool | undefined
+  private triggers: Triggers | undefined
+  private delegation: { close(): void } | undefined
+  private phase: Phase = 'created'
+
+  /** @throws ConfigError naming every invalid field and its value. */
+  constructor(config: RuntimeConfig) {
+    this.config = preResolved.has(config)
+      ? (config as unknown as ResolvedRuntimeConfig)
+      : resolveConfig(config, config?.baseDir === undefined ? {} : { baseDir: config.baseDir })
+    const { state, pool, goal } = this.config
+    this.events = new EventBus()
+    this.outcomes = new OutcomeAggregator(goal, { bus: this.events })
+    this.state = SharedBufferManager.create({
+      maxBytes: state.maxBytes,
+      maxKeys: state.maxKeys,
+      historySize: state.historySize,
+    })
+    this.channel = RecordChannel.create({ slots: pool.threads + SPARE_RINGS })
+    const sinks = { aggregator: this.outcomes, bus: this.events }
+    this.engine = new RuntimeEngine(this.config, this.runtimeId, this.events, this.state, {
+      onRecords: (records) => {
+        for (const r of records) routeRecord(r, sinks)
+      },
+      drainRecords: () => {
+        this.channel.drain()
+      },
+    })
+    this.channel.onRecords((records) => this.engine.consume(records))
+  }
+
+  /** Reads a YAML or JSON config file; handler paths resolve against the file's folder. */
+  static async fromConfigFile(path: string): Promise<AgentRuntime> {
+    const resolved = await loadConfigFile(path)
+    preResolved.add(resolved)
+    return new AgentRuntime(resolved as unknown as RuntimeConfig)
+  }
+
+  /** The webhook server's base URL, once started, when any entry point has a webhook trigger. */
+  get webhookUrl(): string | undefined {
+    return this.triggers?.webhookUrl
+  }
+
+  /** Starts the pool threads, the record channel, the webhook server and the timers. */
+  async start(): Promise<void> {
+    if (this.phase !== 'created') {
+      throw new NotRunningError(`start(): the runtime was already ${this.phase === 'stopped' ? 'stopped' : 'started'}`)
+    }
+    this.phase = 'starting'
+    this.pool = new WorkerPool(
+      this.config,
+      { runtimeId: this.runtimeId, channel: this.channel.handles, state: this.state.handles },
+      {
+        onThreadExit: (threadId) => {
+          // What the thread published before dying is delivered first, then its ring and locks are freed.
+          this.channel.releaseThread(threadId)
+          this.state.threadExited(threadId)
+        },
+      },
+    )
+    this.channel.listen()
+    this.delegation = exposeDelegation(this.runtimeId, (entryPointId, input, parent) =>
+      this.triggerAndWait(entryPointId, input, {
+        correlationId: parent.correlationId,
+        meta: { trigger: 'delegation', parentExecutionId: parent.executionId },
+      }),
+    )
+    this.engine.attach(this.pool)
+    for (const ep of this.config.entryPoints) {
+      this.events.publish({ type: 'stream_started', streamId: ep.id, data: { entryPointId: ep.id } })
+    }
+    this.triggers = await startTriggers(
+      {
+        trigger: (id, input, opts = {}) => {
+          const { depth, ...rest } = opts
+          return Promise.resolve(this.engine.admit(id, input, rest, depth ?? 0))
+        },
+        events: this.events,
+        stats: () => this.stats(),
+        stateStats: () => this.state.stats(),
+        depthOf: (id) => this.engine.depthOf(id),
+      },
+      this.config,
+    )
+    this.phase = 'running'
+  }
+
+  /**
+   * Admits one execution and returns its id as soon as it is queued.
+   * @throws UnknownEntryPointError, NotRunningError, QueueFullError (nothing admitted is affected).
+   */
+  async trigger(entryPointId: string, input?: unknown, opts?: TriggerOptions): Promise<string> {
+    checkOptions(opts)
+    return this.engine.admit(entryPointId, input, { meta: { trigger: 'api' }, ...opts })
+  }
+
+  /** Admits one execution and resolves with its result once it is final and its records are consumed. */
+  async triggerAndWait<Output = unknown>(
+    entryPointId: string,
+    input?: unknown,
+    opts?: TriggerOptions,
+  ): Promise<ExecutionResult<Output>> {
+    checkOptions(opts)
+    const id = this.engine.admit(entryPointId, input, { meta: { trigger: 'api' }, ...opts })
+    return this.engine.wait(id) as Promise<ExecutionResult<Output>>
+  }
+
+  /**
+   * Resolves with an execution's result (at once if it already ended; results are kept for the most recent
+   * 10 000 executions).
+   * @throws InvalidArgumentError for an id this runtime does not know.
+   */
+  async waitForExecution<Output = unknown>(executionId: string): Promise<ExecutionResult<Output>> {
+    const waiting = this.engine.wait(executionId)
+    if (waiting === undefined) {
+      throw new InvalidArgumentError(`unknown execution id ${JSON.stringify(executionId)}`, { executionId })
+    }
+    return waiting as Promise<ExecutionResult<Output>>
+  }
+
+  /** Per-stream counters and latency percentiles, and pool figures. */
+  stats(): RuntimeStats {
+    return this.engine.stats()
+  }
+
+  /** Stops a timer entry point from firing until {@link resumeTimer}. */
+  pauseTimer(entryPointId: string): void {
+    this.requireTriggers('pauseTimer').pauseTimer(entryPointId)
+  }
+
+  resumeTimer(entryPointId: string): void {
+    this.requireTriggers('resumeTimer').resumeTimer(entryPointId)
+  }
+
+  /** Next fire time and counters of every timer entry point. */
+  timerStats(): ReturnType<Triggers['timerStats']> {
+    return this.triggers?.timerStats() ?? {}
+  }
+
+  /**
+   * Stops triggers, then either lets every admitted execution finish (`drain: true`, the default) or
+   * cancels them, delivers all records, and stops the threads.
+   */
+  async stop(opts: StopOptions = {}): Promise<void> {
+    if (this.phase === 'stopped' || this.phase === 'stopping') return
+    const wasStarted = this.phase !== 'created'
+    this.phase = 'stopping'
+    await this.triggers?.stop()
+    await this.engine.stop({ drain: opts.drain ?? true })
+    this.delegation?.close()
+    this.channel.close()
+    await this.pool?.close()
+    this.channel.drain()
+    if (wasStarted) {
+      for (const ep of this.config.entryPoints) {
+        this.events.publish({ type: 'stream_stopped', streamId: ep.id, data: { entryPointId: ep.id } })
+      }
+    }
+    this.phase = 'stopped'
+  }
+
+  private requireTriggers(what: string): Triggers {
+    if (this.triggers === undefined) throw new NotRunningError(`${what}()`)
+    return this.triggers
+  }
+}
+
+function checkOptions(opts: TriggerOptions | undefined): void {
+  if (opts === undefined) return
+  if (typeof opts !== 'object' || opts === null) {
+    throw new InvalidArgumentError(`trigger options must be an object, got ${typeof opts}`)
+  }
+  const { priority, timeoutMs, idempotencyKey, correlationId, signal } = opts
+  if (priority !== undefined && !Number.isFinite(priority)) {
+    throw new InvalidArgumentError(`opts.priority must be a finite number, got ${String(priority)}`)
+  }
+  if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
+    throw new InvalidArgumentError(`opts.timeoutMs must be a number ≥ 0, got ${String(timeoutMs)}`)
+  }
+  if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || idempotencyKey.length === 0)) {
+    throw new InvalidArgumentError(`opts.idempotencyKey must be a non-empty string, got ${String(idempotencyKey)}`)
+  }
+  if (correlationId !== undefined && typeof correlationId !== 'string') {
+    throw new InvalidArgumentError(`opts.correlationId must be a string, got ${typeof correlationId}`)
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new InvalidArgumentError('opts.signal must be an AbortSignal')
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * Remembers which execution an idempotency key started, for `ttlMs`, at most `maxKeys` keys (the oldest
+ * is evicted first). Main thread only.
+ *
+ * @module
+ */
+
+interface Entry {
+  executionId: string
+  expiresAt: number
+}
+
+export class IdempotencyCache {
+  // A Map iterates in insertion order, so its first entry is always the oldest key.
+  private readonly entries = new Map<string, Entry>()
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly maxKeys: number,
+  ) {}
+
+  /** The execution id remembered for `key`, if its TTL has not passed. */
+  get(key: string, now = Date.now()): string | undefined {
+    const entry = this.entries.get(key)
+    if (entry === undefined) return undefined
+    if (entry.expiresAt <= now) {
+      this.entries.delete(key)
+      return undefined
+    }
+    return entry.executionId
+  }
+
+  set(key: string, executionId: string, now = Date.now()): void {
+    this.entries.delete(key)
+    this.entries.set(key, { executionId, expiresAt: now + this.ttlMs })
+    this.evict(now)
+  }
+
+  /** Forgets `key` (its execution was refused after all). */
+  delete(key: string): void {
+    this.entries.delete(key)
+  }
+
+  get size(): number {
+    return this.entries.size
+  }
+
+  private evict(now: number): void {
+    for (const [key, entry] of this.entries) {
+      if (this.entries.size <= this.maxKeys && entry.expiresAt > now) break
+      this.entries.delete(key)
+    }
+  }
+}

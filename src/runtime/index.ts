@@ -1,0 +1,8 @@
+/**
+ * The runtime: `AgentRuntime` and its public types. The only door into this folder.
+ *
+ * @module
+ */
+export { AgentRuntime } from './agent-runtime.js'
+export { ABORT_GRACE_MS, MAX_BATCH } from './engine.js'
+export type * from './types.js'

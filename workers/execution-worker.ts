@@ -1,0 +1,187 @@
+/**
+ * The Piscina worker entry: runs the executions of one pool message on this thread.
+ *
+ * At load (once per thread) it claims this thread's record ring, attaches the shared state regions, joins
+ * the control channel and connects the delegation channel. For each execution it loads the handler module
+ * (once per thread and path), builds `ctx`, runs the handler, and reports the end as an `end` record
+ * after every other record of that attempt. Records are flushed as one frame per turn of the event loop,
+ * and always before the pool message returns.
+ *
+ * @module
+ */
+import { threadId, workerData } from 'node:worker_threads'
+import { pathToFileURL } from 'node:url'
+import { HandlerModuleError, RecordInvalidError, serializeError } from '../src/errors.js'
+import { createExecutionRecorder, RecordWriter } from '../src/outcomes/index.js'
+import type { BatchResult, BatchTask, ControlMessage, EndRecord, ExecutionTask, WireRecord } from '../src/protocol.js'
+import { controlChannelName } from '../src/protocol.js'
+import { connectDelegation } from '../src/runtime/delegation.js'
+import type { WorkerSetup } from '../src/runtime/worker-pool.js'
+import { SharedBufferManager } from '../src/state/index.js'
+import type { Handler, HandlerContext } from '../src/handler.js'
+
+const setup = workerData as WorkerSetup
+const writer = RecordWriter.attach(setup.channel as Parameters<typeof RecordWriter.attach>[0], threadId)
+const state = SharedBufferManager.attach(setup.state as Parameters<typeof SharedBufferManager.attach>[0])
+const delegate = connectDelegation(setup.runtimeId)
+const aborts = new Map<string, AbortController>()
+const handlers = new Map<string, Promise<Handler>>()
+
+const control = new BroadcastChannel(controlChannelName(setup.runtimeId))
+control.onmessage = (event: MessageEvent) => {
+  const message = event.data as ControlMessage
+  if (message.kind === 'abort') aborts.get(message.executionId)?.abort(message.reason)
+}
+// The control channel must not keep an idle thread alive.
+control.unref()
+
+let flushScheduled = false
+const sink = {
+  push(record: WireRecord): void {
+    writer.push(record)
+    scheduleFlush()
+  },
+}
+
+function scheduleFlush(): void {
+  if (flushScheduled) return
+  flushScheduled = true
+  setImmediate(() => {
+    flushScheduled = false
+    writer.flush()
+  })
+}
+
+function loadHandler(path: string): Promise<Handler> {
+  let loaded = handlers.get(path)
+  if (loaded === undefined) {
+    loaded = import(pathToFileURL(path).href).then(
+      (mod: Record<string, unknown>) => {
+        const exported = mod.default ?? mod.handler
+        if (typeof exported !== 'function') {
+          throw new HandlerModuleError(
+            `handler module ${path} does not export a handler: export default defineHandler(async (input, ctx) => …)`,
+            { handler: path },
+          )
+        }
+        return exported as Handler
+      },
+      (err: unknown) => {
+        throw new HandlerModuleError(
+          `handler module ${path} could not be loaded: ${err instanceof Error ? err.message : String(err)}`,
+          { handler: path },
+        )
+      },
+    )
+    handlers.set(path, loaded)
+  }
+  return loaded
+}
+
+function buildContext(task: ExecutionTask, signal: AbortSignal): HandlerContext {
+  const ids = {
+    executionId: task.executionId,
+    streamId: task.streamId,
+    entryPointId: task.entryPointId,
+    correlationId: task.correlationId,
+    attempt: task.attempt,
+  }
+  const recorder = createExecutionRecorder(sink, ids)
+  const buffer = state.createBuffer(task.executionId, task.streamId, task.isolation, {
+    onChange(change) {
+      sink.push({
+        k: 'state_change',
+        executionId: task.executionId,
+        streamId: task.streamId,
+        attempt: task.attempt,
+        key: change.key,
+        scope: change.scope,
+        old: change.old,
+        new: change.new,
+        timestamp: change.timestamp,
+      })
+    },
+    onConflict(info) {
+      sink.push({
+        k: 'state_conflict',
+        executionId: task.executionId,
+        streamId: task.streamId,
+        attempt: task.attempt,
+        key: info.key,
+        scope: info.scope,
+        timestamp: Date.now(),
+      })
+    },
+  })
+  return {
+    ...ids,
+    meta: task.meta,
+    signal,
+    state: buffer,
+    decide: recorder.decide,
+    recordOutcome: recorder.recordOutcome,
+    reportProblem: recorder.reportProblem,
+    violateConstraint: recorder.violateConstraint,
+    emit: recorder.emit,
+    trigger: (entryPointId: string, input: unknown) =>
+      delegate(entryPointId, input, { executionId: task.executionId, correlationId: task.correlationId }),
+  }
+}
+
+async function runOne(task: ExecutionTask, largeOutputs: Record<string, unknown>): Promise<void> {
+  const controller = new AbortController()
+  aborts.set(task.executionId, controller)
+  const startedAt = Date.now()
+  let ok = false
+  let output: unknown
+  let error: EndRecord['error']
+  try {
+    const handler = await loadHandler(task.handler)
+    output = await handler(task.input, buildContext(task, controller.signal))
+    ok = true
+  } catch (err) {
+    error = serializeError(err)
+    error.code ??= 'AGENTPOOL_HANDLER_FAILED'
+  } finally {
+    aborts.delete(task.executionId)
+    state.cleanupExecution(task.executionId)
+  }
+  const end: EndRecord = {
+    k: 'end',
+    executionId: task.executionId,
+    streamId: task.streamId,
+    attempt: task.attempt,
+    ok,
+    startedAt,
+    completedAt: Date.now(),
+  }
+  if (ok) end.output = output
+  else end.error = error
+  pushEnd(end, largeOutputs)
+}
+
+/** Pushes an end record; an output too large for the ring travels in the pool message's result instead. */
+function pushEnd(end: EndRecord, largeOutputs: Record<string, unknown>): void {
+  try {
+    sink.push(end)
+  } catch (err) {
+    if (end.ok && err instanceof RecordInvalidError && err.details?.tooLarge === true) {
+      largeOutputs[end.executionId] = end.output
+      sink.push({ ...end, output: undefined, largeOutput: true })
+      return
+    }
+    // The end itself cannot be encoded: the attempt fails with the reason, not silently.
+    sink.push({ ...end, ok: false, output: undefined, error: serializeError(err) })
+  }
+}
+
+/** Runs every execution of one pool message concurrently; resolves when all have ended. */
+export default async function run(task: BatchTask): Promise<BatchResult> {
+  const largeOutputs: Record<string, unknown> = {}
+  if (task.executions.length === 1) await runOne(task.executions[0]!, largeOutputs)
+  else await Promise.all(task.executions.map((t) => runOne(t, largeOutputs)))
+  // Every end must be in shared memory before the pool message returns.
+  writer.flush()
+  for (const _ in largeOutputs) return { largeOutputs }
+  return {}
+}
