@@ -24,6 +24,12 @@ export const ErrorCode = {
   HANDLER_MODULE: 'AGENTPOOL_HANDLER_MODULE',
   WORKER_CRASHED: 'AGENTPOOL_WORKER_CRASHED',
   RECORD_INVALID: 'AGENTPOOL_RECORD_INVALID',
+  WEBHOOK_NOT_FOUND: 'AGENTPOOL_WEBHOOK_NOT_FOUND',
+  WEBHOOK_METHOD_NOT_ALLOWED: 'AGENTPOOL_WEBHOOK_METHOD_NOT_ALLOWED',
+  WEBHOOK_SIGNATURE: 'AGENTPOOL_WEBHOOK_SIGNATURE',
+  WEBHOOK_BODY_TOO_LARGE: 'AGENTPOOL_WEBHOOK_BODY_TOO_LARGE',
+  WEBHOOK_BAD_REQUEST: 'AGENTPOOL_WEBHOOK_BAD_REQUEST',
+  CASCADE_DEPTH: 'AGENTPOOL_CASCADE_DEPTH',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
@@ -186,6 +192,36 @@ export class RecordInvalidError extends AgentPoolError {
   }
 }
 
+/** A webhook request was refused; `status` is the HTTP status it is answered with. */
+export class WebhookRequestError extends AgentPoolError {
+  readonly status: number
+
+  constructor(
+    code:
+      | typeof ErrorCode.WEBHOOK_NOT_FOUND
+      | typeof ErrorCode.WEBHOOK_METHOD_NOT_ALLOWED
+      | typeof ErrorCode.WEBHOOK_SIGNATURE
+      | typeof ErrorCode.WEBHOOK_BODY_TOO_LARGE
+      | typeof ErrorCode.WEBHOOK_BAD_REQUEST,
+    status: number,
+    message: string,
+  ) {
+    super(code, message, { details: { status } })
+    this.status = status
+  }
+}
+
+/** An event-triggered execution was not started: the cascade of events triggering executions is too deep. */
+export class CascadeDepthError extends AgentPoolError {
+  constructor(entryPointId: string, eventType: string, depth: number, maxDepth: number) {
+    super(
+      ErrorCode.CASCADE_DEPTH,
+      `event ${JSON.stringify(eventType)} did not trigger ${JSON.stringify(entryPointId)}: cascade depth ${depth} exceeds the limit of ${maxDepth} (events triggering executions that emit events); break the cycle or narrow the event trigger`,
+      { details: { entryPointId, eventType, depth, maxDepth } },
+    )
+  }
+}
+
 /** An error as it crosses a thread boundary. */
 export interface SerializedError {
   name: string
@@ -217,6 +253,7 @@ for (const cls of [
 ]) {
   classesByCode[cls.name] = cls as never
 }
+for (const cls of [WebhookRequestError, CascadeDepthError]) classesByCode[cls.name] = cls as never
 
 /** Turns any thrown value into a plain object that survives structured clone and msgpack. */
 export function serializeError(err: unknown, depth = 0): SerializedError {
