@@ -1,0 +1,48 @@
+/**
+ * The benchmark harness: shared types, the side-by-side comparison every suite uses, the runner behind
+ * `npm run bench`, and the analysis and charts of the concurrency-limit sweep.
+ */
+
+export { parseRunArgs, parseSweepArgs, RUN_USAGE, type RunArgs, SWEEP_USAGE, type SweepArgs } from './args.js'
+export { escapeXml, niceCeil, renderSweepSvg, renderTerminalChart, threadSeries } from './charts.js'
+export {
+  budgetFor,
+  type CompareSpec,
+  compareSideBySide,
+  formatHz,
+  makeEntry,
+  passes,
+  type RoundBudget,
+  type SideSpec,
+} from './compare.js'
+export {
+  BENCH_DIR,
+  discoverSuites,
+  EXIT,
+  exitCodeFor,
+  formatTable,
+  loadSuite,
+  machineInfo,
+  main as runBench,
+  type RunSuitesOptions,
+  runSuites,
+  suiteStem,
+  validateEntries,
+  writeResults,
+} from './runner.js'
+export { median, percentile } from './stats.js'
+export {
+  analyzeSweep,
+  compareSettings,
+  describeSetting,
+  findKnee,
+  findKnees,
+  KNEE_TOLERANCE,
+  pickWithinBudget,
+  type SweepDimension,
+  type SweepPick,
+  type SweepPoint,
+  type SweepResults,
+  type SweepSetting,
+} from './sweep-analysis.js'
+export type * from './types.js'
