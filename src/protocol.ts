@@ -186,3 +186,19 @@ export interface EventRecord extends RecordBase {
 
 /** Every record the outcomes module defines. */
 export type OutcomeWireRecord = DecisionRecord | OutcomeRecord | ProblemRecord | ViolationRecord | EventRecord
+
+// ---------------------------------------------------------------------------------------------------------
+// Delegation section: `ctx.trigger` calls, worker → main through comlink (owned by runtime/delegation.ts).
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * Names of the two BroadcastChannels that carry delegation calls of one runtime: comlink requests go
+ * worker → main on `requests`, answers main → worker on `replies` (every worker hears every answer and
+ * keeps the ones whose comlink id it is waiting for).
+ */
+export function delegationChannelNames(runtimeId: string): { requests: string; replies: string } {
+  return { requests: `agentpool:${runtimeId}:delegate:req`, replies: `agentpool:${runtimeId}:delegate:res` }
+}
+
+/** What the main side answers a delegation with: the result, or the error to rethrow in the worker. */
+export type DelegationReply<Result> = { ok: true; result: Result } | { ok: false; error: SerializedError }

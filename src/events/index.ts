@@ -1,0 +1,21 @@
+/**
+ * Events: the {@link EventBus} and the typed event vocabulary.
+ *
+ * @module
+ */
+export { EventBus } from './event-bus.js'
+export type { EventBusOptions, HistoryQuery, SubscribeOptions, WaitForOptions } from './event-bus.js'
+export { BUILT_IN_EVENT_TYPES } from './event-types.js'
+export type {
+  AgentEvent,
+  AgentEventOf,
+  BuiltInEvents,
+  BuiltInEventType,
+  CriterionProgressSummary,
+  ErrorSummary,
+  EventData,
+  EventFilter,
+  EventHandler,
+  EventInput,
+  EventType,
+} from './event-types.js'

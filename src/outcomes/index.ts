@@ -1,0 +1,31 @@
+/**
+ * Outcomes: the worker-side recorder behind `ctx.decide` and friends, the record channel that carries
+ * records to the main thread, the router that consumes them, and the {@link OutcomeAggregator}.
+ *
+ * @module
+ */
+export * from './record-channel.js'
+export { createExecutionRecorder } from './execution-recorder.js'
+export type { ExecutionIds, ExecutionRecorder, RecordSink } from './execution-recorder.js'
+export { parseTarget } from './goal.js'
+export { OutcomeAggregator } from './outcome-aggregator.js'
+export type { AggregatedRecord } from './outcome-aggregator.js'
+export { routeRecord } from './record-router.js'
+export type { RecordTargets } from './record-router.js'
+export type {
+  ConstraintViolationSummary,
+  CriterionEvidence,
+  CriterionProgress,
+  Decision,
+  DecisionInput,
+  DecisionOption,
+  GoalMetrics,
+  GoalProgress,
+  Outcome,
+  OutcomeAggregatorOptions,
+  OutcomeInput,
+  OutcomeStats,
+  ProblemOptions,
+  ProblemSeverity,
+  StreamOutcomeStats,
+} from './types.js'

@@ -1,0 +1,439 @@
+/**
+ * The main-thread {@link OutcomeAggregator}: consumes decision, outcome, problem and violation records
+ * from every stream, keeps exact counters and a bounded window of recent decisions, evaluates the goal,
+ * and publishes `goal_progress`, `goal_achieved` and `constraint_violation` when they change.
+ *
+ * @module
+ */
+import type { Goal } from '../config/types.js'
+import type { EventBus } from '../events/index.js'
+import type { DecisionRecord, OutcomeRecord, ProblemRecord, ViolationRecord } from '../protocol.js'
+import { type NormalizedCriterion, type NormalizedGoal, normalizeGoal, resolveAggregatorOptions } from './goal.js'
+import type {
+  ConstraintViolationSummary,
+  CriterionProgress,
+  Decision,
+  GoalProgress,
+  Outcome,
+  OutcomeAggregatorOptions,
+  OutcomeStats,
+  ProblemSeverity,
+  ResolvedOutcomeAggregatorOptions,
+  StreamOutcomeStats,
+} from './types.js'
+
+/** Records the aggregator consumes. */
+export type AggregatedRecord = DecisionRecord | OutcomeRecord | ProblemRecord | ViolationRecord
+
+interface CriterionCounters {
+  decisions: number
+  successes: number
+  failures: number
+}
+
+interface Snapshot {
+  overall: number
+  recommendation: GoalProgress['recommendation']
+  metMask: string
+}
+
+/**
+ * Aggregates outcomes across streams toward the runtime's goal. Main thread only.
+ *
+ * Counters (`metrics`, `stats`, criterion evidence) are exact over everything since construction or
+ * `reset()`. Only the decision objects themselves are bounded by `maxDecisions`; the oldest are dropped
+ * first. `executionsTotal` counts a retried execution once as long as its earlier attempt's decisions are
+ * still retained when the retry decides.
+ */
+export class OutcomeAggregator {
+  private readonly goal: NormalizedGoal | undefined
+  private readonly opts: ResolvedOutcomeAggregatorOptions
+  private readonly bus: EventBus | undefined
+
+  private ring: (Decision | undefined)[] = []
+  private ringNext = 0
+  private ringCount = 0
+  private byId = new Map<string, Decision>()
+  private byExecution = new Map<string, Decision[]>()
+
+  private totalDecisions = 0
+  private successes = 0
+  private failures = 0
+  private orphanOutcomes = 0
+  private replacedOutcomes = 0
+  private droppedDecisions = 0
+  private executionsTotal = 0
+  private criteria = new Map<string, CriterionCounters>()
+  private streams = new Map<string, StreamOutcomeStats>()
+  private problems: Record<ProblemSeverity, number> = { low: 0, medium: 0, high: 0, critical: 0 }
+  private violations = new Map<string, ConstraintViolationSummary>()
+  private hardViolations = 0
+  private softViolations = 0
+  private published: Snapshot | undefined
+  private achieved = false
+
+  /**
+   * @param goal The runtime's goal (raw or resolved); without one, progress stays 0 and no goal events are published.
+   * @param options Retention, recommendation thresholds and the bus to publish on.
+   * @throws ConfigError for a bad goal; InvalidArgumentError for a bad option.
+   */
+  constructor(goal: Goal | undefined, options: OutcomeAggregatorOptions = {}) {
+    this.goal = goal === undefined ? undefined : normalizeGoal(goal)
+    this.opts = resolveAggregatorOptions(options)
+    this.bus = options.bus
+    this.ring = new Array(this.opts.maxDecisions)
+    this.resetCriteria()
+  }
+
+  /** The resolved options. */
+  get options(): Readonly<ResolvedOutcomeAggregatorOptions> {
+    return this.opts
+  }
+
+  /**
+   * Consumes one record from a worker. Called by the runtime's record router; records of one attempt
+   * arrive in the order they were made.
+   */
+  ingest(record: AggregatedRecord): void {
+    switch (record.k) {
+      case 'decision':
+        this.addDecision(record)
+        break
+      case 'outcome':
+        this.addOutcome(record)
+        break
+      case 'problem':
+        this.problems[record.severity]++
+        this.stream(record.streamId).problems++
+        return
+      case 'violation':
+        this.addViolation(record)
+        break
+    }
+    this.publishChanges(record)
+  }
+
+  /** Where the goal stands now. */
+  evaluateGoalProgress(): GoalProgress {
+    const criteria: Record<string, CriterionProgress> = {}
+    let overall = 0
+    let allMet = this.goal !== undefined && this.goal.criteria.length > 0
+    for (const c of this.goal?.criteria ?? []) {
+      const n = this.criteria.get(c.id)!
+      const { outcomes, successRate, progress, met } = this.standing(c, n)
+      allMet &&= met
+      overall += (progress * c.weight) / this.goal!.totalWeight
+      criteria[c.id] = {
+        met,
+        progress,
+        evidence: {
+          decisions: n.decisions,
+          outcomes,
+          successes: n.successes,
+          failures: n.failures,
+          successRate,
+          target: c.target,
+          weight: c.weight,
+        },
+      }
+    }
+    return {
+      goalId: this.goal?.id,
+      overallProgress: overall,
+      criteria,
+      constraintViolations: [...this.violations.values()].map((v) => ({ ...v })),
+      metrics: {
+        totalDecisions: this.totalDecisions,
+        successfulOutcomes: this.successes,
+        failedOutcomes: this.failures,
+        successRate: rate(this.successes, this.failures),
+        streamsActive: [...this.streams.values()].filter((s) => s.decisions > 0).length,
+        executionsTotal: this.executionsTotal,
+      },
+      recommendation: this.recommend(overall, allMet),
+    }
+  }
+
+  /** Retained decisions of one stream, oldest first. */
+  decisionsByStream(streamId: string): Decision[] {
+    return this.retained().filter((d) => d.streamId === streamId)
+  }
+
+  /** Retained decisions of one execution (every attempt), oldest first. */
+  decisionsByExecution(streamId: string, executionId: string): Decision[] {
+    return [...(this.byExecution.get(executionKey(streamId, executionId)) ?? [])]
+  }
+
+  /** The `n` most recent retained decisions, oldest first. */
+  recentDecisions(n = 100): Decision[] {
+    const all = this.retained()
+    return n >= all.length ? all : all.slice(all.length - Math.max(0, Math.floor(n)))
+  }
+
+  /** Counters and retention figures. */
+  stats(): OutcomeStats {
+    return {
+      retainedDecisions: this.ringCount,
+      maxDecisions: this.opts.maxDecisions,
+      droppedDecisions: this.droppedDecisions,
+      totalDecisions: this.totalDecisions,
+      successfulOutcomes: this.successes,
+      failedOutcomes: this.failures,
+      orphanOutcomes: this.orphanOutcomes,
+      replacedOutcomes: this.replacedOutcomes,
+      problems: { ...this.problems },
+      violations: { hard: this.hardViolations, soft: this.softViolations },
+      executionsTotal: this.executionsTotal,
+      streams: Object.fromEntries([...this.streams].map(([id, s]) => [id, { ...s }])),
+    }
+  }
+
+  /** Forgets every decision and counter. Publishes nothing; the next change publishes `goal_progress` afresh. */
+  reset(): void {
+    this.ring = new Array(this.opts.maxDecisions)
+    this.ringNext = 0
+    this.ringCount = 0
+    this.byId = new Map()
+    this.byExecution = new Map()
+    this.totalDecisions = 0
+    this.successes = 0
+    this.failures = 0
+    this.orphanOutcomes = 0
+    this.replacedOutcomes = 0
+    this.droppedDecisions = 0
+    this.executionsTotal = 0
+    this.streams = new Map()
+    this.problems = { low: 0, medium: 0, high: 0, critical: 0 }
+    this.violations = new Map()
+    this.hardViolations = 0
+    this.softViolations = 0
+    this.published = undefined
+    this.achieved = false
+    this.resetCriteria()
+  }
+
+  private resetCriteria(): void {
+    this.criteria = new Map((this.goal?.criteria ?? []).map((c) => [c.id, { decisions: 0, successes: 0, failures: 0 }]))
+  }
+
+  private addDecision(r: DecisionRecord): void {
+    const key = executionKey(r.streamId, r.executionId)
+    // A retried execution's first decision counts the execution only if no earlier attempt decided.
+    if (r.seq === 0 && (r.attempt === 1 || !this.byExecution.has(key))) this.executionsTotal++
+    this.totalDecisions++
+    this.stream(r.streamId).decisions++
+    for (const id of r.criteria) {
+      const c = this.criteria.get(id)
+      if (c) c.decisions++
+    }
+    const decision: Decision = {
+      id: r.id,
+      executionId: r.executionId,
+      streamId: r.streamId,
+      correlationId: r.correlationId,
+      attempt: r.attempt,
+      intent: r.intent,
+      options: r.options,
+      chosen: r.chosen,
+      reasoning: r.reasoning,
+      criteria: r.criteria,
+      timestamp: r.timestamp,
+    }
+    if (r.context !== undefined) decision.context = r.context
+    this.retain(decision, key)
+  }
+
+  private addOutcome(r: OutcomeRecord): void {
+    const decision = this.byId.get(r.decisionId)
+    const criteria = r.criteria ?? decision?.criteria
+    if (decision?.outcome !== undefined) {
+      // A second outcome for the same decision corrects the first: count only the latest.
+      this.count(decision.outcome.success, decision.criteria, decision.streamId, -1)
+      this.replacedOutcomes++
+    } else if (criteria === undefined) {
+      this.orphanOutcomes++
+    }
+    this.count(r.success, criteria ?? [], r.streamId, 1)
+    if (decision) decision.outcome = toOutcome(r)
+  }
+
+  private count(success: boolean, criteria: readonly string[], streamId: string, delta: 1 | -1): void {
+    const s = this.stream(streamId)
+    if (success) {
+      this.successes += delta
+      s.successfulOutcomes += delta
+    } else {
+      this.failures += delta
+      s.failedOutcomes += delta
+    }
+    for (const id of criteria) {
+      const c = this.criteria.get(id)
+      if (!c) continue
+      if (success) c.successes += delta
+      else c.failures += delta
+    }
+  }
+
+  private addViolation(r: ViolationRecord): void {
+    const constraint = this.goal?.constraints.get(r.constraintId)
+    const kind = constraint?.kind ?? 'soft'
+    if (kind === 'hard') this.hardViolations++
+    else this.softViolations++
+    this.stream(r.streamId).violations++
+    const summary = this.violations.get(r.constraintId)
+    if (summary) {
+      summary.count++
+      summary.lastDetails = r.details
+      summary.lastExecutionId = r.executionId
+      summary.lastStreamId = r.streamId
+      summary.lastTimestamp = r.timestamp
+    } else {
+      const created: ConstraintViolationSummary = {
+        constraintId: r.constraintId,
+        kind,
+        known: constraint !== undefined,
+        count: 1,
+        lastDetails: r.details,
+        lastExecutionId: r.executionId,
+        lastStreamId: r.streamId,
+        lastTimestamp: r.timestamp,
+      }
+      if (constraint) created.description = constraint.description
+      this.violations.set(r.constraintId, created)
+    }
+    this.bus?.publish({
+      type: 'constraint_violation',
+      streamId: r.streamId,
+      executionId: r.executionId,
+      data: { constraintId: r.constraintId, kind, known: constraint !== undefined, details: r.details, attempt: r.attempt },
+      timestamp: r.timestamp,
+    })
+  }
+
+  private retain(decision: Decision, key: string): void {
+    const size = this.ring.length
+    if (size === 0) {
+      this.droppedDecisions++
+      return
+    }
+    const evicted = this.ring[this.ringNext]
+    if (evicted !== undefined) this.evict(evicted)
+    this.ring[this.ringNext] = decision
+    this.ringNext = (this.ringNext + 1) % size
+    if (this.ringCount < size) this.ringCount++
+    this.byId.set(decision.id, decision)
+    const list = this.byExecution.get(key)
+    if (list) list.push(decision)
+    else this.byExecution.set(key, [decision])
+  }
+
+  private evict(decision: Decision): void {
+    this.droppedDecisions++
+    this.byId.delete(decision.id)
+    const key = executionKey(decision.streamId, decision.executionId)
+    const list = this.byExecution.get(key)
+    // Decisions leave in arrival order, so the evicted one is the first of its execution.
+    if (list && list.length > 1) list.shift()
+    else this.byExecution.delete(key)
+  }
+
+  private retained(): Decision[] {
+    const size = this.ring.length
+    const out: Decision[] = new Array(this.ringCount)
+    for (let i = 0; i < this.ringCount; i++) {
+      out[i] = this.ring[(this.ringNext - this.ringCount + i + size) % size]!
+    }
+    return out
+  }
+
+  private stream(streamId: string): StreamOutcomeStats {
+    let s = this.streams.get(streamId)
+    if (!s) {
+      s = { decisions: 0, successfulOutcomes: 0, failedOutcomes: 0, problems: 0, violations: 0 }
+      this.streams.set(streamId, s)
+    }
+    return s
+  }
+
+  private recommend(overall: number, allMet: boolean): GoalProgress['recommendation'] {
+    if (this.hardViolations > 0) return 'adjust'
+    if (allMet) return 'complete'
+    if (this.goal !== undefined && this.totalDecisions >= this.opts.adjustAfterDecisions && overall < this.opts.lowProgress) {
+      return 'adjust'
+    }
+    return 'continue'
+  }
+
+  /** Cheap re-evaluation after each record; publishes only what moved. */
+  private publishChanges(cause: AggregatedRecord): void {
+    if (this.bus === undefined || this.goal === undefined) return
+    const progress = this.evaluateCriteriaOnly()
+    const prev = this.published
+    const changed =
+      prev === undefined ||
+      prev.recommendation !== progress.recommendation ||
+      prev.metMask !== progress.metMask ||
+      Math.abs(prev.overall - progress.overall) >= this.opts.progressStep
+    if (!changed) return
+    this.published = progress
+    const full = this.evaluateGoalProgress()
+    const summary = Object.fromEntries(Object.entries(full.criteria).map(([id, c]) => [id, { met: c.met, progress: c.progress }]))
+    this.bus.publish({
+      type: 'goal_progress',
+      streamId: cause.streamId,
+      executionId: cause.executionId,
+      data: { goalId: this.goal.id, overallProgress: full.overallProgress, recommendation: full.recommendation, criteria: summary },
+    })
+    const complete = full.recommendation === 'complete'
+    if (complete && !this.achieved) {
+      this.bus.publish({
+        type: 'goal_achieved',
+        streamId: cause.streamId,
+        executionId: cause.executionId,
+        data: { goalId: this.goal.id, overallProgress: full.overallProgress },
+      })
+    }
+    this.achieved = complete
+  }
+
+  private evaluateCriteriaOnly(): Snapshot {
+    const goal = this.goal!
+    let overall = 0
+    let allMet = goal.criteria.length > 0
+    let metMask = ''
+    for (const c of goal.criteria) {
+      const { progress, met } = this.standing(c, this.criteria.get(c.id)!)
+      allMet &&= met
+      metMask += met ? '1' : '0'
+      overall += (progress * c.weight) / goal.totalWeight
+    }
+    return { overall, recommendation: this.recommend(overall, allMet), metMask }
+  }
+
+  /** One criterion against its target: progress is the success rate over the target, capped at 1. */
+  private standing(c: NormalizedCriterion, n: CriterionCounters) {
+    const outcomes = n.successes + n.failures
+    const successRate = outcomes === 0 ? 0 : n.successes / outcomes
+    const progress = outcomes === 0 ? 0 : c.target === 0 ? 1 : Math.min(1, successRate / c.target)
+    const met = outcomes >= this.opts.minOutcomes && successRate >= c.target
+    return { outcomes, successRate, progress, met }
+  }
+}
+
+function rate(successes: number, failures: number): number {
+  return successes + failures === 0 ? 0 : successes / (successes + failures)
+}
+
+function executionKey(streamId: string, executionId: string): string {
+  return `${streamId}\u0000${executionId}`
+}
+
+function toOutcome(r: OutcomeRecord): Outcome {
+  const o: Outcome = { success: r.success, executionId: r.executionId, attempt: r.attempt, timestamp: r.timestamp }
+  if (r.result !== undefined) o.result = r.result
+  if (r.error !== undefined) o.error = r.error
+  if (r.summary !== undefined) o.summary = r.summary
+  if (r.tokensUsed !== undefined) o.tokensUsed = r.tokensUsed
+  if (r.latencyMs !== undefined) o.latencyMs = r.latencyMs
+  return o
+}

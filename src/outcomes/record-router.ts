@@ -1,0 +1,72 @@
+/**
+ * Main side of outcomes: hands each decoded record to the aggregator and the event bus.
+ *
+ * @module
+ */
+import type { EventBus } from '../events/index.js'
+import type { WireRecord } from '../protocol.js'
+import type { OutcomeAggregator } from './outcome-aggregator.js'
+
+/** Where {@link routeRecord} delivers. */
+export interface RecordTargets {
+  aggregator: OutcomeAggregator
+  bus: EventBus
+}
+
+/**
+ * Consumes one record from a worker: decisions, outcomes, problems and violations go to the aggregator
+ * (which publishes goal and constraint events); problems, custom events, state changes and state
+ * conflicts are published on the bus. Main thread only.
+ * @returns false for an `end` record, which is the runtime's to handle; true otherwise.
+ */
+export function routeRecord(record: WireRecord, { aggregator, bus }: RecordTargets): boolean {
+  switch (record.k) {
+    case 'end':
+      return false
+    case 'decision':
+    case 'outcome':
+    case 'violation':
+      aggregator.ingest(record)
+      return true
+    case 'problem': {
+      aggregator.ingest(record)
+      const data: { severity: typeof record.severity; description: string; decisionId?: string; suggestedFix?: string; attempt: number } = {
+        severity: record.severity,
+        description: record.description,
+        attempt: record.attempt,
+      }
+      if (record.decisionId !== undefined) data.decisionId = record.decisionId
+      if (record.suggestedFix !== undefined) data.suggestedFix = record.suggestedFix
+      bus.publish({ type: 'problem_reported', streamId: record.streamId, executionId: record.executionId, data, timestamp: record.timestamp })
+      return true
+    }
+    case 'event':
+      bus.publish({
+        type: record.type,
+        streamId: record.streamId,
+        executionId: record.executionId,
+        correlationId: record.correlationId,
+        data: record.data,
+        timestamp: record.timestamp,
+      })
+      return true
+    case 'state_change':
+      bus.publish({
+        type: 'state_changed',
+        streamId: record.streamId,
+        executionId: record.executionId,
+        data: { key: record.key, scope: record.scope, old: record.old, new: record.new, attempt: record.attempt },
+        timestamp: record.timestamp,
+      })
+      return true
+    case 'state_conflict':
+      bus.publish({
+        type: 'state_conflict',
+        streamId: record.streamId,
+        executionId: record.executionId,
+        data: { key: record.key, scope: record.scope, attempt: record.attempt },
+        timestamp: record.timestamp,
+      })
+      return true
+  }
+}
