@@ -30,6 +30,8 @@ export const ErrorCode = {
   WEBHOOK_BODY_TOO_LARGE: 'AGENTPOOL_WEBHOOK_BODY_TOO_LARGE',
   WEBHOOK_BAD_REQUEST: 'AGENTPOOL_WEBHOOK_BAD_REQUEST',
   CASCADE_DEPTH: 'AGENTPOOL_CASCADE_DEPTH',
+  /** A bug in agentpool itself; the message says no more, so nothing internal leaks to a client. */
+  INTERNAL: 'AGENTPOOL_INTERNAL',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
