@@ -177,6 +177,11 @@ function pushEnd(end: EndRecord, largeOutputs: Record<string, unknown>): void {
 
 /** Runs every execution of one pool message concurrently; resolves when all have ended. */
 export default async function run(task: BatchTask): Promise<BatchResult> {
+  if (task.warmup !== undefined) {
+    // A module that fails to load fails each execution that needs it, with the reason; not the warm-up.
+    await Promise.allSettled(task.warmup.map(loadHandler))
+    return {}
+  }
   const largeOutputs: Record<string, unknown> = {}
   if (task.executions.length === 1) await runOne(task.executions[0]!, largeOutputs)
   else await Promise.all(task.executions.map((t) => runOne(t, largeOutputs)))

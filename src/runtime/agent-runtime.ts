@@ -109,6 +109,10 @@ export class AgentRuntime {
         },
       },
     )
+    await this.pool.warmUp(
+      [...new Set(this.config.entryPoints.map((ep) => ep.handler))],
+      this.config.pool.tasksPerThread,
+    )
     this.channel.listen()
     this.delegation = exposeDelegation(this.runtimeId, (entryPointId, input, parent) =>
       this.triggerAndWait(entryPointId, input, {

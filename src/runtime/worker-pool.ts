@@ -3,8 +3,8 @@
  * Main thread only.
  *
  * TypeScript handlers and running agentpool from its sources both need a TypeScript loader in the
- * threads: when the worker entry or any handler module is a `.ts` file, threads start with
- * `--import tsx` (resolved from this package, so it works whatever the caller's working directory).
+ * threads: when the worker entry or any handler module is a `.ts` file, `workers/bootstrap.mjs` registers
+ * tsx inside each thread before loading the worker entry.
  *
  * @module
  */
@@ -19,10 +19,15 @@ export interface WorkerSetup {
   runtimeId: string
   channel: unknown
   state: unknown
+  /** For `workers/bootstrap.mjs`: the worker entry to load, and whether to register tsx first. */
+  bootstrap?: { entry: string; typescript: boolean }
 }
 
 const fromSource = import.meta.url.endsWith('.ts')
-const workerFile = fileURLToPath(new URL(`../../workers/execution-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url))
+// From src/runtime/ (sources) or dist/src/runtime/ (built), the package root is two or three folders up.
+const packageRoot = new URL(fromSource ? '../../' : '../../../', import.meta.url)
+const bootstrapFile = fileURLToPath(new URL('workers/bootstrap.mjs', packageRoot))
+const workerEntry = new URL(fromSource ? 'workers/execution-worker.ts' : 'dist/workers/execution-worker.js', packageRoot).href
 
 export interface WorkerPoolEvents {
   /** A thread is gone (crashed, terminated, or idle-stopped); its id. */
@@ -36,10 +41,10 @@ export class WorkerPool {
   private closing = false
 
   constructor(config: ResolvedRuntimeConfig, setup: WorkerSetup, events: WorkerPoolEvents) {
-    const needsTsx = fromSource || config.entryPoints.some((ep) => /\.[cm]?tsx?$/.test(ep.handler))
+    const typescript = fromSource || config.entryPoints.some((ep) => /\.[cm]?tsx?$/.test(ep.handler))
     const { threads, tasksPerThread, idleTimeoutMs, maxHeapMb } = config.pool
     this.piscina = new Piscina({
-      filename: workerFile,
+      filename: bootstrapFile,
       minThreads: threads,
       maxThreads: threads,
       concurrentTasksPerWorker: tasksPerThread,
@@ -48,8 +53,7 @@ export class WorkerPool {
       // loop in a blocking Atomics.wait between tasks.
       atomics: 'async',
       maxQueue: 'auto',
-      workerData: setup,
-      execArgv: needsTsx ? ['--import', import.meta.resolve('tsx')] : [],
+      workerData: { ...setup, bootstrap: { entry: workerEntry, typescript } },
       ...(maxHeapMb > 0 ? { resourceLimits: { maxOldGenerationSizeMb: maxHeapMb } } : {}),
     })
     this.piscina.on('workerCreate', (w: { id: number }) => {
@@ -67,6 +71,16 @@ export class WorkerPool {
   /** Runs one pool message. Rejects if its thread dies or `signal` aborts it (which terminates the thread). */
   run(task: BatchTask, signal: AbortSignal): Promise<BatchResult> {
     return this.piscina.run(task, { signal })
+  }
+
+  /**
+   * Resolves once every thread has started and loaded `handlers`, so the first executions do not pay for
+   * thread start-up inside their timeout.
+   */
+  async warmUp(handlers: string[], messagesPerThread: number): Promise<void> {
+    const controller = new AbortController()
+    const count = this.piscina.options.maxThreads * messagesPerThread
+    await Promise.all(Array.from({ length: count }, () => this.run({ executions: [], warmup: handlers }, controller.signal)))
   }
 
   get utilization(): number {
