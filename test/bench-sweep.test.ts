@@ -4,11 +4,16 @@ import {
   escapeXml,
   findKnee,
   niceCeil,
+  offeredLoad,
   pickWithinBudget,
+  planMaxConcurrentSeries,
+  planTasksPerThreadSeries,
+  planThreadSeries,
   renderSweepSvg,
   renderTerminalChart,
   type SweepPoint,
   type SweepResults,
+  sweepSummary,
 } from '../bench/harness/index.js'
 import type { IsolationLevel } from '../src/config/types.js'
 
@@ -186,5 +191,59 @@ describe('sweep charts', () => {
     expect(lines[6]).toMatch(/^ {12} {3}2 │█{20} {4}2.0k\/s {2}p99 5\.0 ms$/)
     expect(lines[9]).toMatch(/^synchronized {3}1 │█{8} /)
     expect(chart).not.toContain('100.0k')
+  })
+})
+
+describe('sweep plan', () => {
+  it('runs threads 1 … 2 × cores at each of the three isolation levels', () => {
+    const plan = planThreadSeries(2)
+    expect(plan).toHaveLength(12)
+    expect(plan.map((p) => `${p.isolation}:${p.threads}`)).toEqual(
+      ['isolated', 'shared', 'synchronized'].flatMap((l) => [1, 2, 3, 4].map((t) => `${l}:${t}`)),
+    )
+    expect(
+      plan.every((p) => p.series === 'threads' && p.maxConcurrent === p.threads * p.tasksPerThread),
+    ).toBe(true)
+  })
+
+  it('varies tasksPerThread, then maxConcurrent up to 4 × what the pool runs at once', () => {
+    expect(planTasksPerThreadSeries(2, true).map((p) => p.tasksPerThread)).toEqual([1, 2, 4, 8])
+    expect(planTasksPerThreadSeries(2, false).map((p) => p.tasksPerThread)).toEqual([1, 2, 4, 8, 16])
+    expect(planMaxConcurrentSeries(2, 4, true).map((p) => p.maxConcurrent)).toEqual([1, 4, 16, 32])
+    expect(planMaxConcurrentSeries(2, 4, false).map((p) => p.maxConcurrent)).toEqual([1, 2, 4, 8, 16, 32])
+    expect(planMaxConcurrentSeries(3, 1, false).map((p) => p.maxConcurrent)).toEqual([1, 2, 4, 8, 12])
+    const all = [...planTasksPerThreadSeries(2, true), ...planMaxConcurrentSeries(2, 4, true)]
+    expect(all.every((p) => p.isolation === 'synchronized' && p.threads === 2)).toBe(true)
+  })
+
+  it('offers twice what the pool runs at once, or maxConcurrent if larger', () => {
+    const s = { threads: 2, tasksPerThread: 4, isolation: 'shared' as const }
+    expect(offeredLoad({ ...s, maxConcurrent: 8 })).toBe(16)
+    expect(offeredLoad({ ...s, maxConcurrent: 32 })).toBe(32)
+  })
+})
+
+describe('sweep summary', () => {
+  const base: SweepResults = {
+    machine: { cpus: 2, node: 'v20.20.2', os: 'linux' },
+    quick: true,
+    startedAt: new Date(0).toISOString(),
+    budgetMs: 10,
+    points: [],
+    knees: [],
+    withinBudget: undefined,
+  }
+
+  it('names each knee and the budget pick with their settings', () => {
+    const points = threadsSeries('shared', [1000, 1990], [4, 8])
+    const lines = sweepSummary({ ...base, points, ...analyzeSweep(points, 10) })
+    expect(lines).toEqual([
+      'knee of threads (shared): threads=2 tasksPerThread=4 maxConcurrent=8 isolation=shared (2.0k/s)',
+      'best throughput with p99 ≤ 10 ms: threads=2 tasksPerThread=4 maxConcurrent=8 isolation=shared (2.0k/s, p99 8.0 ms)',
+    ])
+  })
+
+  it('says so when no setting fits the budget', () => {
+    expect(sweepSummary(base)).toEqual(['no setting kept p99 ≤ 10 ms; raise --budget-ms or lower the load'])
   })
 })

@@ -44,5 +44,18 @@ export {
   type SweepPoint,
   type SweepResults,
   type SweepSetting,
+  sweepSummary,
 } from './sweep-analysis.js'
+export {
+  DEFAULT_TASKS_PER_THREAD,
+  offeredLoad,
+  type PlannedPoint,
+  type PointDurations,
+  planMaxConcurrentSeries,
+  planTasksPerThreadSeries,
+  planThreadSeries,
+  pointDurations,
+  SERIES_LEVEL,
+  SWEEP_LEVELS,
+} from './sweep-plan.js'
 export type * from './types.js'

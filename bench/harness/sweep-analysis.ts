@@ -5,6 +5,7 @@
  */
 
 import type { IsolationLevel } from '../../src/config/types.js'
+import { formatHz } from './compare.js'
 import type { MachineInfo } from './types.js'
 
 /** The knobs one sweep point sets. */
@@ -117,4 +118,18 @@ export function analyzeSweep(
     knees: findKnees(points),
     withinBudget: best ? { label: `best throughput with p99 ≤ ${budgetMs} ms`, point: best } : undefined,
   }
+}
+
+/** The knee and budget lines printed under the terminal chart. */
+export function sweepSummary(results: SweepResults): string[] {
+  const lines = results.knees.map(
+    (k) => `${k.label}: ${describeSetting(k.point)} (${formatHz(k.point.throughput)}/s)`,
+  )
+  const b = results.withinBudget
+  lines.push(
+    b
+      ? `${b.label}: ${describeSetting(b.point)} (${formatHz(b.point.throughput)}/s, p99 ${b.point.p99Ms.toFixed(1)} ms)`
+      : `no setting kept p99 ≤ ${results.budgetMs} ms; raise --budget-ms or lower the load`,
+  )
+  return lines
 }

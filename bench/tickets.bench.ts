@@ -1,0 +1,61 @@
+/**
+ * `tickets_vs_single_thread`: support tickets per second through agentpool using every core, against the
+ * identical work (same parse and classification code, counter and tally on plain Maps) in a plain loop
+ * on one thread, in the same process and run. Target 0.75 × cores (1.5 on 2 cores).
+ *
+ * One iteration processes a batch of `threads × 8` tickets: all at once through the runtime
+ * (`triggerAndWait` each), one after another in the baseline. Both count one operation per ticket.
+ */
+
+import { availableParallelism } from 'node:os'
+import { compareSideBySide } from './harness/compare.js'
+import type { BenchSuite } from './harness/types.js'
+import { createPlainStore, processTicketPlain } from './workloads/ticket-baseline.js'
+import { processBatch, startTicketRuntime, TicketSource } from './workloads/ticket-runtime.js'
+
+const SEED = 20261125
+const TICKETS_PER_THREAD = 8
+
+const suite: BenchSuite = {
+  name: 'tickets',
+  async run({ quick, log }) {
+    const cores = availableParallelism()
+    const batchSize = cores * TICKETS_PER_THREAD
+    log(`starting agentpool with ${cores} threads, batches of ${batchSize} tickets`)
+    const runtime = await startTicketRuntime({
+      threads: cores,
+      tasksPerThread: 4,
+      maxConcurrent: batchSize,
+      isolation: { stream: 'synchronized', global: 'shared' },
+    })
+    try {
+      const plainSource = new TicketSource(SEED)
+      const poolSource = new TicketSource(SEED)
+      const store = createPlainStore()
+      const entry = await compareSideBySide({
+        name: 'tickets_vs_single_thread',
+        unit: 'tickets/s',
+        target: 0.75 * cores,
+        quick,
+        log,
+        baseline: {
+          name: 'plain loop, one thread',
+          opsPerIteration: batchSize,
+          fn: () => {
+            for (const t of plainSource.take(batchSize)) processTicketPlain(t, store)
+          },
+        },
+        contender: {
+          name: `agentpool triggerAndWait, ${cores} threads`,
+          opsPerIteration: batchSize,
+          fn: () => processBatch(runtime, poolSource.take(batchSize)),
+        },
+      })
+      return [entry]
+    } finally {
+      await runtime.stop({ drain: true })
+    }
+  },
+}
+
+export default suite
