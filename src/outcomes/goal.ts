@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Goal } from '../config/types.js'
+import { type Goal, parseTarget } from '../config/index.js'
 import { type ConfigIssue, ConfigError, InvalidArgumentError, describeValue } from '../errors.js'
 import type { OutcomeAggregatorOptions, ResolvedOutcomeAggregatorOptions } from './types.js'
 
@@ -22,21 +22,6 @@ export interface NormalizedGoal {
   criteria: NormalizedCriterion[]
   totalWeight: number
   constraints: Map<string, { kind: 'hard' | 'soft'; description: string }>
-}
-
-const PERCENT = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/
-
-/**
- * Reads a criterion target: a fraction in [0, 1] or a percentage string such as `'90%'`.
- * @returns the fraction, or undefined if `target` is neither.
- */
-export function parseTarget(target: unknown): number | undefined {
-  if (typeof target === 'number') return target >= 0 && target <= 1 ? target : undefined
-  if (typeof target !== 'string') return undefined
-  const m = PERCENT.exec(target)
-  if (!m) return undefined
-  const pct = Number(m[1])
-  return pct <= 100 ? pct / 100 : undefined
 }
 
 /**

@@ -7,7 +7,6 @@
 export * from './record-channel.js'
 export { createExecutionRecorder } from './execution-recorder.js'
 export type { ExecutionIds, ExecutionRecorder, RecordSink } from './execution-recorder.js'
-export { parseTarget } from './goal.js'
 export { OutcomeAggregator } from './outcome-aggregator.js'
 export type { AggregatedRecord } from './outcome-aggregator.js'
 export { routeRecord } from './record-router.js'

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Goal } from '../config/types.js'
+import type { Goal } from '../config/index.js'
 import type { EventBus } from '../events/index.js'
 import type { DecisionRecord, OutcomeRecord, ProblemRecord, ViolationRecord } from '../protocol.js'
 import { type NormalizedCriterion, type NormalizedGoal, normalizeGoal, resolveAggregatorOptions } from './goal.js'
@@ -69,7 +69,8 @@ export class OutcomeAggregator {
   private violations = new Map<string, ConstraintViolationSummary>()
   private hardViolations = 0
   private softViolations = 0
-  private published: Snapshot | undefined
+  /** The standing last published (initially the empty one: nothing to announce until it moves). */
+  private published: Snapshot = { overall: 0, recommendation: 'continue', metMask: '' }
   private achieved = false
 
   /**
@@ -188,7 +189,7 @@ export class OutcomeAggregator {
     }
   }
 
-  /** Forgets every decision and counter. Publishes nothing; the next change publishes `goal_progress` afresh. */
+  /** Forgets every decision and counter. Publishes nothing; the next change from the empty standing publishes `goal_progress`. */
   reset(): void {
     this.ring = new Array(this.opts.maxDecisions)
     this.ringNext = 0
@@ -207,13 +208,13 @@ export class OutcomeAggregator {
     this.violations = new Map()
     this.hardViolations = 0
     this.softViolations = 0
-    this.published = undefined
     this.achieved = false
     this.resetCriteria()
   }
 
   private resetCriteria(): void {
     this.criteria = new Map((this.goal?.criteria ?? []).map((c) => [c.id, { decisions: 0, successes: 0, failures: 0 }]))
+    this.published = { overall: 0, recommendation: 'continue', metMask: '0'.repeat(this.goal?.criteria.length ?? 0) }
   }
 
   private addDecision(r: DecisionRecord): void {
@@ -248,7 +249,7 @@ export class OutcomeAggregator {
     const criteria = r.criteria ?? decision?.criteria
     if (decision?.outcome !== undefined) {
       // A second outcome for the same decision corrects the first: count only the latest.
-      this.count(decision.outcome.success, decision.criteria, decision.streamId, -1)
+      this.count(decision.outcome.success, decision.criteria, decision.outcome.streamId, -1)
       this.replacedOutcomes++
     } else if (criteria === undefined) {
       this.orphanOutcomes++
@@ -370,7 +371,6 @@ export class OutcomeAggregator {
     const progress = this.evaluateCriteriaOnly()
     const prev = this.published
     const changed =
-      prev === undefined ||
       prev.recommendation !== progress.recommendation ||
       prev.metMask !== progress.metMask ||
       Math.abs(prev.overall - progress.overall) >= this.opts.progressStep
@@ -429,7 +429,7 @@ function executionKey(streamId: string, executionId: string): string {
 }
 
 function toOutcome(r: OutcomeRecord): Outcome {
-  const o: Outcome = { success: r.success, executionId: r.executionId, attempt: r.attempt, timestamp: r.timestamp }
+  const o: Outcome = { success: r.success, executionId: r.executionId, streamId: r.streamId, attempt: r.attempt, timestamp: r.timestamp }
   if (r.result !== undefined) o.result = r.result
   if (r.error !== undefined) o.error = r.error
   if (r.summary !== undefined) o.summary = r.summary

@@ -53,6 +53,8 @@ export interface Outcome {
   latencyMs?: number
   /** The execution that recorded it (may differ from the decision's). */
   executionId: string
+  /** The stream of that execution. */
+  streamId: string
   attempt: number
   timestamp: number
 }
