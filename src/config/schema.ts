@@ -98,7 +98,7 @@ const goal = z.strictObject(
 
 const webhookPath = z
   .string(says('must be a string'))
-  .regex(/^\/[^\s?#]*$/, { error: "must start with '/' and contain no spaces, '?' or '#'" })
+  .regex(/^\/[A-Za-z0-9._~%/-]*$/, { error: "must start with '/' and use only letters, digits and - . _ ~ % /" })
 
 const method = z
   .string(says('must be a string'))

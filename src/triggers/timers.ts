@@ -1,0 +1,223 @@
+/**
+ * Timer triggers: fixed-rate intervals (`intervalMs`, scheduled against the clock so they do not drift)
+ * and cron expressions (croner: 5 or 6 fields, optional time zone). A tick that finds its stream at
+ * `maxConcurrent` (or its queue full) starts nothing and is counted as skipped, so a slow stream never
+ * piles up timer executions; each skip is also published as a `trigger_refused` event.
+ *
+ * An execution's input is `{ scheduledAt }` (epoch ms of its slot) and `ctx.meta` is
+ * `{ trigger: 'timer', scheduledAt }`.
+ *
+ * @module
+ */
+import { Cron } from 'croner'
+import type { ResolvedEntryPoint } from '../config/index.js'
+import { InvalidArgumentError } from '../errors.js'
+import type { TriggerHost } from './host.js'
+import { publishRefused } from './refused.js'
+
+/** One timer's figures, as `Triggers.timerStats()` reports them. */
+export interface TimerStats {
+  /** Epoch ms of the next tick; `null` while paused or when the schedule has no further run. */
+  nextFireAt: number | null
+  /** Ticks that started an execution. */
+  fired: number
+  /** Ticks that found the stream at `maxConcurrent`, or were refused by the runtime, and started nothing. */
+  skipped: number
+  paused: boolean
+}
+
+type TimerTrigger = Extract<ResolvedEntryPoint['trigger'], { type: 'timer' }>
+
+/** The schedule behind one timer: an interval or a cron job. */
+interface Schedule {
+  /** Arms the schedule; `fire(scheduledAt)` is called on each tick. */
+  start(): void
+  stop(): void
+  nextFireAt(): number | null
+}
+
+class IntervalSchedule implements Schedule {
+  private handle: NodeJS.Timeout | undefined
+  private next = 0
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly fire: (scheduledAt: number) => void,
+  ) {}
+
+  start(): void {
+    this.next = Date.now() + this.intervalMs
+    this.arm()
+  }
+
+  stop(): void {
+    clearTimeout(this.handle)
+    this.handle = undefined
+  }
+
+  nextFireAt(): number | null {
+    return this.handle === undefined ? null : this.next
+  }
+
+  private arm(): void {
+    this.handle = setTimeout(
+      () => {
+        const scheduledAt = this.next
+        // Fixed rate: the next slot follows the scheduled one, not the (possibly late) wake-up. After a stall
+        // longer than a period the missed slots are dropped rather than fired in a burst.
+        this.next = Math.max(scheduledAt + this.intervalMs, Date.now() + 1)
+        this.arm()
+        this.fire(scheduledAt)
+      },
+      Math.max(0, this.next - Date.now()),
+    )
+  }
+}
+
+class CronSchedule implements Schedule {
+  private job: Cron | undefined
+
+  constructor(
+    private readonly pattern: string,
+    private readonly timezone: string | undefined,
+    private readonly fire: (scheduledAt: number) => void,
+  ) {}
+
+  start(): void {
+    this.job = new Cron(this.pattern, { timezone: this.timezone }, (self: Cron) => {
+      this.fire(self.currentRun()?.getTime() ?? Date.now())
+    })
+  }
+
+  stop(): void {
+    this.job?.stop()
+    this.job = undefined
+  }
+
+  nextFireAt(): number | null {
+    return this.job?.nextRun()?.getTime() ?? null
+  }
+}
+
+/** One timer trigger of one entry point. */
+class Timer {
+  readonly stats = { fired: 0, skipped: 0 }
+  private paused = false
+  private readonly schedule: Schedule
+
+  constructor(
+    private readonly entryPoint: ResolvedEntryPoint,
+    trigger: TimerTrigger,
+    private readonly host: TriggerHost,
+  ) {
+    const fire = (scheduledAt: number) => this.tick(scheduledAt)
+    this.schedule =
+      trigger.cron !== undefined
+        ? new CronSchedule(trigger.cron, trigger.timezone, fire)
+        : new IntervalSchedule(trigger.intervalMs as number, fire)
+  }
+
+  start(runImmediately: boolean): void {
+    this.schedule.start()
+    if (runImmediately) this.tick(Date.now())
+  }
+
+  pause(): void {
+    this.paused = true
+    this.schedule.stop()
+  }
+
+  /** Resumes the schedule from now (an interval's next tick is one period away). */
+  resume(): void {
+    if (!this.paused) return
+    this.paused = false
+    this.schedule.start()
+  }
+
+  stop(): void {
+    this.schedule.stop()
+  }
+
+  snapshot(): TimerStats {
+    return { nextFireAt: this.paused ? null : this.schedule.nextFireAt(), paused: this.paused, ...this.stats }
+  }
+
+  private tick(scheduledAt: number): void {
+    const id = this.entryPoint.id
+    const stream = this.host.stats().streams[id]
+    if (stream !== undefined && stream.running >= stream.maxConcurrent) {
+      this.stats.skipped++
+      publishRefused(this.host, {
+        entryPointId: id,
+        triggerType: 'timer',
+        reason: 'at_capacity',
+        scheduledAt,
+      })
+      return
+    }
+    this.host.trigger(id, { scheduledAt }, { meta: { trigger: 'timer', scheduledAt } }).then(
+      (executionId) => {
+        this.stats.fired++
+        this.host.events.publish({
+          type: 'trigger_fired',
+          streamId: id,
+          executionId,
+          data: { entryPointId: id, triggerType: 'timer' },
+        })
+      },
+      (err: unknown) => {
+        this.stats.skipped++
+        publishRefused(
+          this.host,
+          { entryPointId: id, triggerType: 'timer', reason: 'refused', scheduledAt },
+          err,
+        )
+      },
+    )
+  }
+}
+
+/** Every timer trigger of a runtime. */
+export class Timers {
+  private readonly timers = new Map<string, Timer>()
+
+  constructor(host: TriggerHost, entryPoints: readonly ResolvedEntryPoint[]) {
+    for (const ep of entryPoints) {
+      if (ep.trigger.type !== 'timer') continue
+      const timer = new Timer(ep, ep.trigger, host)
+      this.timers.set(ep.id, timer)
+      timer.start(ep.trigger.runImmediately)
+    }
+  }
+
+  /** Stops `id`'s ticks until {@link resume}. @throws InvalidArgumentError for an entry point without a timer. */
+  pause(id: string): void {
+    this.get(id).pause()
+  }
+
+  /** Restarts `id`'s ticks; a no-op when it is not paused. */
+  resume(id: string): void {
+    this.get(id).resume()
+  }
+
+  stats(): Record<string, TimerStats> {
+    const out: Record<string, TimerStats> = {}
+    for (const [id, t] of this.timers) out[id] = t.snapshot()
+    return out
+  }
+
+  stop(): void {
+    for (const t of this.timers.values()) t.stop()
+  }
+
+  private get(id: string): Timer {
+    const t = this.timers.get(id)
+    if (t === undefined) {
+      throw new InvalidArgumentError(
+        `no timer trigger for entry point ${JSON.stringify(id)}; timers: ${[...this.timers.keys()].map((k) => JSON.stringify(k)).join(', ') || '(none)'}`,
+        { entryPointId: id },
+      )
+    }
+    return t
+  }
+}
