@@ -10,30 +10,32 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
-import { parseSweepArgs, SWEEP_USAGE } from './harness/args.js'
-import { renderSweepSvg, renderTerminalChart } from './harness/charts.js'
-import { formatHz } from './harness/compare.js'
-import { EXIT, machineInfo } from './harness/runner.js'
-import { percentile } from './harness/stats.js'
 import {
   analyzeSweep,
-  describeSetting,
-  findKnee,
-  type SweepPoint,
-  type SweepResults,
-  sweepSummary,
-} from './harness/sweep-analysis.js'
-import {
   DEFAULT_TASKS_PER_THREAD,
+  describeSetting,
+  EXIT,
+  findKnee,
+  formatHz,
+  machineInfo,
   offeredLoad,
   type PlannedPoint,
   type PointDurations,
+  parseSweepArgs,
+  percentile,
   planMaxConcurrentSeries,
   planTasksPerThreadSeries,
   planThreadSeries,
   pointDurations,
+  renderSweepSvg,
+  renderTerminalChart,
+  runCommand,
   SERIES_LEVEL,
-} from './harness/sweep-plan.js'
+  SWEEP_USAGE,
+  type SweepPoint,
+  type SweepResults,
+  sweepSummary,
+} from './harness/index.js'
 import { driveClosedLoop, startTicketRuntime, TicketSource } from './workloads/ticket-runtime.js'
 
 const SEED = 20261125
@@ -116,36 +118,27 @@ async function runSweep(opts: {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  let args: ReturnType<typeof parseSweepArgs>
-  try {
-    args = parseSweepArgs(argv)
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${SWEEP_USAGE}\n`)
-    return EXIT.USAGE
-  }
-  if (args.help) {
-    process.stdout.write(`${SWEEP_USAGE}\n`)
-    return EXIT.OK
-  }
-  try {
-    const results = await runSweep({
-      quick: args.quick,
-      budgetMs: args.budgetMs,
-      log: (m) => process.stderr.write(`${m}\n`),
-    })
-    await mkdir(args.outDir, { recursive: true })
-    await writeFile(join(args.outDir, 'sweep.json'), `${JSON.stringify(results, null, 2)}\n`)
-    await writeFile(join(args.outDir, 'sweep.svg'), renderSweepSvg(results))
-    const m = results.machine
-    process.stdout.write(
-      `\n${m.cpus} cpus, node ${m.node}, ${m.os}${results.quick ? ', quick' : ''}\n${renderTerminalChart(results.points)}\n\n${sweepSummary(results).join('\n')}\n` +
-        `written: ${join(args.outDir, 'sweep.json')}, ${join(args.outDir, 'sweep.svg')}\n`,
-    )
-    return EXIT.OK
-  } catch (err) {
-    process.stderr.write(`sweep failed: ${(err as Error).stack ?? String(err)}\n`)
-    return EXIT.SUITE_FAILED
-  }
+  return runCommand(argv, parseSweepArgs, SWEEP_USAGE, async (args) => {
+    try {
+      const results = await runSweep({
+        quick: args.quick,
+        budgetMs: args.budgetMs,
+        log: (m) => process.stderr.write(`${m}\n`),
+      })
+      await mkdir(args.outDir, { recursive: true })
+      await writeFile(join(args.outDir, 'sweep.json'), `${JSON.stringify(results, null, 2)}\n`)
+      await writeFile(join(args.outDir, 'sweep.svg'), renderSweepSvg(results))
+      const m = results.machine
+      process.stdout.write(
+        `\n${m.cpus} cpus, node ${m.node}, ${m.os}${results.quick ? ', quick' : ''}\n${renderTerminalChart(results.points)}\n\n` +
+          `${sweepSummary(results).join('\n')}\nwritten: ${join(args.outDir, 'sweep.json')}, ${join(args.outDir, 'sweep.svg')}\n`,
+      )
+      return EXIT.OK
+    } catch (err) {
+      process.stderr.write(`sweep failed: ${(err as Error).stack ?? String(err)}\n`)
+      return EXIT.SUITE_FAILED
+    }
+  })
 }
 
 process.exit(await main(process.argv.slice(2)))

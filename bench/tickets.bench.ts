@@ -8,8 +8,7 @@
  */
 
 import { availableParallelism } from 'node:os'
-import { compareSideBySide } from './harness/compare.js'
-import type { BenchSuite } from './harness/types.js'
+import { type BenchSuite, compareSideBySide } from './harness/index.js'
 import { createPlainStore, processTicketPlain } from './workloads/ticket-baseline.js'
 import { processBatch, startTicketRuntime, TicketSource } from './workloads/ticket-runtime.js'
 

@@ -7,6 +7,9 @@
 import { parseArgs } from 'node:util'
 import { InvalidArgumentError } from '../../src/errors.js'
 
+/** Exit code of a bench command given bad arguments. */
+export const USAGE_EXIT_CODE = 64
+
 /** Options of `npm run bench`. */
 export interface RunArgs {
   /** Short budgets: all suites in under 4 minutes on 2 cores. @default false */
@@ -108,4 +111,28 @@ export function parseSweepArgs(argv: readonly string[]): SweepArgs {
     outDir: (v['out-dir'] as string | undefined) ?? 'bench/results',
     help: v.help === true,
   }
+}
+
+/**
+ * Runs a bench command: parses `argv`, prints the usage for `--help` (exit 0) or for bad arguments
+ * (exit 64, the message on stderr), otherwise returns what `body` returns.
+ */
+export async function runCommand<A extends { help: boolean }>(
+  argv: readonly string[],
+  parse: (argv: readonly string[]) => A,
+  usage: string,
+  body: (args: A) => Promise<number>,
+): Promise<number> {
+  let args: A
+  try {
+    args = parse(argv)
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${usage}\n`)
+    return USAGE_EXIT_CODE
+  }
+  if (args.help) {
+    process.stdout.write(`${usage}\n`)
+    return 0
+  }
+  return body(args)
 }

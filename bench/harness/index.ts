@@ -3,7 +3,16 @@
  * `npm run bench`, and the analysis and charts of the concurrency-limit sweep.
  */
 
-export { parseRunArgs, parseSweepArgs, RUN_USAGE, type RunArgs, SWEEP_USAGE, type SweepArgs } from './args.js'
+export {
+  parseRunArgs,
+  parseSweepArgs,
+  RUN_USAGE,
+  type RunArgs,
+  runCommand,
+  SWEEP_USAGE,
+  type SweepArgs,
+  USAGE_EXIT_CODE,
+} from './args.js'
 export { escapeXml, niceCeil, renderSweepSvg, renderTerminalChart, threadSeries } from './charts.js'
 export {
   budgetFor,

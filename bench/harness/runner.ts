@@ -9,7 +9,7 @@ import { availableParallelism, platform } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { AgentPoolError, InvalidArgumentError } from '../../src/errors.js'
-import { parseRunArgs, RUN_USAGE } from './args.js'
+import { parseRunArgs, RUN_USAGE, runCommand, USAGE_EXIT_CODE } from './args.js'
 import { formatHz, passes } from './compare.js'
 import type { BenchEntry, BenchResults, BenchSuite, MachineInfo, SuiteFailure } from './types.js'
 
@@ -22,7 +22,7 @@ export const EXIT = {
   /** A suite threw or failed to load, or no suite matched `--filter`. */
   SUITE_FAILED: 2,
   /** The command line was wrong. */
-  USAGE: 64,
+  USAGE: USAGE_EXIT_CODE,
 } as const
 
 /** The folder holding the `*.bench.ts` suites. */
@@ -204,25 +204,16 @@ export async function writeResults(path: string, results: BenchResults): Promise
 
 /** `npm run bench`: parses `argv`, runs, prints, writes; returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
-  let args: ReturnType<typeof parseRunArgs>
-  try {
-    args = parseRunArgs(argv)
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${RUN_USAGE}\n`)
-    return EXIT.USAGE
-  }
-  if (args.help) {
-    process.stdout.write(`${RUN_USAGE}\n`)
-    return EXIT.OK
-  }
-  const results = await runSuites({
-    files: await discoverSuites(),
-    quick: args.quick,
-    filter: args.filter,
-    log: (msg) => process.stderr.write(`${msg}\n`),
+  return runCommand(argv, parseRunArgs, RUN_USAGE, async (args) => {
+    const results = await runSuites({
+      files: await discoverSuites(),
+      quick: args.quick,
+      filter: args.filter,
+      log: (msg) => process.stderr.write(`${msg}\n`),
+    })
+    process.stdout.write(`\n${formatTable(results)}\n`)
+    await writeResults(args.out, results)
+    process.stdout.write(`results written to ${args.out}\n`)
+    return exitCodeFor(results)
   })
-  process.stdout.write(`\n${formatTable(results)}\n`)
-  await writeResults(args.out, results)
-  process.stdout.write(`results written to ${args.out}\n`)
-  return exitCodeFor(results)
 }
