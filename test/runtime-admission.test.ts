@@ -65,7 +65,10 @@ describe('admission', () => {
     const rt = await startRuntime({ entryPoints: [api('one', 'sleep', { maxConcurrent: 1 })] }, onCleanup)
     const started: string[] = []
     const names = new Map<string, string>()
-    rt.events.subscribe({ types: ['execution_started'], handler: (e) => started.push(e.executionId!) })
+    rt.events.subscribe({ types: ['execution_started'], handler: (e) => {
+        started.push(e.executionId!)
+      },
+    })
     const blocker = await rt.trigger('one', { ms: 100 })
     names.set(blocker, 'blocker')
     for (const [name, priority] of [['low', 1], ['highA', 5], ['mid', 3], ['highB', 5]] as const) {

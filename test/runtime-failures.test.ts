@@ -24,7 +24,12 @@ describe('failures, timeouts and cancellation', () => {
       onCleanup,
     )
     const retried: number[] = []
-    rt.events.subscribe({ types: ['execution_retried'], handler: (e) => retried.push(e.data.attempt) })
+    rt.events.subscribe({
+      types: ['execution_retried'],
+      handler: (e) => {
+        retried.push(e.data.attempt)
+      },
+    })
     const ok = await rt.triggerAndWait('twice', { failAttempts: 2 })
     expect(ok).toMatchObject({ status: 'completed', attempts: 3, output: { attempt: 3 } })
     const bad = await rt.triggerAndWait('never', {})

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { threadId, workerData } from 'node:worker_threads'
+import { BroadcastChannel, threadId, workerData } from 'node:worker_threads'
 import { pathToFileURL } from 'node:url'
 import { HandlerModuleError, RecordInvalidError, serializeError } from '../src/errors.js'
 import { createExecutionRecorder, RecordWriter } from '../src/outcomes/index.js'
@@ -28,8 +28,8 @@ const aborts = new Map<string, AbortController>()
 const handlers = new Map<string, Promise<Handler>>()
 
 const control = new BroadcastChannel(controlChannelName(setup.runtimeId))
-control.onmessage = (event: MessageEvent) => {
-  const message = event.data as ControlMessage
+control.onmessage = (event: unknown) => {
+  const message = (event as { data: ControlMessage }).data
   if (message.kind === 'abort') aborts.get(message.executionId)?.abort(message.reason)
 }
 // The control channel must not keep an idle thread alive.

@@ -126,9 +126,9 @@ export class AgentRuntime {
     }
     this.triggers = await startTriggers(
       {
-        trigger: (id, input, opts = {}) => {
+        trigger: async (id, input, opts = {}) => {
           const { depth, ...rest } = opts
-          return Promise.resolve(this.engine.admit(id, input, rest, depth ?? 0))
+          return this.engine.admit(id, input, rest, depth ?? 0)
         },
         events: this.events,
         stats: () => this.stats(),

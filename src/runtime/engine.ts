@@ -20,6 +20,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto'
+import { BroadcastChannel } from 'node:worker_threads'
 import type { ResolvedRuntimeConfig } from '../config/index.js'
 import {
   type AgentPoolError,
@@ -464,10 +465,11 @@ export class RuntimeEngine {
     if (status === 'completed') result.output = output
     if (error !== undefined) result.error = publicError(error)
     e.stream.record(result)
-    this.executions.delete(e.id)
     this.remember(result)
     this.active--
+    // Still known while its end is published: event triggers ask for its cascade depth.
     this.publishEnd(e, result)
+    this.executions.delete(e.id)
     e.settle?.(result)
     this.checkIdle()
   }
