@@ -290,7 +290,6 @@ export class RuntimeEngine {
     const tasks: ExecutionTask[] = []
     for (const e of executions) {
       if (e.startedAt === 0) e.startedAt = now
-      e.attemptStartedAt = now
       this.batchOf.set(e.id, batch)
       if (e.timeoutMs > 0) e.timer = setTimeout(() => this.onTimeout(e), e.timeoutMs)
       tasks.push({

@@ -27,12 +27,9 @@ export interface Execution {
   attempt: number
   /** When the first attempt was dispatched. */
   startedAt: number
-  /** When the current attempt was dispatched. */
-  attemptStartedAt: number
   phase: 'queued' | 'running' | 'backoff' | 'done'
   /** Run alone in its pool message: set after the message it shared died, so a culprit cannot take innocents down again. */
   solo: boolean
-  result: ExecutionResult | undefined
   settle: ((r: ExecutionResult) => void) | undefined
   promise: Promise<ExecutionResult> | undefined
   timer: NodeJS.Timeout | undefined
@@ -62,10 +59,8 @@ export function newExecution(
     admittedAt: now,
     attempt: 1,
     startedAt: 0,
-    attemptStartedAt: 0,
     phase: 'queued',
     solo: false,
-    result: undefined,
     settle: undefined,
     promise: undefined,
     timer: undefined,
