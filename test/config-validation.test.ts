@@ -162,6 +162,13 @@ const badConfigs: Array<[string, unknown, string, string, unknown?]> = [
     'hook',
   ],
   [
+    'webhook path with a route parameter',
+    { entryPoints: [ep({ trigger: { type: 'webhook', path: '/hooks/:id' } })] },
+    'entryPoints[0].trigger.path',
+    'use only letters, digits',
+    '/hooks/:id',
+  ],
+  [
     'webhook on a reserved path',
     { entryPoints: [ep({ trigger: { type: 'webhook', path: '/metrics' } })] },
     'entryPoints[0].trigger.path',

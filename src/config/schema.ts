@@ -98,7 +98,9 @@ const goal = z.strictObject(
 
 const webhookPath = z
   .string(says('must be a string'))
-  .regex(/^\/[A-Za-z0-9._~%/-]*$/, { error: "must start with '/' and use only letters, digits and - . _ ~ % /" })
+  .regex(/^\/[A-Za-z0-9._~%/-]*$/, {
+    error: "must start with '/' and use only letters, digits and - . _ ~ % /",
+  })
 
 const method = z
   .string(says('must be a string'))

@@ -76,6 +76,8 @@ class IntervalSchedule implements Schedule {
 
 class CronSchedule implements Schedule {
   private job: Cron | undefined
+  /** The slot the job will fire for next (croner reports only the wall-clock start of a run). */
+  private slot: Date | null = null
 
   constructor(
     private readonly pattern: string,
@@ -85,17 +87,21 @@ class CronSchedule implements Schedule {
 
   start(): void {
     this.job = new Cron(this.pattern, { timezone: this.timezone }, (self: Cron) => {
-      this.fire(self.currentRun()?.getTime() ?? Date.now())
+      const scheduledAt = this.slot?.getTime() ?? Date.now()
+      this.slot = self.nextRun()
+      this.fire(scheduledAt)
     })
+    this.slot = this.job.nextRun()
   }
 
   stop(): void {
     this.job?.stop()
     this.job = undefined
+    this.slot = null
   }
 
   nextFireAt(): number | null {
-    return this.job?.nextRun()?.getTime() ?? null
+    return this.slot?.getTime() ?? null
   }
 }
 
