@@ -32,6 +32,8 @@ export const ErrorCode = {
   CASCADE_DEPTH: 'AGENTPOOL_CASCADE_DEPTH',
   /** A bug in agentpool itself; the message says no more, so nothing internal leaks to a client. */
   INTERNAL: 'AGENTPOOL_INTERNAL',
+  /** The main thread gave up spinning for the state commit lock (it never blocks on it). */
+  STATE_BUSY: 'AGENTPOOL_STATE_BUSY',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
@@ -224,6 +226,20 @@ export class CascadeDepthError extends AgentPoolError {
   }
 }
 
+/**
+ * The main thread could not take the state commit lock within its bounded spin (a live worker held it
+ * throughout). The main thread never blocks on it; nothing was written — retry the call.
+ */
+export class StateBusyError extends AgentPoolError {
+  constructor(operation: string, spinMs: number) {
+    super(
+      ErrorCode.STATE_BUSY,
+      `state ${operation} on the main thread gave up after ${spinMs} ms: a worker held the commit lock throughout; nothing was written, retry`,
+      { details: { operation, spinMs } },
+    )
+  }
+}
+
 /** An error as it crosses a thread boundary. */
 export interface SerializedError {
   name: string
@@ -252,6 +268,7 @@ for (const cls of [
   HandlerModuleError,
   WorkerCrashedError,
   RecordInvalidError,
+  StateBusyError,
 ]) {
   classesByCode[cls.name] = cls as never
 }

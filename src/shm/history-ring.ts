@@ -1,0 +1,209 @@
+/**
+ * A bounded log of recent commits in shared memory: fixed-size entries in a ring, written by the commit
+ * lock holder inside its commit (so a rolled-back commit leaves no entry), read lock-free by any thread —
+ * in particular the main thread, although every write happens on workers.
+ *
+ * Region layout (bytes):
+ *
+ * | offset | size | meaning                                                   |
+ * |--------|------|-----------------------------------------------------------|
+ * | 0      | 4    | head: entries ever appended (entry `k` lives at `k % cap`) |
+ * | 4      | 4    | cap: entries in the ring                                   |
+ * | 8      | 4    | entry size in bytes                                        |
+ * | 64     | …    | entries                                                    |
+ *
+ * Entry layout (bytes from the entry start):
+ *
+ * | offset | size | meaning                                                                   |
+ * |--------|------|---------------------------------------------------------------------------|
+ * | 0      | 4    | seq: odd while being written (sequence lock for readers)                   |
+ * | 4      | 4    | k: the entry's absolute number (a reader expecting another `k` skips it)   |
+ * | 8      | 8    | timestamp (ms since epoch, f64)                                            |
+ * | 16     | 8    | commit version (f64)                                                       |
+ * | 24     | 4×8  | key length, group length, meta length, old tag, old length, new tag, new length, flags |
+ * | 56     | 8    | old number (f64; INT and F64 tags)                                         |
+ * | 64     | 8    | new number                                                                 |
+ * | 72     | …    | key bytes, meta bytes, old value bytes, new value bytes                    |
+ *
+ * Values that do not fit the entry are dropped from it and flagged `truncated`; key and meta always fit
+ * (the store sizes entries for its key and meta limits).
+ *
+ * Thread contract: `append` — commit lock holder only, never blocks. `read` — any thread, lock-free,
+ * never blocks.
+ *
+ * @module
+ */
+import type { UndoJournal } from './journal.js'
+
+const HEAD = 0
+const CAP = 1
+const ENTRY = 2
+const HEADER_BYTES = 64
+const FIXED_BYTES = 72
+const FLAG_TRUNCATED = 1
+
+/** Bytes of a ring of `entries` entries of `entryBytes` each. */
+export function historyBytes(entries: number, entryBytes: number): number {
+  return HEADER_BYTES + Math.max(1, entries) * entryBytes
+}
+
+/** Smallest entry that holds a key of `keyBytes` and meta of `metaBytes` plus small values. */
+export function historyEntryBytes(keyBytes: number, metaBytes: number): number {
+  return (FIXED_BYTES + keyBytes + metaBytes + 256 + 7) & ~7
+}
+
+/** One side of a change: a slot value as the store keeps it. */
+export interface RawValue {
+  tag: number
+  num: number
+  bytes: Uint8Array | undefined
+}
+
+/** One entry as read back. */
+export interface HistoryEntry {
+  timestamp: number
+  version: number
+  key: Uint8Array
+  groupLen: number
+  meta: Uint8Array
+  old: RawValue
+  new: RawValue
+  truncated: boolean
+}
+
+export class HistoryRing {
+  private readonly i32: Int32Array
+  private readonly u8: Uint8Array
+  private readonly view: DataView
+  private readonly cap: number
+  private readonly entryBytes: number
+
+  constructor(
+    sab: SharedArrayBuffer,
+    private readonly region: number,
+    private readonly journal: UndoJournal,
+  ) {
+    this.i32 = new Int32Array(sab)
+    this.u8 = new Uint8Array(sab)
+    this.view = new DataView(sab)
+    this.cap = Atomics.load(this.i32, CAP)
+    this.entryBytes = Atomics.load(this.i32, ENTRY)
+  }
+
+  /** Main thread, before sharing. `entries` may be 0 (history off). */
+  static initialize(sab: SharedArrayBuffer, entries: number, entryBytes: number): void {
+    const i32 = new Int32Array(sab)
+    Atomics.store(i32, HEAD, 0)
+    Atomics.store(i32, CAP, entries)
+    Atomics.store(i32, ENTRY, entryBytes)
+  }
+
+  /** The Int32 view, for the journal's region table. */
+  words(): Int32Array {
+    return this.i32
+  }
+
+  /** Lock holder, inside a commit. */
+  append(
+    timestamp: number,
+    version: number,
+    key: Uint8Array,
+    groupLen: number,
+    meta: Uint8Array,
+    old: RawValue,
+    now: RawValue,
+  ): void {
+    if (this.cap === 0) return
+    const k = this.i32[HEAD]!
+    const at = HEADER_BYTES + (k % this.cap) * this.entryBytes
+    const w = at >> 2
+    this.journal.beginSeq(this.region, w)
+    // Not journaled: after a rollback the entry claims number k, which readers then expect in the next
+    // lap only, so its half-written bytes are never taken for the entry it replaced.
+    this.i32[w + 1] = k
+    const v = this.view
+    v.setFloat64(at + 8, timestamp, true)
+    v.setFloat64(at + 16, version, true)
+    const oldLen = old.bytes?.length ?? 0
+    const newLen = now.bytes?.length ?? 0
+    const room = this.entryBytes - FIXED_BYTES - key.length - meta.length
+    const fits = oldLen + newLen <= room
+    this.i32[w + 6] = key.length
+    this.i32[w + 7] = groupLen
+    this.i32[w + 8] = meta.length
+    this.i32[w + 9] = old.tag
+    this.i32[w + 10] = fits ? oldLen : 0
+    this.i32[w + 11] = now.tag
+    this.i32[w + 12] = fits ? newLen : 0
+    this.i32[w + 13] = fits ? 0 : FLAG_TRUNCATED
+    v.setFloat64(at + 56, old.num, true)
+    v.setFloat64(at + 64, now.num, true)
+    let p = at + FIXED_BYTES
+    this.u8.set(key, p)
+    p += key.length
+    this.u8.set(meta, p)
+    p += meta.length
+    if (fits) {
+      if (old.bytes) this.u8.set(old.bytes, p)
+      if (now.bytes) this.u8.set(now.bytes, p + oldLen)
+    }
+    this.journal.set(this.region, HEAD, k + 1)
+  }
+
+  /** Any thread. Up to `limit` most recent entries, newest first; entries being overwritten are skipped. */
+  read(limit: number): HistoryEntry[] {
+    const out: HistoryEntry[] = []
+    if (this.cap === 0) return out
+    const head = Atomics.load(this.i32, HEAD)
+    const stop = Math.max(0, head - Math.min(limit, this.cap))
+    for (let k = head - 1; k >= stop; k--) {
+      const e = this.readEntry(k)
+      if (e) out.push(e)
+    }
+    return out
+  }
+
+  private readEntry(k: number): HistoryEntry | undefined {
+    const at = HEADER_BYTES + (k % this.cap) * this.entryBytes
+    const w = at >> 2
+    for (let attempt = 0; attempt < 64; attempt++) {
+      const seq = Atomics.load(this.i32, w)
+      if (seq & 1) continue
+      if (this.i32[w + 1] !== k) return undefined
+      const e = this.copyEntry(at, w)
+      // Same even seq after the copy: nothing was written into the entry meanwhile.
+      if (Atomics.load(this.i32, w) === seq && e) return e
+    }
+    return undefined
+  }
+
+  private copyEntry(at: number, w: number): HistoryEntry | undefined {
+    const keyLen = this.i32[w + 6]!
+    const metaLen = this.i32[w + 8]!
+    const oldLen = this.i32[w + 10]!
+    const newLen = this.i32[w + 12]!
+    const total = keyLen + metaLen + oldLen + newLen
+    if (keyLen < 0 || metaLen < 0 || oldLen < 0 || newLen < 0 || total > this.entryBytes - FIXED_BYTES)
+      return undefined
+    const p = at + FIXED_BYTES
+    const v = this.view
+    return {
+      timestamp: v.getFloat64(at + 8, true),
+      version: v.getFloat64(at + 16, true),
+      key: this.u8.slice(p, p + keyLen),
+      groupLen: this.i32[w + 7]!,
+      meta: this.u8.slice(p + keyLen, p + keyLen + metaLen),
+      old: {
+        tag: this.i32[w + 9]!,
+        num: v.getFloat64(at + 56, true),
+        bytes: oldLen ? this.u8.slice(p + keyLen + metaLen, p + keyLen + metaLen + oldLen) : undefined,
+      },
+      new: {
+        tag: this.i32[w + 11]!,
+        num: v.getFloat64(at + 64, true),
+        bytes: newLen ? this.u8.slice(p + keyLen + metaLen + oldLen, p + total) : undefined,
+      },
+      truncated: (this.i32[w + 13]! & FLAG_TRUNCATED) !== 0,
+    }
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * SharedArrayBuffer structures: lock, journal, allocator, hash index, history ring, the store that
+ * combines them, and the frame ring. Knows nothing about agents.
+ *
+ * @module
+ */
+export * from './frame-ring.js'
+export type { HistoryEntry, RawValue } from './history-ring.js'
+export { AtomicsLock, DEAD_TABLE_WORDS, DeadThreadTable, LOCK_WORDS } from './lock.js'
+export {
+  CommitStatus,
+  EXPECT_ABSENT,
+  EXPECT_ANY,
+  type GroupMember,
+  HEAD_MARK,
+  hashBytes,
+  type ReadCheck,
+  ReadOut,
+  ShmStore,
+  type StoreHandles,
+  type StoreOptions,
+  type StoreStats,
+  ValueTag,
+  WriteOp,
+} from './store.js'

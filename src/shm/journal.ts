@@ -1,0 +1,159 @@
+/**
+ * The write-ahead undo journal that makes a commit all-or-nothing even if its thread dies in the middle.
+ *
+ * Every shared word a commit changes is first logged here with its old value; only then is it written.
+ * Payload bytes written into freshly allocated blocks are not logged: until the commit point nothing
+ * reachable points at them. The commit point is one store of `state = DONE`. Whoever takes the commit lock
+ * next (or the main thread, when it learns the thread died) calls {@link UndoJournal.recover}:
+ * `ACTIVE` → every logged word is restored, newest first (a rollback); `DONE` → the commit stands and only
+ * the sequence words it left odd are made even.
+ *
+ * Sequence words (seqlocks that lock-free readers check) are logged with the SEQ flag: a commit makes them
+ * odd first and even after the commit point, so a reader never accepts a half-written value. A rollback
+ * restores a sequence word to its old value + 2, not to its old value, so a reader that started before the
+ * commit still sees that something moved and retries.
+ *
+ * Memory layout (Int32 words of the journal's own SharedArrayBuffer):
+ *
+ * | word          | name    | meaning                                                            |
+ * |---------------|---------|--------------------------------------------------------------------|
+ * | 0             | state   | 0 = IDLE, 1 = ACTIVE (commit in progress), 2 = DONE (commit point)  |
+ * | 1             | length  | entries logged in the current commit                                |
+ * | 2             | cap     | capacity in entries                                                 |
+ * | 4 + 3e        | where   | entry e: region id (bits 0..7) and the SEQ flag (bit 8)             |
+ * | 4 + 3e + 1    | index   | Int32 index of the word in that region                              |
+ * | 4 + 3e + 2    | old     | the word's value before the commit touched it                       |
+ *
+ * Thread contract: only the holder of the commit lock calls any method; none blocks.
+ *
+ * @module
+ */
+
+/** Journal states. */
+export const JournalState = { IDLE: 0, ACTIVE: 1, DONE: 2 } as const
+
+const STATE = 0
+const LENGTH = 1
+const CAP = 2
+const HEADER_WORDS = 4
+const ENTRY_WORDS = 3
+const SEQ_FLAG = 0x100
+
+/** Bytes of a journal holding `entries` entries. */
+export function journalBytes(entries: number): number {
+  return (HEADER_WORDS + entries * ENTRY_WORDS) * 4
+}
+
+/** Thrown when one commit touches more words than the journal holds (the caller rolls back). */
+export class JournalFullError extends Error {}
+
+export class UndoJournal {
+  private readonly cap: number
+  /** Test-only fault injection: called after each logged entry with the entry count. */
+  onEntry: ((length: number) => void) | undefined
+
+  constructor(
+    private readonly log: Int32Array,
+    /** Int32 views of each region by id; a growable region's view must track its length. */
+    private readonly regions: readonly Int32Array[],
+  ) {
+    this.cap = Atomics.load(log, CAP)
+  }
+
+  /** Main thread, before sharing: an empty, idle journal of `entries` capacity. */
+  static initialize(log: Int32Array, entries: number): void {
+    if (log.length < HEADER_WORDS + entries * ENTRY_WORDS) throw new RangeError('journal buffer too small')
+    Atomics.store(log, CAP, entries)
+    Atomics.store(log, LENGTH, 0)
+    Atomics.store(log, STATE, JournalState.IDLE)
+  }
+
+  state(): number {
+    return Atomics.load(this.log, STATE)
+  }
+
+  /** Starts a commit. */
+  begin(): void {
+    Atomics.store(this.log, LENGTH, 0)
+    // Published before any logged write, so a recoverer that sees a changed word also sees ACTIVE.
+    Atomics.store(this.log, STATE, JournalState.ACTIVE)
+  }
+
+  /** Logs the word's old value, then writes `value`. */
+  set(region: number, index: number, value: number): void {
+    const view = this.regions[region]!
+    this.append(region, index, view[index]!)
+    view[index] = value
+  }
+
+  /** Logs a sequence word and makes it odd: readers of what it guards retry until {@link finish}. */
+  beginSeq(region: number, index: number): void {
+    const view = this.regions[region]!
+    const old = Atomics.load(view, index)
+    if (old & 1) return
+    this.append(region | SEQ_FLAG, index, old)
+    // Odd before any guarded word changes: a reader that copies after this sees odd or a later value.
+    Atomics.store(view, index, old + 1)
+  }
+
+  /** The commit point: from here on the commit stands even if this thread dies. */
+  commitPoint(): void {
+    Atomics.store(this.log, STATE, JournalState.DONE)
+  }
+
+  /** After the commit point: makes the odd sequence words even (publishing the new values) and goes idle. */
+  finish(): void {
+    const n = Atomics.load(this.log, LENGTH)
+    for (let e = 0; e < n; e++) {
+      const at = HEADER_WORDS + e * ENTRY_WORDS
+      const where = this.log[at]!
+      if (!(where & SEQ_FLAG)) continue
+      const view = this.regions[where & 0xff]!
+      const index = this.log[at + 1]!
+      // Even again: publishes every guarded word written in this commit to lock-free readers.
+      if (Atomics.load(view, index) & 1) Atomics.add(view, index, 1)
+    }
+    Atomics.store(this.log, STATE, JournalState.IDLE)
+  }
+
+  /** Before the commit point: restores every logged word, newest first, and goes idle. */
+  rollback(): void {
+    const n = Atomics.load(this.log, LENGTH)
+    for (let e = n - 1; e >= 0; e--) {
+      const at = HEADER_WORDS + e * ENTRY_WORDS
+      const where = this.log[at]!
+      const view = this.regions[where & 0xff]!
+      const index = this.log[at + 1]!
+      const old = this.log[at + 2]!
+      if (where & SEQ_FLAG) Atomics.store(view, index, old + 2)
+      else view[index] = old
+    }
+    Atomics.store(this.log, STATE, JournalState.IDLE)
+  }
+
+  /** Finishes or rolls back whatever a dead holder left. No-op when idle. */
+  recover(): 'idle' | 'rolled_back' | 'completed' {
+    const s = this.state()
+    if (s === JournalState.ACTIVE) {
+      this.rollback()
+      return 'rolled_back'
+    }
+    if (s === JournalState.DONE) {
+      this.finish()
+      return 'completed'
+    }
+    return 'idle'
+  }
+
+  private append(where: number, index: number, old: number): void {
+    const n = this.log[LENGTH]!
+    if (n >= this.cap) throw new JournalFullError(`commit touches more than ${this.cap} words`)
+    const at = HEADER_WORDS + n * ENTRY_WORDS
+    this.log[at] = where
+    this.log[at + 1] = index
+    this.log[at + 2] = old
+    // The entry is whole before it counts: a recoverer never replays a half-written entry.
+    Atomics.store(this.log, LENGTH, n + 1)
+    this.onEntry?.(n + 1)
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * An Atomics mutex whose lock word names its owner, plus the table of dead threads that lets a waiter
+ * (or the main thread) take a lock over from a thread that died holding it.
+ *
+ * Memory layout (Int32 words from `base` in the caller's Int32Array over a SharedArrayBuffer):
+ *
+ * | word | name    | meaning                                                                      |
+ * |------|---------|------------------------------------------------------------------------------|
+ * | 0    | owner   | 0 = free; otherwise `threadId + 1` of the holder (main thread = 1)            |
+ * | 1    | waiters | threads parked in `Atomics.wait` on word 0; release notifies only if > 0      |
+ *
+ * {@link DeadThreadTable} layout (from its own `base`):
+ *
+ * | word     | name  | meaning                                                                  |
+ * |----------|-------|--------------------------------------------------------------------------|
+ * | 0        | count | thread exits recorded so far (monotonic); slot = count % DEAD_RING_SIZE   |
+ * | 1 .. 64  | ids   | `threadId + 1` of recently exited threads (0 = empty)                     |
+ *
+ * Thread ids are never reused within a process, so "this owner is in the dead table" is a stable fact.
+ *
+ * @module
+ */
+
+/** Int32 words a lock occupies. */
+export const LOCK_WORDS = 2
+/** Recently exited threads remembered for lock takeover. */
+export const DEAD_RING_SIZE = 64
+/** Int32 words the dead-thread table occupies. */
+export const DEAD_TABLE_WORDS = 1 + DEAD_RING_SIZE
+
+const OWNER = 0
+const WAITERS = 1
+/** Spins before a worker parks in `Atomics.wait`. */
+const SPIN_TRIES = 64
+/** A parked waiter wakes at least this often to check whether the owner died. */
+const WAIT_SLICE_MS = 5
+
+/** Remembers threads that exited, so a lock they held can be taken over. */
+export class DeadThreadTable {
+  constructor(
+    private readonly i32: Int32Array,
+    private readonly base: number,
+  ) {
+    if (base < 0 || base + DEAD_TABLE_WORDS > i32.length)
+      throw new RangeError(`dead table at ${base} out of bounds`)
+  }
+
+  /** Any thread (the main thread in practice). Never blocks. */
+  add(threadId: number): void {
+    const n = Atomics.add(this.i32, this.base, 1)
+    // Publishes the id; a waiter's `has` load sees it after it sees the lock word it is waiting on.
+    Atomics.store(this.i32, this.base + 1 + (n % DEAD_RING_SIZE), threadId + 1)
+  }
+
+  /** Any thread. Never blocks. */
+  has(threadId: number): boolean {
+    const tag = threadId + 1
+    for (let i = 1; i <= DEAD_RING_SIZE; i++) if (Atomics.load(this.i32, this.base + i) === tag) return true
+    return false
+  }
+}
+
+/**
+ * The mutex. Held only inside synchronous critical sections (never across an `await`), so one owner per
+ * thread is exact even when a thread runs several executions.
+ */
+export class AtomicsLock {
+  private readonly tag: number
+
+  constructor(
+    private readonly i32: Int32Array,
+    private readonly base: number,
+    private readonly dead: DeadThreadTable,
+    threadId: number,
+    /** Main thread: never `Atomics.wait`; spin at most this long, then give up. */
+    private readonly mainSpinMs: number,
+    private readonly isMain: boolean,
+  ) {
+    if (base < 0 || base + LOCK_WORDS > i32.length) throw new RangeError(`lock at ${base} out of bounds`)
+    this.tag = threadId + 1
+  }
+
+  /** Lays out a free lock. Main thread, before any other thread sees the buffer. */
+  static initialize(i32: Int32Array, base: number): void {
+    Atomics.store(i32, base + OWNER, 0)
+    Atomics.store(i32, base + WAITERS, 0)
+  }
+
+  /** Any thread. Never blocks. True when this thread now holds the lock. */
+  tryAcquire(): boolean {
+    // CAS is the acquire fence: everything the previous owner stored before its release store is visible.
+    return Atomics.compareExchange(this.i32, this.base + OWNER, 0, this.tag) === 0
+  }
+
+  /**
+   * Takes the lock. Returns true when held. Workers: spin, then `Atomics.wait` in {@link WAIT_SLICE_MS}
+   * slices, taking the lock over if its owner is in the dead table — may block, never forever once the
+   * owner's exit is recorded. Main thread: spins at most `mainSpinMs` (never `Atomics.wait`), taking over
+   * dead owners too, and returns false if a live owner still holds it.
+   */
+  acquire(): boolean {
+    for (let i = 0; i < SPIN_TRIES; i++) if (this.tryAcquire() || this.takeOverIfDead()) return true
+    return this.isMain ? this.spinBounded() : this.park()
+  }
+
+  /** The holder only. Never blocks. */
+  release(): void {
+    // Release store: publishes every write of the critical section to the next acquirer.
+    Atomics.store(this.i32, this.base + OWNER, 0)
+    if (Atomics.load(this.i32, this.base + WAITERS) > 0) Atomics.notify(this.i32, this.base + OWNER, 1)
+  }
+
+  /** Any thread. The holder's thread id, or -1 when free. */
+  owner(): number {
+    return Atomics.load(this.i32, this.base + OWNER) - 1
+  }
+
+  /** Any thread. Never blocks. If the lock's owner is recorded dead, take the lock over from it. */
+  takeOverIfDead(): boolean {
+    const cur = Atomics.load(this.i32, this.base + OWNER)
+    if (cur === 0 || cur === this.tag || !this.dead.has(cur - 1)) return false
+    return Atomics.compareExchange(this.i32, this.base + OWNER, cur, this.tag) === cur
+  }
+
+  private spinBounded(): boolean {
+    const deadline = performance.now() + this.mainSpinMs
+    do {
+      for (let i = 0; i < SPIN_TRIES; i++) if (this.tryAcquire() || this.takeOverIfDead()) return true
+    } while (performance.now() < deadline)
+    return false
+  }
+
+  private park(): boolean {
+    Atomics.add(this.i32, this.base + WAITERS, 1)
+    try {
+      for (;;) {
+        const cur = Atomics.load(this.i32, this.base + OWNER)
+        if (cur === 0 ? this.tryAcquire() : this.takeOverIfDead()) return true
+        if (cur !== 0) Atomics.wait(this.i32, this.base + OWNER, cur, WAIT_SLICE_MS)
+      }
+    } finally {
+      Atomics.sub(this.i32, this.base + WAITERS, 1)
+    }
+  }
+}

@@ -1,0 +1,704 @@
+/**
+ * The shared key-value store: the regions, the commit protocol and its recovery. It knows nothing about
+ * agents — keys are bytes (`group ‖ name`), values are numbers or opaque bytes, and a commit's `meta` is
+ * opaque bytes that its history entries carry.
+ *
+ * Regions (each its own SharedArrayBuffer, all created by the main thread):
+ *
+ * | id | region  | holds                                                                   |
+ * |----|---------|-------------------------------------------------------------------------|
+ * | 0  | control | the commit lock, dead-thread table, counters, allocator words (below)   |
+ * | 1  | index   | the {@link HashIndex} slots (fixed size, from `maxKeys`)                |
+ * | 2  | data    | key and value blocks ({@link BlockAllocator}); growable up to the rest of `maxBytes` |
+ * | 3  | history | the {@link HistoryRing} of recent commits                               |
+ * | —  | journal | the {@link UndoJournal} of the commit in progress                       |
+ *
+ * Control region (Int32 words):
+ *
+ * | word      | meaning                                                      |
+ * |-----------|--------------------------------------------------------------|
+ * | 0..1      | commit lock ({@link AtomicsLock})                            |
+ * | 2..66     | dead-thread table ({@link DeadThreadTable})                  |
+ * | 68, 69    | commit version, high and low 32 bits (journaled)             |
+ * | 70        | live keys (group heads not counted; journaled)               |
+ * | 71        | index slots not EMPTY (live, heads, tombstones; journaled)   |
+ * | 72        | conflicts reported (`Atomics.add`, not part of any commit)   |
+ * | 80..113   | allocator words ({@link BlockAllocator})                     |
+ *
+ * The commit protocol: take the one commit lock (a commit takes it once, whatever keys it touches, so
+ * lock order is fixed and commits cannot deadlock); if the journal is not idle, a thread died mid-commit
+ * — recover it first; validate the expected versions; journal and apply every change with the touched
+ * slots' sequence words odd; store the commit point; make the sequence words even; release. A commit that
+ * fails validation or capacity is rolled back from the journal before the lock is released.
+ *
+ * Thread contract: reads (`get`, `readGroup`, `history`, `stats`) — any thread, lock-free, never block
+ * (they retry while a commit on the same key is in flight, and after a long streak check whether its
+ * thread died). `commit`/`deleteGroup` — any thread; on a worker they may block on the commit lock (never
+ * forever: a dead holder is taken over); on the main thread they spin at most `mainSpinMs` and return
+ * BUSY. `threadExited` — the main thread, never blocks.
+ *
+ * @module
+ */
+import { ALLOCATOR_WORDS, AllocatorFullError, BlockAllocator } from './allocator.js'
+import { HashIndex, HEAD_MARK, hashBytes, indexSlotsFor, SLOT_BYTES, Slot, ValueTag } from './hash-index.js'
+import {
+  type HistoryEntry,
+  HistoryRing,
+  historyBytes,
+  historyEntryBytes,
+  type RawValue,
+} from './history-ring.js'
+import { JournalFullError, JournalState, journalBytes, UndoJournal } from './journal.js'
+import { AtomicsLock, DeadThreadTable, LOCK_WORDS } from './lock.js'
+
+const R_CONTROL = 0
+const R_INDEX = 1
+const R_DATA = 2
+const R_HISTORY = 3
+
+const C_LOCK = 0
+const C_DEAD = C_LOCK + LOCK_WORDS
+const C_VERSION_HI = 68
+const C_VERSION_LO = 69
+const C_KEYS = 70
+const C_USED_SLOTS = 71
+const C_CONFLICTS = 72
+const C_ALLOC = 80
+const CONTROL_WORDS = C_ALLOC + ALLOCATOR_WORDS
+/** Journal entries: bounds the words one commit may touch (about 30 per key). */
+const JOURNAL_ENTRIES = 1 << 15
+/** Keys deleted per commit by {@link ShmStore.deleteGroup}. */
+const DELETE_CHUNK = 256
+/** Reader retries before it checks whether a commit in its way belongs to a dead thread. */
+const READ_SPINS_BEFORE_CHECK = 1 << 12
+/** Slots that may be non-EMPTY, as a fraction of all slots. */
+const MAX_FILL = 0.9
+
+/** `expectSlot` of a write or check: no expectation (a blind write). */
+export const EXPECT_ANY = -1
+/** `expectSlot`: the key must be absent. */
+export const EXPECT_ABSENT = -2
+
+/** What a commit did. */
+export const CommitStatus = {
+  OK: 0,
+  /** A write's or check's expected version did not hold; see `conflictAt`. Nothing was written. */
+  CONFLICT: 1,
+  /** Main thread only: the lock stayed held by a live thread for `mainSpinMs`. Nothing was written. */
+  BUSY: 2,
+  /** The data region reached its maximum. Nothing was written. */
+  FULL_BYTES: 3,
+  /** `maxKeys` live keys, or the index has no free slot. Nothing was written. */
+  FULL_KEYS: 4,
+  /** The commit touches more words than the journal holds. Nothing was written. */
+  TOO_LARGE: 5,
+} as const
+export type CommitStatus = (typeof CommitStatus)[keyof typeof CommitStatus]
+
+/** The buffers a store lives in; structured-clonable, handed to workers. */
+export interface StoreHandles {
+  control: SharedArrayBuffer
+  index: SharedArrayBuffer
+  data: SharedArrayBuffer
+  journal: SharedArrayBuffer
+  history: SharedArrayBuffer
+  maxKeys: number
+}
+
+/** Sizes of a store. All are upper bounds. */
+export interface StoreOptions {
+  /** All regions together, in bytes. */
+  maxBytes: number
+  /** Live keys. */
+  maxKeys: number
+  /** History entries kept. */
+  historySize: number
+  /** Longest key (`group ‖ name`) in bytes. */
+  maxKeyBytes: number
+  /** Longest commit meta in bytes (carried by history entries). */
+  maxMetaBytes: number
+}
+
+/** Per-attach settings. */
+export interface AttachOptions {
+  /** The calling thread's id (`threadId` from node:worker_threads; main thread 0). */
+  threadId: number
+  /** True on the main thread: never `Atomics.wait`. */
+  isMainThread: boolean
+  /** Main thread: longest spin for the commit lock before BUSY. */
+  mainSpinMs: number
+}
+
+/** One key written (or deleted) by a commit. Fill the inputs; the commit fills the outputs. */
+export class WriteOp {
+  /** `group ‖ name`, valid in `[0, keyLen)`. */
+  key: Uint8Array = new Uint8Array(0)
+  keyLen = 0
+  hash = 0
+  /** `group ‖ 0xFF`, the group's head key, and its hash. */
+  headKey: Uint8Array = new Uint8Array(0)
+  headHash = 0
+  del = false
+  tag: number = ValueTag.NONE
+  num = 0
+  bytes: Uint8Array | undefined = undefined
+  /** {@link EXPECT_ANY}, {@link EXPECT_ABSENT}, or the slot the key was read in (with `expectSeq`). */
+  expectSlot = EXPECT_ANY
+  expectSeq = 0
+  /** Write a history entry and capture the old value. */
+  record = false
+  /** Output: the key's slot after the commit (-1 when deleted or absent) and its sequence number. */
+  outSlot = -1
+  outSeq = 0
+  /** Output (when `record`): the value before the commit. */
+  old: RawValue = { tag: ValueTag.NONE, num: 0, bytes: undefined }
+  /** Internal: the slot found while validating. */
+  found = -1
+}
+
+/** A version a commit requires of a key it read but does not write. */
+export interface ReadCheck {
+  key: Uint8Array
+  keyLen: number
+  hash: number
+  expectSlot: number
+  expectSeq: number
+}
+
+/** Output of {@link ShmStore.get}. `bytes` is a view of a scratch buffer, valid until the next read. */
+export class ReadOut {
+  found = false
+  slot = -1
+  seq = 0
+  tag: number = ValueTag.NONE
+  num = 0
+  bytes: Uint8Array | undefined = undefined
+}
+
+/** A member of a group, as {@link ShmStore.readGroup} returns it (bytes are copies). */
+export interface GroupMember {
+  name: Uint8Array
+  slot: number
+  seq: number
+  value: RawValue
+}
+
+/** Counters of a store. */
+export interface StoreStats {
+  keys: number
+  maxKeys: number
+  bytesUsed: number
+  bytesReserved: number
+  capacity: number
+  indexSlots: number
+  indexSlotsInUse: number
+  conflicts: number
+  version: number
+}
+
+class StoreFull extends Error {
+  constructor(readonly status: CommitStatus) {
+    super('store full')
+  }
+}
+
+const f64 = new Float64Array(1)
+const f64Words = new Int32Array(f64.buffer)
+
+/** The engine behind `SharedBufferManager`: attach once per thread. */
+export class ShmStore {
+  readonly handles: StoreHandles
+  private readonly ctrl: Int32Array
+  private readonly lock: AtomicsLock
+  private readonly dead: DeadThreadTable
+  private readonly journal: UndoJournal
+  private readonly heap: BlockAllocator
+  private readonly index: HashIndex
+  private readonly ring: HistoryRing
+  private readonly maxKeys: number
+  private scratch = new Uint8Array(256)
+  private readonly pendingFrees: number[] = []
+  /** Conflicting write (index into writes) or check (writes.length + index) of the last CONFLICT. */
+  conflictAt = -1
+  /** Version and wall-clock time of this thread's last successful commit. */
+  lastVersion = 0
+  lastTimestamp = 0
+
+  private constructor(handles: StoreHandles, opts: AttachOptions) {
+    this.handles = handles
+    this.maxKeys = handles.maxKeys
+    this.ctrl = new Int32Array(handles.control)
+    const data = new Int32Array(handles.data)
+    const index = new Int32Array(handles.index)
+    const history = new Int32Array(handles.history)
+    this.journal = new UndoJournal(new Int32Array(handles.journal), [this.ctrl, index, data, history])
+    this.dead = new DeadThreadTable(this.ctrl, C_DEAD)
+    this.lock = new AtomicsLock(
+      this.ctrl,
+      C_LOCK,
+      this.dead,
+      opts.threadId,
+      opts.mainSpinMs,
+      opts.isMainThread,
+    )
+    this.heap = new BlockAllocator(handles.data, this.ctrl, C_ALLOC, R_CONTROL, R_DATA, this.journal)
+    this.index = new HashIndex(index, R_INDEX, this.heap, this.journal)
+    this.ring = new HistoryRing(handles.history, R_HISTORY, this.journal)
+  }
+
+  /** Main thread: allocates and lays out every region. Throws RangeError when `maxBytes` is too small. */
+  static create(o: StoreOptions, attach: AttachOptions): ShmStore {
+    const slots = indexSlotsFor(o.maxKeys)
+    const entryBytes = historyEntryBytes(o.maxKeyBytes, o.maxMetaBytes)
+    const fixed = {
+      control: CONTROL_WORDS * 4,
+      index: slots * SLOT_BYTES,
+      journal: journalBytes(JOURNAL_ENTRIES),
+      history: historyBytes(o.historySize, entryBytes),
+    }
+    const fixedTotal = fixed.control + fixed.index + fixed.journal + fixed.history
+    const dataMax = Math.floor((o.maxBytes - fixedTotal) / 8) * 8
+    if (dataMax < 64 * 1024) {
+      throw new RangeError(
+        `maxBytes ${o.maxBytes} leaves ${dataMax} bytes for values after the index (${fixed.index} bytes for ` +
+          `maxKeys ${o.maxKeys}), journal and history (${fixed.history} bytes); raise maxBytes or lower maxKeys`,
+      )
+    }
+    const handles: StoreHandles = {
+      control: new SharedArrayBuffer(fixed.control),
+      index: new SharedArrayBuffer(fixed.index),
+      data: new SharedArrayBuffer(Math.min(dataMax, 1 << 20), { maxByteLength: dataMax }),
+      journal: new SharedArrayBuffer(fixed.journal),
+      history: new SharedArrayBuffer(fixed.history),
+      maxKeys: o.maxKeys,
+    }
+    const ctrl = new Int32Array(handles.control)
+    AtomicsLock.initialize(ctrl, C_LOCK)
+    BlockAllocator.initialize(ctrl, C_ALLOC)
+    UndoJournal.initialize(new Int32Array(handles.journal), JOURNAL_ENTRIES)
+    HistoryRing.initialize(handles.history, o.historySize, entryBytes)
+    return new ShmStore(handles, attach)
+  }
+
+  /** Any thread: attaches to regions made by {@link create}. */
+  static attach(handles: StoreHandles, opts: AttachOptions): ShmStore {
+    return new ShmStore(handles, opts)
+  }
+
+  /** Test-only fault injection: called after every journal entry with the entry count. */
+  set onJournalEntry(fn: ((entries: number) => void) | undefined) {
+    this.journal.onEntry = fn
+  }
+
+  /** Any thread, lock-free. Reads `key` into `out`; returns `out.found`. */
+  get(key: Uint8Array, len: number, hash: number, out: ReadOut): boolean {
+    const ix = this.index
+    const a = ix.i32
+    for (let attempt = 1; ; attempt++) {
+      if (attempt % READ_SPINS_BEFORE_CHECK === 0) this.waitOutDeadCommit()
+      const s = ix.find(key, len, hash)
+      if (s === -2) continue
+      if (s === -1) {
+        out.found = false
+        out.slot = -1
+        out.seq = 0
+        out.tag = ValueTag.NONE
+        out.bytes = undefined
+        return false
+      }
+      const at = s * 8
+      const seq = Atomics.load(a, at + Slot.SEQ)
+      if (seq & 1) continue
+      if (a[at + Slot.HASH] !== hash || !ix.keyEquals(a[at + Slot.KEY]!, key, len)) continue
+      if (!this.readValue(at, out)) continue
+      // Same even seq after copying: the key, tag and value bytes are one committed version.
+      if (Atomics.load(a, at + Slot.SEQ) !== seq) continue
+      out.found = true
+      out.slot = s
+      out.seq = seq
+      return true
+    }
+  }
+
+  /**
+   * Any thread, lock-free. Every member of the group whose head key is `headKey` (= `group ‖ 0xFF`), as
+   * one consistent snapshot; empty when the group does not exist.
+   */
+  readGroup(headKey: Uint8Array, headHash: number): GroupMember[] {
+    const ix = this.index
+    const a = ix.i32
+    const groupLen = headKey.length - 1
+    const out = new ReadOut()
+    for (let attempt = 1; ; attempt++) {
+      if (attempt % 64 === 0) this.waitOutDeadCommit()
+      const head = ix.find(headKey, headKey.length, headHash)
+      if (head === -2) continue
+      if (head === -1) return []
+      const hseq = Atomics.load(a, head * 8 + Slot.SEQ)
+      if (hseq & 1) continue
+      const members: GroupMember[] = []
+      let ok = true
+      for (let m = a[head * 8 + Slot.NEXT]!, steps = 0; m !== 0; m = a[(m - 1) * 8 + Slot.NEXT]!, steps++) {
+        const at = (m - 1) * 8
+        if (steps > ix.slots || !this.readValue(at, out)) {
+          ok = false
+          break
+        }
+        const kb = a[at + Slot.KEY]!
+        const kl = this.heap.blockLength(kb)
+        if (kl < groupLen) {
+          ok = false
+          break
+        }
+        const off = this.heap.payloadOffset(kb)
+        members.push({
+          name: this.heap.u8.slice(off + groupLen, off + kl),
+          slot: m - 1,
+          seq: a[at + Slot.SEQ]!,
+          value: { tag: out.tag, num: out.num, bytes: out.bytes?.slice() },
+        })
+      }
+      // The head's seq moves on every change to a member: unchanged means the walk saw one snapshot.
+      if (ok && Atomics.load(a, head * 8 + Slot.SEQ) === hseq) return members
+    }
+  }
+
+  /**
+   * Any thread. Applies `writes` (distinct keys) all or nothing, provided every expected version — of
+   * the writes and of `checks` — still holds. May block on a worker (see the module contract).
+   */
+  commit(writes: readonly WriteOp[], checks: readonly ReadCheck[], meta: Uint8Array): CommitStatus {
+    if (!this.acquire()) return CommitStatus.BUSY
+    try {
+      if (!this.validate(writes, checks)) return CommitStatus.CONFLICT
+      return this.applyAll(writes, meta)
+    } finally {
+      this.lock.release()
+    }
+  }
+
+  /** Any thread. Deletes every member of a group, in commits of a bounded size. False only on BUSY. */
+  deleteGroup(headKey: Uint8Array, headHash: number): boolean {
+    const ix = this.index
+    for (;;) {
+      if (ix.find(headKey, headKey.length, headHash) === -1) return true
+      if (!this.acquire()) return false
+      try {
+        const head = ix.findForInsert(headKey, headKey.length, headHash)
+        if (head < 0) return true
+        this.journal.begin()
+        try {
+          for (let n = 0; n < DELETE_CHUNK; n++) {
+            const first = ix.get(head, Slot.NEXT)
+            if (first === 0) break
+            ix.touch(first - 1)
+            ix.touch(head)
+            this.deleteSlot(first - 1, head)
+          }
+          this.flushFrees()
+          this.bumpVersion()
+        } catch (err) {
+          this.pendingFrees.length = 0
+          this.journal.rollback()
+          throw err
+        }
+        this.journal.commitPoint()
+        this.journal.finish()
+      } finally {
+        this.lock.release()
+      }
+    }
+  }
+
+  /** Any thread. Up to `limit` most recent history entries, newest first. */
+  history(limit: number): HistoryEntry[] {
+    return this.ring.read(limit)
+  }
+
+  /** Any thread, racy snapshot. */
+  stats(): StoreStats {
+    const c = this.ctrl
+    return {
+      keys: Atomics.load(c, C_KEYS),
+      maxKeys: this.maxKeys,
+      bytesUsed: this.heap.usedBytes(),
+      bytesReserved: this.heap.topBytes(),
+      capacity: this.handles.data.maxByteLength,
+      indexSlots: this.index.slots,
+      indexSlotsInUse: Atomics.load(c, C_USED_SLOTS),
+      conflicts: Atomics.load(c, C_CONFLICTS),
+      version: this.version(),
+    }
+  }
+
+  /** Any thread. Commits so far. */
+  version(): number {
+    for (;;) {
+      const hi = Atomics.load(this.ctrl, C_VERSION_HI)
+      const lo = Atomics.load(this.ctrl, C_VERSION_LO)
+      if (Atomics.load(this.ctrl, C_VERSION_HI) === hi) return hi * 2 ** 32 + (lo >>> 0)
+    }
+  }
+
+  /** Any thread, never blocks. Counts a reported conflict. */
+  countConflict(): void {
+    Atomics.add(this.ctrl, C_CONFLICTS, 1)
+  }
+
+  /**
+   * Main thread, never blocks. Records that `threadId` exited; if it held the commit lock, takes the lock
+   * over, completes or rolls back its commit, and releases the lock. Idempotent.
+   */
+  threadExited(threadId: number): 'idle' | 'rolled_back' | 'completed' {
+    this.dead.add(threadId)
+    if (this.lock.owner() !== threadId || !this.lock.takeOverIfDead()) return 'idle'
+    try {
+      return this.journal.recover()
+    } finally {
+      this.lock.release()
+    }
+  }
+
+  /** Any thread. Whether a thread currently holds the commit lock, and which. -1 when free. */
+  lockOwner(): number {
+    return this.lock.owner()
+  }
+
+  private acquire(): boolean {
+    if (!this.lock.acquire()) return false
+    // A non-idle journal under a freshly taken lock means its last holder died mid-commit.
+    if (this.journal.state() !== JournalState.IDLE) this.journal.recover()
+    return true
+  }
+
+  /** A reader stuck behind an odd sequence word: if the commit's thread died, recover it. */
+  private waitOutDeadCommit(): void {
+    if (this.lock.owner() < 0 || !this.lock.takeOverIfDead()) return
+    try {
+      this.journal.recover()
+    } finally {
+      this.lock.release()
+    }
+  }
+
+  /** Copies the value of the slot at word `at` into `out` (tag, num, bytes in scratch). */
+  private readValue(at: number, out: ReadOut): boolean {
+    const a = this.index.i32
+    const tag = a[at + Slot.TAG]!
+    out.tag = tag
+    out.bytes = undefined
+    if (tag === ValueTag.INT) out.num = a[at + Slot.V0]!
+    else if (tag === ValueTag.F64) {
+      f64Words[0] = a[at + Slot.V0]!
+      f64Words[1] = a[at + Slot.V1]!
+      out.num = f64[0]!
+    } else if (tag === ValueTag.BYTES) {
+      const b = a[at + Slot.V0]!
+      const len = this.heap.blockLength(b)
+      if (len < 0) return false
+      if (len > this.scratch.length) this.scratch = new Uint8Array(Math.max(len, this.scratch.length * 2))
+      const off = this.heap.payloadOffset(b)
+      this.scratch.set(this.heap.u8.subarray(off, off + len))
+      out.bytes = this.scratch.subarray(0, len)
+    } else if (tag !== ValueTag.NONE && tag !== ValueTag.HEAD) return false
+    return true
+  }
+
+  private matches(s: number, expectSlot: number, expectSeq: number): boolean {
+    if (expectSlot === EXPECT_ANY) return true
+    if (expectSlot === EXPECT_ABSENT) return s < 0
+    return s === expectSlot && this.index.get(s, Slot.SEQ) === expectSeq
+  }
+
+  private validate(writes: readonly WriteOp[], checks: readonly ReadCheck[]): boolean {
+    const ix = this.index
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i]!
+      const s = ix.findForInsert(w.key, w.keyLen, w.hash)
+      w.found = s
+      if (!this.matches(s, w.expectSlot, w.expectSeq)) {
+        this.conflictAt = i
+        return false
+      }
+    }
+    for (let i = 0; i < checks.length; i++) {
+      const c = checks[i]!
+      if (!this.matches(ix.findForInsert(c.key, c.keyLen, c.hash), c.expectSlot, c.expectSeq)) {
+        this.conflictAt = writes.length + i
+        return false
+      }
+    }
+    return true
+  }
+
+  private applyAll(writes: readonly WriteOp[], meta: Uint8Array): CommitStatus {
+    const j = this.journal
+    j.begin()
+    try {
+      for (const w of writes) this.apply(w)
+      this.flushFrees()
+      const version = this.bumpVersion()
+      const now = Date.now()
+      this.lastVersion = version
+      this.lastTimestamp = now
+      for (const w of writes) {
+        if (!w.record || (w.del && w.old.tag === ValueTag.NONE)) continue
+        const nv: RawValue = w.del
+          ? { tag: ValueTag.NONE, num: 0, bytes: undefined }
+          : { tag: w.tag, num: w.num, bytes: w.bytes }
+        this.ring.append(now, version, w.key.subarray(0, w.keyLen), w.headKey.length - 1, meta, w.old, nv)
+      }
+    } catch (err) {
+      this.pendingFrees.length = 0
+      j.rollback()
+      if (err instanceof StoreFull) return err.status
+      if (err instanceof AllocatorFullError) return CommitStatus.FULL_BYTES
+      if (err instanceof JournalFullError) return CommitStatus.TOO_LARGE
+      throw err
+    }
+    j.commitPoint()
+    j.finish()
+    return CommitStatus.OK
+  }
+
+  private apply(w: WriteOp): void {
+    const ix = this.index
+    let s = w.found >= 0 ? w.found : -1
+    if (w.record) this.captureOld(w, s)
+    if (s >= 0) {
+      const head = this.headSlot(w)
+      ix.touch(s)
+      ix.touch(head)
+      if (w.del) {
+        this.deleteSlot(s, head)
+        w.outSlot = -1
+        w.outSeq = 0
+        return
+      }
+      this.setValue(s, w)
+    } else {
+      if (w.del) {
+        w.outSlot = -1
+        w.outSeq = 0
+        return
+      }
+      if (this.ctrl[C_KEYS]! >= this.maxKeys) throw new StoreFull(CommitStatus.FULL_KEYS)
+      let head = this.headSlot(w)
+      if (head < 0) head = this.insertHead(w)
+      s = this.claimSlot(ix.findForInsert(w.key, w.keyLen, w.hash))
+      ix.touch(s)
+      ix.touch(head)
+      ix.set(s, Slot.KEY, this.storeBytes(w.key, w.keyLen))
+      ix.set(s, Slot.HASH, w.hash)
+      ix.set(s, Slot.TAG, ValueTag.NONE)
+      this.setValue(s, w)
+      ix.link(head, s)
+      ix.set(head, Slot.V0, ix.get(head, Slot.V0) + 1)
+      this.journal.set(R_CONTROL, C_KEYS, this.ctrl[C_KEYS]! + 1)
+    }
+    w.outSlot = s
+    // The slot's seq is odd now; finish() makes it even, which is the version later reads will see.
+    w.outSeq = ix.get(s, Slot.SEQ) + 1
+  }
+
+  private captureOld(w: WriteOp, s: number): void {
+    const old = w.old
+    old.bytes = undefined
+    old.num = 0
+    if (s < 0) {
+      old.tag = ValueTag.NONE
+      return
+    }
+    const out = new ReadOut()
+    this.readValue(s * 8, out)
+    old.tag = out.tag
+    old.num = out.num
+    old.bytes = out.bytes?.slice()
+  }
+
+  private headSlot(w: WriteOp): number {
+    const s = this.index.findForInsert(w.headKey, w.headKey.length, w.headHash)
+    return s >= 0 ? s : -1
+  }
+
+  private insertHead(w: WriteOp): number {
+    const ix = this.index
+    const s = this.claimSlot(ix.findForInsert(w.headKey, w.headKey.length, w.headHash))
+    ix.touch(s)
+    ix.set(s, Slot.KEY, this.storeBytes(w.headKey, w.headKey.length))
+    ix.set(s, Slot.HASH, w.headHash)
+    ix.set(s, Slot.TAG, ValueTag.HEAD)
+    ix.set(s, Slot.V0, 0)
+    ix.set(s, Slot.NEXT, 0)
+    ix.set(s, Slot.PREV, 0)
+    return s
+  }
+
+  /** Turns findForInsert's "insert at" answer into a slot, counting a fresh slot against the fill limit. */
+  private claimSlot(r: number): number {
+    const s = -r - 1
+    if (r >= 0 || s >= this.index.slots) throw new StoreFull(CommitStatus.FULL_KEYS)
+    if (this.index.isEmpty(s)) {
+      const used = this.ctrl[C_USED_SLOTS]! + 1
+      if (used > this.index.slots * MAX_FILL) throw new StoreFull(CommitStatus.FULL_KEYS)
+      this.journal.set(R_CONTROL, C_USED_SLOTS, used)
+    }
+    return s
+  }
+
+  private setValue(s: number, w: WriteOp): void {
+    const ix = this.index
+    if (ix.get(s, Slot.TAG) === ValueTag.BYTES) this.pendingFrees.push(ix.get(s, Slot.V0))
+    if (w.tag === ValueTag.BYTES) {
+      ix.set(s, Slot.V0, this.storeBytes(w.bytes!, w.bytes!.length))
+    } else if (w.tag === ValueTag.F64) {
+      f64[0] = w.num
+      ix.set(s, Slot.V0, f64Words[0]!)
+      ix.set(s, Slot.V1, f64Words[1]!)
+    } else {
+      ix.set(s, Slot.V0, w.num | 0)
+    }
+    ix.set(s, Slot.TAG, w.tag)
+  }
+
+  /** Allocates a block and copies `bytes[0, len)` into it (a fresh block: no journaling needed). */
+  private storeBytes(bytes: Uint8Array, len: number): number {
+    const b = this.heap.alloc(len)
+    const off = this.heap.payloadOffset(b)
+    this.heap.u8.set(len === bytes.length ? bytes : bytes.subarray(0, len), off)
+    return b
+  }
+
+  /** Both `s` and `head` touched. Deletes member `s`, and the head when it was the last member. */
+  private deleteSlot(s: number, head: number): void {
+    const ix = this.index
+    this.pendingFrees.push(ix.get(s, Slot.KEY))
+    if (ix.get(s, Slot.TAG) === ValueTag.BYTES) this.pendingFrees.push(ix.get(s, Slot.V0))
+    ix.unlink(s)
+    let freed = ix.remove(s)
+    this.journal.set(R_CONTROL, C_KEYS, this.ctrl[C_KEYS]! - 1)
+    const count = ix.get(head, Slot.V0) - 1
+    ix.set(head, Slot.V0, count)
+    if (count === 0) {
+      this.pendingFrees.push(ix.get(head, Slot.KEY))
+      freed += ix.remove(head)
+    }
+    if (freed > 0) this.journal.set(R_CONTROL, C_USED_SLOTS, this.ctrl[C_USED_SLOTS]! - freed)
+  }
+
+  /** Frees the blocks this commit replaced — last, so that no block is reused within the commit. */
+  private flushFrees(): void {
+    for (const b of this.pendingFrees) this.heap.free(b)
+    this.pendingFrees.length = 0
+  }
+
+  private bumpVersion(): number {
+    const lo = (this.ctrl[C_VERSION_LO]! >>> 0) + 1
+    const hi = this.ctrl[C_VERSION_HI]! + (lo > 0xffffffff ? 1 : 0)
+    if (lo > 0xffffffff) this.journal.set(R_CONTROL, C_VERSION_HI, hi)
+    this.journal.set(R_CONTROL, C_VERSION_LO, lo | 0)
+    return hi * 2 ** 32 + (lo >>> 0)
+  }
+}
+
+export { HEAD_MARK, hashBytes, ValueTag }

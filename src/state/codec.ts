@@ -1,0 +1,244 @@
+/**
+ * Values and keys as the store keeps them. Integers that fit 32 bits and other numbers are stored inline
+ * in their slot (no encoding, no block); everything else is msgpack (msgpackr records, so plain objects,
+ * `Map`, `Set`, `Date`, `bigint` and typed arrays come back as what they were). Keys are
+ * `group ‖ name`: the group is `scope code, id length (u16 LE), id UTF-8`; a group's head key adds 0xFF.
+ *
+ * Thread contract: a codec is per thread (it owns scratch buffers); nothing here blocks.
+ *
+ * @module
+ */
+import { Packr } from 'msgpackr'
+import { describeValue, StateKeyError, StateValueError } from '../errors.js'
+import { HEAD_MARK, hashBytes, type RawValue, ValueTag } from '../shm/index.js'
+import type { StateScope } from './types.js'
+
+/** Scope codes, the first byte of a group. */
+export const ScopeCode: Record<StateScope, number> = { execution: 1, stream: 2, global: 3 }
+export const scopeOfCode: Record<number, StateScope> = { 1: 'execution', 2: 'stream', 3: 'global' }
+
+/** Longest execution or stream id, in UTF-8 bytes. */
+export const MAX_ID_BYTES = 256
+/** Bytes of a group prefix around an id. */
+export const GROUP_OVERHEAD = 3
+/** Bytes of commit meta around the two ids. */
+export const META_OVERHEAD = 4
+
+const MAX_DEPTH = 64
+const INT_MIN = -(2 ** 31)
+const INT_MAX = 2 ** 31 - 1
+const utf8 = new TextEncoder()
+const utf8d = new TextDecoder()
+const NONE: RawValue = Object.freeze({ tag: ValueTag.NONE, num: 0, bytes: undefined }) as RawValue
+
+/** A key of one group, encoded once. */
+export interface KeyRef {
+  key: Uint8Array
+  keyLen: number
+  hash: number
+}
+
+/** One scope of one id: its group bytes, head key and a bounded cache of encoded keys. */
+export class KeyGroup {
+  readonly headKey: Uint8Array
+  readonly headHash: number
+  private readonly prefix: Uint8Array
+  private readonly cache = new Map<string, KeyRef>()
+
+  constructor(
+    readonly scope: StateScope,
+    readonly id: string,
+    private readonly maxKeyBytes: number,
+  ) {
+    const idBytes = utf8.encode(id)
+    if (idBytes.length > MAX_ID_BYTES)
+      throw new StateKeyError(`${scope} id is ${idBytes.length} bytes; at most ${MAX_ID_BYTES}`)
+    this.prefix = new Uint8Array(GROUP_OVERHEAD + idBytes.length)
+    this.prefix[0] = ScopeCode[scope]
+    this.prefix[1] = idBytes.length & 0xff
+    this.prefix[2] = idBytes.length >> 8
+    this.prefix.set(idBytes, GROUP_OVERHEAD)
+    this.headKey = new Uint8Array(this.prefix.length + 1)
+    this.headKey.set(this.prefix)
+    this.headKey[this.prefix.length] = HEAD_MARK
+    this.headHash = hashBytes(this.headKey, this.headKey.length)
+  }
+
+  /** The encoded key for `name` (validated). */
+  ref(name: string): KeyRef {
+    let r = this.cache.get(name)
+    if (r !== undefined) return r
+    if (typeof name !== 'string') {
+      throw new StateKeyError(`state key must be a string, got ${describeValue(name)}`, {
+        key: describeValue(name),
+      })
+    }
+    if (name.length > this.maxKeyBytes) throw tooLong(name, this.maxKeyBytes, name.length)
+    const key = new Uint8Array(this.prefix.length + name.length * 3)
+    key.set(this.prefix)
+    const { written } = utf8.encodeInto(name, key.subarray(this.prefix.length))
+    if (written > this.maxKeyBytes) throw tooLong(name, this.maxKeyBytes, written)
+    const keyLen = this.prefix.length + written
+    r = { key, keyLen, hash: hashBytes(key, keyLen) }
+    if (this.cache.size >= 4096) this.cache.clear()
+    this.cache.set(name, r)
+    return r
+  }
+
+  /** Group prefix length (the offset of the name in a key). */
+  get groupLen(): number {
+    return this.prefix.length
+  }
+}
+
+function tooLong(name: string, max: number, atLeast: number): StateKeyError {
+  return new StateKeyError(
+    `state key ${describeValue(name)} is at least ${atLeast} bytes; at most ${max} (maxKeyBytes)`,
+    {
+      key: name.slice(0, 80),
+      bytes: atLeast,
+    },
+  )
+}
+
+/** Encodes commit meta: the execution and stream ids, for history entries. */
+export function encodeMeta(executionId: string, streamId: string): Uint8Array {
+  const e = utf8.encode(executionId)
+  const s = utf8.encode(streamId)
+  const out = new Uint8Array(META_OVERHEAD + e.length + s.length)
+  out[0] = e.length & 0xff
+  out[1] = e.length >> 8
+  out.set(e, 2)
+  out[2 + e.length] = s.length & 0xff
+  out[3 + e.length] = s.length >> 8
+  out.set(s, META_OVERHEAD + e.length)
+  return out
+}
+
+/** Decodes {@link encodeMeta}. */
+export function decodeMeta(meta: Uint8Array): { executionId: string; streamId: string } {
+  const el = meta[0]! | (meta[1]! << 8)
+  const sl = meta[2 + el]! | (meta[3 + el]! << 8)
+  return {
+    executionId: utf8d.decode(meta.subarray(2, 2 + el)),
+    streamId: utf8d.decode(meta.subarray(META_OVERHEAD + el, META_OVERHEAD + el + sl)),
+  }
+}
+
+/** Decodes a key's name (the bytes after its group). */
+export function decodeName(key: Uint8Array, groupLen: number): string {
+  return utf8d.decode(key.subarray(groupLen))
+}
+
+/** Value encoding for one thread. */
+export class ValueCodec {
+  private readonly packr = new Packr({ useRecords: true, moreTypes: true, mapsAsObjects: false })
+
+  constructor(private readonly maxValueBytes: number) {}
+
+  /** The stored form of `value`, or `StateValueError` naming what cannot be stored. `key` is for messages. */
+  encode(key: string, value: unknown): RawValue {
+    if (typeof value === 'number') {
+      if (Number.isInteger(value) && value >= INT_MIN && value <= INT_MAX && !Object.is(value, -0)) {
+        return { tag: ValueTag.INT, num: value, bytes: undefined }
+      }
+      return { tag: ValueTag.F64, num: value, bytes: undefined }
+    }
+    if (value === undefined) {
+      throw new StateValueError(
+        `cannot store undefined under key ${describeValue(key)}; use delete() to remove a key`,
+        { key },
+      )
+    }
+    checkStorable(key, value, 0, [])
+    let bytes: Uint8Array
+    try {
+      bytes = this.packr.pack(value)
+    } catch (err) {
+      throw new StateValueError(
+        `value for key ${describeValue(key)} cannot be encoded: ${(err as Error).message}`,
+        { key },
+      )
+    }
+    if (bytes.length > this.maxValueBytes) {
+      throw new StateValueError(
+        `value for key ${describeValue(key)} is ${bytes.length} bytes encoded; at most ${this.maxValueBytes} (maxValueBytes)`,
+        { key, bytes: bytes.length, maxValueBytes: this.maxValueBytes },
+      )
+    }
+    return { tag: ValueTag.BYTES, num: 0, bytes: Uint8Array.prototype.slice.call(bytes) }
+  }
+
+  /** The value a raw stored value stands for (`undefined` for NONE). A fresh object each call. */
+  decode(raw: { tag: number; num: number; bytes: Uint8Array | undefined }): unknown {
+    if (raw.tag === ValueTag.INT || raw.tag === ValueTag.F64) return raw.num
+    if (raw.tag === ValueTag.BYTES && raw.bytes) return this.packr.unpack(raw.bytes)
+    return undefined
+  }
+}
+
+/** The raw form of an absent value. */
+export function noneValue(): RawValue {
+  return NONE
+}
+
+function checkStorable(key: string, v: unknown, depth: number, path: unknown[]): void {
+  const t = typeof v
+  if (t === 'function' || t === 'symbol') {
+    throw new StateValueError(
+      `value for key ${describeValue(key)} contains ${describeValue(v)}, which cannot be stored`,
+      {
+        key,
+      },
+    )
+  }
+  if (t !== 'object' || v === null) return
+  if (depth > MAX_DEPTH) {
+    throw new StateValueError(`value for key ${describeValue(key)} nests deeper than ${MAX_DEPTH} levels`, {
+      key,
+    })
+  }
+  if (path.includes(v)) {
+    throw new StateValueError(`value for key ${describeValue(key)} is cyclic; state values must be trees`, {
+      key,
+    })
+  }
+  if (ArrayBuffer.isView(v) || v instanceof Date) return
+  path.push(v)
+  if (Array.isArray(v)) {
+    for (const x of v) checkStorable(key, x, depth + 1, path)
+  } else if (v instanceof Map) {
+    for (const [k, x] of v) {
+      checkStorable(key, k, depth + 1, path)
+      checkStorable(key, x, depth + 1, path)
+    }
+  } else if (v instanceof Set) {
+    for (const x of v) checkStorable(key, x, depth + 1, path)
+  } else {
+    const proto = Object.getPrototypeOf(v)
+    if (proto !== Object.prototype && proto !== null) {
+      throw new StateValueError(
+        `value for key ${describeValue(key)} contains an instance of ${proto?.constructor?.name ?? 'a class'}; store plain objects, arrays, Map, Set, Date, bigint or typed arrays`,
+        { key },
+      )
+    }
+    for (const k of Object.keys(v as object)) {
+      if (k === '__proto__') {
+        throw new StateValueError(
+          `value for key ${describeValue(key)} has an own property "__proto__", which msgpack decoding renames`,
+          {
+            key,
+          },
+        )
+      }
+      checkStorable(key, (v as Record<string, unknown>)[k], depth + 1, path)
+    }
+    if (Object.getOwnPropertySymbols(v as object).length > 0) {
+      throw new StateValueError(
+        `value for key ${describeValue(key)} has symbol-keyed properties, which cannot be stored`,
+        { key },
+      )
+    }
+  }
+  path.pop()
+}

@@ -1,0 +1,592 @@
+/**
+ * `StreamBuffer`: one execution's view of the three state scopes, and `StateTransaction`.
+ *
+ * Thread contract: a buffer belongs to one execution on one thread (any thread, the main thread
+ * included); every method is synchronous. Reads never take a lock and never wait on another key. Commits
+ * take the store's commit lock for a few microseconds — on a worker that may block briefly; on the main
+ * thread it spins at most `mainSpinMs` and then throws `StateBusyError` (the main thread never blocks).
+ *
+ * @module
+ */
+import type { IsolationLevel } from '../config/types.js'
+import {
+  InvalidArgumentError,
+  PermissionError,
+  StateBusyError,
+  StateCapacityError,
+  StateConflictError,
+  StateKeyError,
+} from '../errors.js'
+import {
+  CommitStatus,
+  EXPECT_ABSENT,
+  EXPECT_ANY,
+  type RawValue,
+  type ReadCheck,
+  ReadOut,
+  type ShmStore,
+  ValueTag,
+  WriteOp,
+} from '../shm/index.js'
+import { decodeName, type KeyGroup, noneValue, type ValueCodec } from './codec.js'
+import type { ScopeOption, StateChange, StateHooks, StateScope } from './types.js'
+
+/** A version as a read saw it: the key's slot and sequence number, or absent. */
+interface Version {
+  slot: number
+  seq: number
+}
+const ABSENT_VERSION: Version = Object.freeze({ slot: EXPECT_ABSENT, seq: 0 })
+const ABSENT = Symbol('absent')
+const LOOKUP_ORDER: readonly StateScope[] = ['execution', 'stream', 'global']
+const MERGE_ORDER: readonly StateScope[] = ['global', 'stream', 'execution']
+
+/** How one scope behaves for one buffer. The execution scope behaves as `shared` (only it can reach it). */
+class ScopeView {
+  /** `isolated`: committed values as first read (NONE = absent then). */
+  readonly pinned = new Map<string, RawValue>()
+  /** `isolated`: this execution's private writes (NONE = deleted). */
+  readonly overlay = new Map<string, RawValue>()
+  /** `synchronized`: the version each key had when this execution last read or wrote it. */
+  readonly seen = new Map<string, Version>()
+
+  constructor(
+    readonly group: KeyGroup,
+    readonly level: IsolationLevel,
+  ) {}
+}
+
+/** Everything the buffers of one execution share (narrowed buffers share their parent's core). */
+export class BufferCore {
+  readonly out = new ReadOut()
+  private readonly views: Record<StateScope, ScopeView>
+
+  constructor(
+    readonly store: ShmStore,
+    readonly codec: ValueCodec,
+    readonly executionId: string,
+    readonly streamId: string,
+    groups: Record<StateScope, KeyGroup>,
+    levels: { stream: IsolationLevel; global: IsolationLevel },
+    readonly meta: Uint8Array,
+    readonly hooks: StateHooks | undefined,
+    readonly mainSpinMs: number,
+  ) {
+    this.views = {
+      execution: new ScopeView(groups.execution, 'shared'),
+      stream: new ScopeView(groups.stream, levels.stream),
+      global: new ScopeView(groups.global, levels.global),
+    }
+  }
+
+  view(scope: unknown): ScopeView {
+    const v = typeof scope === 'string' ? this.views[scope as StateScope] : undefined
+    if (v === undefined || !Object.hasOwn(this.views, scope as string)) {
+      throw new InvalidArgumentError(
+        `unknown state scope ${JSON.stringify(scope)}; use 'execution', 'stream' or 'global'`,
+        {
+          scope,
+        },
+      )
+    }
+    return v
+  }
+
+  /** Reads the committed value of `name` in `sc` (raw in `out`); true when present. */
+  fetch(sc: ScopeView, name: string): boolean {
+    const r = sc.group.ref(name)
+    return this.store.get(r.key, r.keyLen, r.hash, this.out)
+  }
+
+  /** The committed raw value, copied (NONE when absent). */
+  fetchRaw(sc: ScopeView, name: string): RawValue {
+    if (!this.fetch(sc, name)) return noneValue()
+    return { tag: this.out.tag, num: this.out.num, bytes: this.out.bytes?.slice() }
+  }
+
+  /** The value `name` has in this execution's view of `sc`, or ABSENT. */
+  lookup(sc: ScopeView, name: string): unknown {
+    if (sc.level === 'isolated') {
+      const raw = sc.overlay.get(name) ?? this.pin(sc, name)
+      return raw.tag === ValueTag.NONE ? ABSENT : this.codec.decode(raw)
+    }
+    const found = this.fetch(sc, name)
+    if (sc.level === 'synchronized')
+      sc.seen.set(name, found ? { slot: this.out.slot, seq: this.out.seq } : ABSENT_VERSION)
+    return found ? this.codec.decode(this.out) : ABSENT
+  }
+
+  pin(sc: ScopeView, name: string): RawValue {
+    let raw = sc.pinned.get(name)
+    if (raw === undefined) {
+      raw = this.fetchRaw(sc, name)
+      sc.pinned.set(name, raw)
+    }
+    return raw
+  }
+
+  /** Every key of `sc` in this execution's view, as raw values. */
+  entries(sc: ScopeView): Map<string, RawValue> {
+    const all = new Map<string, RawValue>()
+    for (const m of this.store.readGroup(sc.group.headKey, sc.group.headHash)) {
+      const name = decodeName(m.name, 0)
+      if (sc.level === 'isolated') {
+        if (!sc.pinned.has(name)) sc.pinned.set(name, m.value)
+      } else {
+        if (sc.level === 'synchronized') sc.seen.set(name, { slot: m.slot, seq: m.seq })
+        all.set(name, m.value)
+      }
+    }
+    if (sc.level === 'isolated') {
+      for (const [name, raw] of sc.pinned) all.set(name, raw)
+      for (const [name, raw] of sc.overlay) all.set(name, raw)
+      for (const [name, raw] of all) if (raw.tag === ValueTag.NONE) all.delete(name)
+    }
+    return all
+  }
+
+  /** A write op for `name` in `sc`. `raw` undefined means delete. */
+  op(sc: ScopeView, name: string, raw: RawValue | undefined, expect: Version | undefined): WriteOp {
+    const r = sc.group.ref(name)
+    const op = new WriteOp()
+    op.key = r.key
+    op.keyLen = r.keyLen
+    op.hash = r.hash
+    op.headKey = sc.group.headKey
+    op.headHash = sc.group.headHash
+    op.del = raw === undefined
+    if (raw !== undefined) {
+      op.tag = raw.tag
+      op.num = raw.num
+      op.bytes = raw.bytes
+    }
+    op.expectSlot = expect ? expect.slot : EXPECT_ANY
+    op.expectSeq = expect ? expect.seq : 0
+    op.record = sc.group.scope !== 'execution'
+    return op
+  }
+
+  /** Turns a commit status into the named error (OK and CONFLICT pass). */
+  check(status: CommitStatus, operation: string): void {
+    switch (status) {
+      case CommitStatus.BUSY:
+        throw new StateBusyError(operation, this.mainSpinMs)
+      case CommitStatus.FULL_BYTES: {
+        const s = this.store.stats()
+        throw new StateCapacityError(
+          `state is full: ${operation} needs more than the ${s.capacity} bytes the value region may use (state.maxBytes); nothing was written`,
+          { operation, capacity: s.capacity, bytesUsed: s.bytesUsed },
+        )
+      }
+      case CommitStatus.FULL_KEYS:
+        throw new StateCapacityError(
+          `state is full: ${operation} would exceed ${this.store.stats().maxKeys} live keys (state.maxKeys); nothing was written`,
+          { operation, maxKeys: this.store.stats().maxKeys },
+        )
+      case CommitStatus.TOO_LARGE:
+        throw new StateCapacityError(`${operation} touches too many keys for one atomic commit; split it`, {
+          operation,
+        })
+    }
+  }
+
+  /** After a successful commit of `op`: private views follow the commit, hooks hear of it. */
+  after(sc: ScopeView, name: string, op: WriteOp): void {
+    if (sc.level === 'isolated') {
+      sc.overlay.delete(name)
+      sc.pinned.set(name, op.del ? noneValue() : { tag: op.tag, num: op.num, bytes: op.bytes })
+    } else if (sc.level === 'synchronized') {
+      sc.seen.set(name, op.del ? ABSENT_VERSION : { slot: op.outSlot, seq: op.outSeq })
+    }
+    const onChange = this.hooks?.onChange
+    if (onChange === undefined || !op.record || (op.del && op.found < 0)) return
+    const change: StateChange = {
+      key: name,
+      scope: sc.group.scope as 'stream' | 'global',
+      old: this.codec.decode(op.old),
+      new: op.del ? undefined : this.codec.decode(op),
+      executionId: this.executionId,
+      streamId: this.streamId,
+      timestamp: this.store.lastTimestamp,
+      version: this.store.lastVersion,
+    }
+    onChange(change)
+  }
+
+  conflict(sc: ScopeView, name: string): StateConflictError {
+    this.store.countConflict()
+    const scope = sc.group.scope as 'stream' | 'global'
+    this.hooks?.onConflict?.({ key: name, scope, executionId: this.executionId, streamId: this.streamId })
+    return new StateConflictError(name, scope, { executionId: this.executionId, streamId: this.streamId })
+  }
+}
+
+/** Which keys a narrowed buffer may read and write: exact names, `prefix*`, or `*`. */
+class KeyFilter {
+  private readonly exact = new Set<string>()
+  private readonly prefixes: string[] = []
+  private all = false
+
+  constructor(
+    readonly patterns: readonly string[],
+    what: string,
+  ) {
+    if (!Array.isArray(patterns))
+      throw new InvalidArgumentError(`withPermissions: ${what} must be an array of key patterns`)
+    for (const p of patterns) {
+      if (typeof p !== 'string')
+        throw new StateKeyError(`withPermissions: ${what} holds ${typeof p}; patterns are strings`)
+      if (p === '*') this.all = true
+      else if (p.endsWith('*')) this.prefixes.push(p.slice(0, -1))
+      else this.exact.add(p)
+    }
+  }
+
+  allows(key: string): boolean {
+    return this.all || this.exact.has(key) || this.prefixes.some((p) => key.startsWith(p))
+  }
+}
+
+interface Permissions {
+  read: KeyFilter[]
+  write: KeyFilter[]
+}
+
+function isThenable(v: unknown): boolean {
+  return typeof (v as { then?: unknown } | null)?.then === 'function'
+}
+
+function notSync(what: string): InvalidArgumentError {
+  return new InvalidArgumentError(`${what} must be synchronous (it may be re-run); it returned a promise`)
+}
+
+/**
+ * One execution's state: `execution` (private, freed when the execution ends), `stream` (one per entry
+ * point) and `global` scopes, each with the isolation level configured for the entry point.
+ *
+ * **Isolation decisions** (DESIGN §5 leaves these to the implementation):
+ *
+ * - `isolated` — repeatable read per key: the first read of a key pins the committed value; later reads
+ *   return the pin, or this execution's own private `write`/`delete`, which are discarded when the
+ *   execution ends. `update()` and `transaction()` are the way out: they read and write the *committed*
+ *   state atomically (so counters stay exact), and afterwards the private view shows the committed result
+ *   for the keys they wrote (a private write to such a key is replaced).
+ * - `shared` — reads see the latest committed value (never torn); `write` is last-writer-wins, atomic
+ *   per key; a read-then-write can lose an update — use `update()`.
+ * - `synchronized` — every read remembers the version it saw in each scope it looked in (absent
+ *   included). A `write`/`delete` of a key this execution read commits only if the key is unchanged since
+ *   (and then remembers the new version); otherwise it throws `StateConflictError` and reports a
+ *   `state_conflict`. A key never read is written blind. `update()` re-reads inside its atomic step and
+ *   never conflicts. In a `transaction`, keys read inside it are validated and the function re-run on a
+ *   change; a key written in it that was read only *before* it keeps the conflict rule above.
+ *
+ * `update(key, fn)` and `transaction(fn)` are exact under every level: optimistic — `fn` runs on the
+ * committed values without any lock held, then the commit checks that nothing it read changed, and re-runs
+ * `fn` if it did. So `fn` must be synchronous and pure.
+ */
+export class StreamBuffer {
+  /** @internal */
+  constructor(
+    private readonly core: BufferCore,
+    private readonly perms: Permissions = { read: [], write: [] },
+  ) {}
+
+  /** The execution this buffer belongs to. */
+  get executionId(): string {
+    return this.core.executionId
+  }
+
+  /** The stream (entry point) this buffer belongs to. */
+  get streamId(): string {
+    return this.core.streamId
+  }
+
+  /** Version of this thread's last successful commit in the global commit order (0 before any). */
+  get lastCommitVersion(): number {
+    return this.core.store.lastVersion
+  }
+
+  /** The value of `key`, or `undefined`. Without a scope: execution, then stream, then global. */
+  read<T = unknown>(key: string, opts?: ScopeOption): T | undefined {
+    this.allow('read', key)
+    const v = this.resolve(key, opts)
+    return (v === ABSENT ? undefined : v) as T | undefined
+  }
+
+  /** Whether `key` exists (same lookup as {@link read}). */
+  has(key: string, opts?: ScopeOption): boolean {
+    this.allow('read', key)
+    return this.resolve(key, opts) !== ABSENT
+  }
+
+  /**
+   * Every readable key and value: of one scope, or merged (execution over stream over global). A scope's
+   * keys are one consistent snapshot. Keys this buffer may not read are left out.
+   */
+  readAll(opts?: ScopeOption): Record<string, unknown> {
+    const c = this.core
+    const merged = new Map<string, RawValue>()
+    for (const scope of opts?.scope !== undefined ? [opts.scope] : MERGE_ORDER) {
+      for (const [name, raw] of c.entries(c.view(scope))) merged.set(name, raw)
+    }
+    const pairs: [string, unknown][] = []
+    for (const [name, raw] of merged) if (this.permits('read', name)) pairs.push([name, c.codec.decode(raw)])
+    return Object.fromEntries(pairs)
+  }
+
+  /** Stores `value` under `key` (default scope: execution). See the class doc for each level. */
+  write(key: string, value: unknown, opts?: ScopeOption): void {
+    this.allow('write', key)
+    const c = this.core
+    const sc = c.view(opts?.scope ?? 'execution')
+    sc.group.ref(key)
+    const raw = c.codec.encode(key, value)
+    if (sc.level === 'isolated') {
+      sc.overlay.set(key, raw)
+      return
+    }
+    this.commitOne(sc, key, raw, 'write')
+  }
+
+  /** Removes `key` (default scope: execution). True when it existed. */
+  delete(key: string, opts?: ScopeOption): boolean {
+    this.allow('write', key)
+    const c = this.core
+    const sc = c.view(opts?.scope ?? 'execution')
+    sc.group.ref(key)
+    if (sc.level === 'isolated') {
+      const existed = c.lookup(sc, key) !== ABSENT
+      sc.overlay.set(key, noneValue())
+      return existed
+    }
+    return this.commitOne(sc, key, undefined, 'delete').found >= 0
+  }
+
+  /**
+   * Atomic read-modify-write of the committed value (default scope: execution): `fn(current)` →
+   * the new value, returned. `fn` is synchronous and may run more than once. Exact under every level.
+   */
+  update<T = unknown>(key: string, fn: (current: T | undefined) => T, opts?: ScopeOption): T {
+    this.allow('read', key)
+    this.allow('write', key)
+    if (typeof fn !== 'function')
+      throw new InvalidArgumentError(`update(${JSON.stringify(key)}): fn must be a function`)
+    const c = this.core
+    const sc = c.view(opts?.scope ?? 'execution')
+    const out = c.out
+    for (;;) {
+      const found = c.fetch(sc, key)
+      const version: Version = found ? { slot: out.slot, seq: out.seq } : ABSENT_VERSION
+      const next = fn((found ? c.codec.decode(out) : undefined) as T | undefined)
+      if (isThenable(next)) throw notSync('update fn')
+      const op = c.op(sc, key, c.codec.encode(key, next), version)
+      const status = c.store.commit([op], [], c.meta)
+      if (status === CommitStatus.CONFLICT) continue
+      c.check(status, `update(${JSON.stringify(key)})`)
+      c.after(sc, key, op)
+      return next
+    }
+  }
+
+  /**
+   * Runs `fn(tx)` and commits all its writes and deletes, over any keys and scopes, atomically — or none
+   * of them. If a key `fn` read changed before the commit, `fn` runs again on fresh values; so `fn` is
+   * synchronous and pure. Returns what `fn` returns.
+   */
+  transaction<R>(fn: (tx: StateTransaction) => R): R {
+    if (typeof fn !== 'function') throw new InvalidArgumentError('transaction(fn): fn must be a function')
+    const c = this.core
+    for (;;) {
+      const tx = new StateTransaction(c, this)
+      const result = fn(tx)
+      if (isThenable(result)) throw notSync('transaction fn')
+      if (tx.commit()) return result
+    }
+  }
+
+  /**
+   * A buffer over the same execution that may read only keys matching `read` and write (write, update,
+   * delete) only keys matching `write`. Patterns: exact keys, `prefix*`, or `*`. Narrowing twice keeps
+   * only what both allow. Anything else throws `PermissionError` and changes nothing.
+   */
+  withPermissions(p: { read: string[]; write: string[] }): StreamBuffer {
+    if (p === null || typeof p !== 'object')
+      throw new InvalidArgumentError('withPermissions({ read, write }): expected an object')
+    return new StreamBuffer(this.core, {
+      read: [...this.perms.read, new KeyFilter(p.read, 'read')],
+      write: [...this.perms.write, new KeyFilter(p.write, 'write')],
+    })
+  }
+
+  /** @internal */
+  permits(op: 'read' | 'write', key: string): boolean {
+    for (const f of this.perms[op]) if (!f.allows(key)) return false
+    return true
+  }
+
+  /** @internal Throws PermissionError unless `op` on `key` is allowed. */
+  allow(op: 'read' | 'write', key: string): void {
+    if (typeof key !== 'string') throw new StateKeyError(`state key must be a string, got ${typeof key}`)
+    if (this.permits(op, key)) return
+    const last = this.perms[op].find((f) => !f.allows(key))!
+    throw new PermissionError(op, key, last.patterns)
+  }
+
+  private resolve(key: string, opts: ScopeOption | undefined): unknown {
+    const c = this.core
+    if (opts?.scope !== undefined) return c.lookup(c.view(opts.scope), key)
+    for (const scope of LOOKUP_ORDER) {
+      const v = c.lookup(c.view(scope), key)
+      if (v !== ABSENT) return v
+    }
+    return ABSENT
+  }
+
+  private commitOne(sc: ScopeView, key: string, raw: RawValue | undefined, operation: string): WriteOp {
+    const c = this.core
+    const op = c.op(sc, key, raw, sc.level === 'synchronized' ? sc.seen.get(key) : undefined)
+    const status = c.store.commit([op], [], c.meta)
+    if (status === CommitStatus.CONFLICT) throw c.conflict(sc, key)
+    c.check(status, `${operation}(${JSON.stringify(key)})`)
+    c.after(sc, key, op)
+    return op
+  }
+}
+
+interface TxWrite {
+  sc: ScopeView
+  name: string
+  raw: RawValue | undefined
+}
+
+interface TxRead {
+  sc: ScopeView
+  name: string
+  version: Version
+}
+
+/**
+ * The `tx` of {@link StreamBuffer.transaction}: reads see the committed state plus this transaction's
+ * own pending writes; nothing is visible to others until the transaction commits. Same options as the
+ * buffer (reads without scope: execution, stream, global; writes default to execution).
+ */
+export class StateTransaction {
+  private readonly reads = new Map<string, TxRead>()
+  private readonly writes = new Map<string, TxWrite>()
+
+  /** @internal */
+  constructor(
+    private readonly core: BufferCore,
+    private readonly buffer: StreamBuffer,
+  ) {}
+
+  read<T = unknown>(key: string, opts?: ScopeOption): T | undefined {
+    this.buffer.allow('read', key)
+    const v = this.resolve(key, opts)
+    return (v === ABSENT ? undefined : v) as T | undefined
+  }
+
+  has(key: string, opts?: ScopeOption): boolean {
+    this.buffer.allow('read', key)
+    return this.resolve(key, opts) !== ABSENT
+  }
+
+  write(key: string, value: unknown, opts?: ScopeOption): void {
+    this.buffer.allow('write', key)
+    const sc = this.core.view(opts?.scope ?? 'execution')
+    sc.group.ref(key)
+    this.writes.set(slotKey(sc, key), { sc, name: key, raw: this.core.codec.encode(key, value) })
+  }
+
+  update<T = unknown>(key: string, fn: (current: T | undefined) => T, opts?: ScopeOption): T {
+    const scope = opts?.scope ?? 'execution'
+    const next = fn(this.read<T>(key, { scope }))
+    if (isThenable(next)) throw notSync('update fn')
+    this.write(key, next, { scope })
+    return next
+  }
+
+  delete(key: string, opts?: ScopeOption): boolean {
+    this.buffer.allow('write', key)
+    const sc = this.core.view(opts?.scope ?? 'execution')
+    const existed = this.lookup(sc, key) !== ABSENT
+    this.writes.set(slotKey(sc, key), { sc, name: key, raw: undefined })
+    return existed
+  }
+
+  /** @internal Commits; false when a key read here changed (the caller re-runs the function). */
+  commit(): boolean {
+    const c = this.core
+    if (this.writes.size === 0) return this.stillCurrent()
+    const ops: WriteOp[] = []
+    const fromRead: boolean[] = []
+    for (const [k, w] of this.writes) {
+      const read = this.reads.get(k)
+      const earlier = w.sc.level === 'synchronized' ? w.sc.seen.get(w.name) : undefined
+      ops.push(c.op(w.sc, w.name, w.raw, read ? read.version : earlier))
+      fromRead.push(read !== undefined)
+    }
+    const checks: ReadCheck[] = []
+    for (const [k, r] of this.reads) {
+      if (this.writes.has(k)) continue
+      const ref = r.sc.group.ref(r.name)
+      checks.push({
+        key: ref.key,
+        keyLen: ref.keyLen,
+        hash: ref.hash,
+        expectSlot: r.version.slot,
+        expectSeq: r.version.seq,
+      })
+    }
+    const status = c.store.commit(ops, checks, c.meta)
+    if (status === CommitStatus.CONFLICT) {
+      const at = c.store.conflictAt
+      if (at < ops.length && !fromRead[at]) {
+        const w = [...this.writes.values()][at]!
+        throw c.conflict(w.sc, w.name)
+      }
+      return false
+    }
+    c.check(status, 'transaction')
+    let i = 0
+    for (const w of this.writes.values()) c.after(w.sc, w.name, ops[i++]!)
+    return true
+  }
+
+  /** A read-only transaction: its reads form one snapshot if every version is still current. */
+  private stillCurrent(): boolean {
+    const c = this.core
+    for (const r of this.reads.values()) {
+      const found = c.fetch(r.sc, r.name)
+      const now: Version = found ? { slot: c.out.slot, seq: c.out.seq } : ABSENT_VERSION
+      if (now.slot !== r.version.slot || now.seq !== r.version.seq) return false
+    }
+    return true
+  }
+
+  private resolve(key: string, opts: ScopeOption | undefined): unknown {
+    const c = this.core
+    if (opts?.scope !== undefined) return this.lookup(c.view(opts.scope), key)
+    for (const scope of LOOKUP_ORDER) {
+      const v = this.lookup(c.view(scope), key)
+      if (v !== ABSENT) return v
+    }
+    return ABSENT
+  }
+
+  private lookup(sc: ScopeView, name: string): unknown {
+    const k = slotKey(sc, name)
+    const w = this.writes.get(k)
+    if (w !== undefined) return w.raw === undefined ? ABSENT : this.core.codec.decode(w.raw)
+    const c = this.core
+    const found = c.fetch(sc, name)
+    if (!this.reads.has(k)) {
+      this.reads.set(k, { sc, name, version: found ? { slot: c.out.slot, seq: c.out.seq } : ABSENT_VERSION })
+    }
+    return found ? c.codec.decode(c.out) : ABSENT
+  }
+}
+
+function slotKey(sc: ScopeView, name: string): string {
+  return `${sc.group.scope}\u0000${name}`
+}

@@ -1,0 +1,101 @@
+/**
+ * Public types of the state layer.
+ *
+ * @module
+ */
+import type { IsolationLevel } from '../config/types.js'
+import type { StoreHandles } from '../shm/index.js'
+
+/** Where a key lives: private to one execution, one per stream (entry point), or one for the runtime. */
+export type StateScope = 'execution' | 'stream' | 'global'
+
+/** The scope option every `StreamBuffer` operation takes. */
+export interface ScopeOption {
+  /**
+   * Reads (`read`, `has`, `readAll`) without a scope look in execution, then stream, then global — the
+   * first hit wins. Writes (`write`, `update`, `delete`) without a scope go to the execution scope.
+   */
+  scope?: StateScope
+}
+
+/** A committed change to a stream or global key (execution-scope changes are not recorded). */
+export interface StateChange {
+  key: string
+  scope: 'stream' | 'global'
+  /** The value before the commit (`undefined` when the key was absent). */
+  old: unknown
+  /** The value after the commit (`undefined` when the key was deleted). */
+  new: unknown
+  executionId: string
+  streamId: string
+  /** Wall-clock time of the commit, ms since the epoch. */
+  timestamp: number
+  /** The commit's position in the global commit order (1, 2, …). */
+  version: number
+  /** True when the values were too large for the history entry and were left out (only in `recentChanges`). */
+  truncated?: boolean
+}
+
+/** A `synchronized` write refused because the key changed since this execution read it. */
+export interface StateConflictInfo {
+  key: string
+  scope: 'stream' | 'global'
+  executionId: string
+  streamId: string
+}
+
+/** Callbacks a buffer calls on the thread that committed, after the commit lock is released. */
+export interface StateHooks {
+  /** Each committed stream/global change (the runtime forwards these as `state_changed` events). */
+  onChange?(change: StateChange): void
+  /** Each refused `synchronized` write (the runtime forwards these as `state_conflict` events). */
+  onConflict?(info: StateConflictInfo): void
+}
+
+/** Isolation of one buffer: one level for both shared scopes, or per scope (missing scopes: `shared`). */
+export type BufferIsolation = IsolationLevel | { stream?: IsolationLevel; global?: IsolationLevel }
+
+/** Sizes of the state regions. */
+export interface StateManagerOptions {
+  /** All regions together, in bytes (index, values, journal, history). */
+  maxBytes: number
+  /** Live keys over all scopes. */
+  maxKeys: number
+  /** Changes `recentChanges()` keeps. 0 keeps none. */
+  historySize: number
+  /** Largest encoded value in bytes. @default min(1 MiB, maxBytes / 8) */
+  maxValueBytes?: number
+  /** Longest key in UTF-8 bytes. @default 512 */
+  maxKeyBytes?: number
+  /** Main thread: longest spin for the commit lock before `StateBusyError`. @default 50 */
+  mainSpinMs?: number
+}
+
+/** Structured-clonable handles a worker attaches with (`SharedBufferManager.attach`). */
+export interface StateHandles {
+  store: StoreHandles
+  maxValueBytes: number
+  maxKeyBytes: number
+  historySize: number
+  mainSpinMs: number
+}
+
+/** Counters of the state regions (a snapshot; concurrent commits may move them). */
+export interface StateStats {
+  /** Live keys over all scopes. */
+  keys: number
+  maxKeys: number
+  /** Bytes in allocated key and value blocks. */
+  bytesUsed: number
+  /** Bytes of the value region carved so far (its high-water mark). */
+  bytesReserved: number
+  /** Most bytes the value region may grow to. */
+  capacity: number
+  /** Index slots and those in use (live keys, group heads, tombstones). */
+  indexSlots: number
+  indexSlotsInUse: number
+  /** `synchronized` writes refused so far. */
+  conflicts: number
+  /** Commits so far (the global commit order). */
+  version: number
+}
