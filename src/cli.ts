@@ -1,0 +1,334 @@
+/**
+ * The `agentpool` command (commander): `run`, `validate`, `trigger` and `bench`. `bin/agentpool.js`
+ * registers tsx and calls {@link main}, so it runs from a fresh clone without a build.
+ *
+ * Exit codes: 0 success; 1 the runtime failed, or the triggered execution did not complete, or a
+ * benchmark missed its target; 2 the config was refused (or a benchmark suite failed); 64 bad command
+ * line or input.
+ *
+ * @module
+ */
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { constants } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { loadConfigFile, type ResolvedRuntimeConfig, type RuntimeConfig } from './config/index.js'
+import { ConfigError } from './errors.js'
+import { AgentRuntime, type RuntimeStats } from './index.js'
+
+/** Exit codes of the `agentpool` command. */
+export const ExitCode = { OK: 0, FAILED: 1, CONFIG: 2, USAGE: 64 } as const
+
+const EXIT_CODES_HELP = `
+Exit codes:
+  0   success
+  1   the runtime failed, the triggered execution did not complete, or a benchmark missed its target
+  2   the config file was refused (every problem is listed), or a benchmark suite failed
+  64  bad command line or input`
+
+/** Where the command writes; the real process streams unless a test passes its own. */
+export interface CliIO {
+  out: (text: string) => void
+  err: (text: string) => void
+  /** Whether `out` is a terminal (the status line then rewrites itself in place). */
+  isTTY: boolean
+}
+
+const processIO: CliIO = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  isTTY: process.stdout.isTTY === true,
+}
+
+/** A failure that ends the command with `code` after printing `message` to stderr. */
+class CliFailure extends Error {
+  constructor(
+    readonly exitCode: number,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+/**
+ * Runs the command line `argv` (as `process.argv`: node, script, then arguments) and resolves with the
+ * exit code. `run` resolves only after a signal stopped the runtime.
+ */
+export async function main(argv: readonly string[], io: CliIO = processIO): Promise<number> {
+  let code: number = ExitCode.OK
+  const program = new Command('agentpool')
+    .description('Multi-entry-point agents on a multi-threaded worker pool.')
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', EXIT_CODES_HELP)
+
+  program
+    .command('run')
+    .description(
+      'start the runtime from a config file; print the webhook URL and a live status line; stop with drain on SIGINT/SIGTERM',
+    )
+    .argument('<config>', 'YAML or JSON config file')
+    .addOption(
+      new Option('--status-interval <ms>', 'status line period in ms; 0 turns it off')
+        .default(1000)
+        .argParser(nonNegativeInt),
+    )
+    .addHelpText('after', EXIT_CODES_HELP)
+    .action(async (config: string, opts: { statusInterval: number }) => {
+      code = await runCommand(config, opts.statusInterval, io)
+    })
+
+  program
+    .command('validate')
+    .description('check a config file and list its entry points')
+    .argument('<config>', 'YAML or JSON config file')
+    .addHelpText('after', EXIT_CODES_HELP)
+    .action(async (config: string) => {
+      code = await validateCommand(config, io)
+    })
+
+  program
+    .command('trigger')
+    .description(
+      'run one execution of an entry point (its own trigger stays off) and print its result as JSON',
+    )
+    .argument('<config>', 'YAML or JSON config file')
+    .argument('<entry-point>', 'entry point id')
+    .argument('[json]', 'the input, as JSON', 'null')
+    .addOption(
+      new Option('--timeout <ms>', "overrides the entry point's timeoutMs; 0 means none").argParser(
+        nonNegativeInt,
+      ),
+    )
+    .addHelpText('after', EXIT_CODES_HELP)
+    .action(async (config: string, entryPoint: string, json: string, opts: { timeout?: number }) => {
+      code = await triggerCommand(config, entryPoint, json, opts.timeout, io)
+    })
+
+  program
+    .command('bench')
+    .description('run the benchmarks (bench/run.ts, or bench/sweep.ts with --sweep) and write bench/results/')
+    .option('--quick', 'short budgets')
+    .option('--sweep', 'run the concurrency-limit sweep instead of the suites')
+    .option('--filter <name>', 'run one suite, by name or file stem')
+    .addHelpText('after', EXIT_CODES_HELP)
+    .action(async (opts: { quick?: boolean; sweep?: boolean; filter?: string }) => {
+      code = await benchCommand(opts)
+    })
+
+  try {
+    await program.parseAsync([...argv])
+    return code
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE
+    if (err instanceof CliFailure) {
+      io.err(`${err.message}\n`)
+      return err.exitCode
+    }
+    if (err instanceof ConfigError) {
+      io.err(`${err.message}\n`)
+      return ExitCode.CONFIG
+    }
+    io.err(`agentpool: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    return ExitCode.FAILED
+  }
+}
+
+function nonNegativeInt(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be an integer >= 0')
+  return n
+}
+
+async function validateCommand(path: string, io: CliIO): Promise<number> {
+  const config = await loadConfigFile(path)
+  io.out(`${config.entryPoints.length} entry point(s), config OK: ${path}\n`)
+  for (const ep of config.entryPoints)
+    io.out(`  ${ep.id.padEnd(24)} ${describeTrigger(ep.trigger).padEnd(32)} ${ep.handler}\n`)
+  if (config.goal)
+    io.out(`goal ${config.goal.id}: ${config.goal.successCriteria.map((c) => c.id).join(', ')}\n`)
+  return ExitCode.OK
+}
+
+function describeTrigger(t: ResolvedRuntimeConfig['entryPoints'][number]['trigger']): string {
+  switch (t.type) {
+    case 'webhook':
+      return `webhook ${t.methods.join(',')} ${t.path}${t.secretEnv ? ' (signed)' : ''}`
+    case 'timer':
+      return t.cron !== undefined
+        ? `timer cron "${t.cron}"${t.timezone ? ` ${t.timezone}` : ''}`
+        : `timer every ${t.intervalMs} ms`
+    case 'event':
+      return `event ${t.eventTypes.join(',')}${t.streamId ? ` from ${t.streamId}` : ''}`
+    default:
+      return t.type
+  }
+}
+
+async function triggerCommand(
+  path: string,
+  entryPoint: string,
+  json: string,
+  timeoutMs: number | undefined,
+  io: CliIO,
+): Promise<number> {
+  let input: unknown
+  try {
+    input = JSON.parse(json)
+  } catch (err) {
+    throw new CliFailure(
+      ExitCode.USAGE,
+      `agentpool trigger: the input is not valid JSON: ${(err as Error).message}`,
+    )
+  }
+  const config = await loadConfigFile(path)
+  if (!config.entryPoints.some((ep) => ep.id === entryPoint)) {
+    throw new CliFailure(
+      ExitCode.USAGE,
+      `agentpool trigger: no entry point ${JSON.stringify(entryPoint)} in ${path}; entry points: ${config.entryPoints.map((ep) => ep.id).join(', ')}`,
+    )
+  }
+  // One execution only: no webhook server, timers or event triggers (delegation through ctx.trigger still works).
+  const manual = {
+    ...config,
+    entryPoints: config.entryPoints.map((ep) => ({ ...ep, trigger: { type: 'manual' as const } })),
+  }
+  const runtime = new AgentRuntime(manual as RuntimeConfig)
+  await runtime.start()
+  try {
+    const result = await runtime.triggerAndWait(
+      entryPoint,
+      input,
+      timeoutMs === undefined ? {} : { timeoutMs },
+    )
+    io.out(`${JSON.stringify(result, null, 2)}\n`)
+    return result.status === 'completed' ? ExitCode.OK : ExitCode.FAILED
+  } finally {
+    await runtime.stop({ drain: true })
+  }
+}
+
+async function runCommand(path: string, statusIntervalMs: number, io: CliIO): Promise<number> {
+  const runtime = await AgentRuntime.fromConfigFile(path)
+  await runtime.start()
+  const eps = runtime.config.entryPoints
+  io.out(`agentpool running ${eps.length} entry point(s) on ${runtime.config.pool.threads} thread(s)\n`)
+  if (runtime.webhookUrl !== undefined) {
+    io.out(`webhook URL: ${runtime.webhookUrl}\n`)
+    for (const ep of eps) {
+      if (ep.trigger.type === 'webhook')
+        io.out(`  ${ep.trigger.methods.join(',')} ${runtime.webhookUrl}${ep.trigger.path} -> ${ep.id}\n`)
+    }
+    io.out(`  GET ${runtime.webhookUrl}/healthz, GET ${runtime.webhookUrl}/metrics\n`)
+  }
+  for (const ep of eps)
+    if (ep.trigger.type === 'timer') io.out(`  ${describeTrigger(ep.trigger)} -> ${ep.id}\n`)
+  io.out(
+    'status: per stream running/queued/completed✓/failed✗; press Ctrl+C to stop (admitted executions finish first)\n',
+  )
+
+  const status = () => statusLine(runtime)
+  const ticker =
+    statusIntervalMs > 0
+      ? setInterval(() => io.out(io.isTTY ? `\r\x1b[2K${status()}` : `${status()}\n`), statusIntervalMs)
+      : undefined
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', resolve)
+    process.once('SIGTERM', resolve)
+  })
+  clearInterval(ticker)
+  if (io.isTTY) io.out('\n')
+  const waiting = Object.values(runtime.stats().streams).reduce((n, s) => n + s.running + s.queued, 0)
+  io.out(`${signal}: stopping, draining ${waiting} admitted execution(s) (send it again to force)\n`)
+  const force = () => {
+    io.err('forced stop: admitted executions were not drained\n')
+    process.exit(130)
+  }
+  process.once('SIGINT', force)
+  process.once('SIGTERM', force)
+  await runtime.stop({ drain: true })
+  process.off('SIGINT', force)
+  process.off('SIGTERM', force)
+  io.out(summary(runtime))
+  return ExitCode.OK
+}
+
+/** One line: per stream running/queued/done(failed), then goal progress. */
+function statusLine(runtime: AgentRuntime): string {
+  const streams = Object.entries(runtime.stats().streams).map(
+    ([id, s]) =>
+      `${id} ${s.running}r/${s.queued}q/${s.completed}✓${failures(s) > 0 ? `/${failures(s)}✗` : ''}`,
+  )
+  return `${streams.join('  ')}${goalText(runtime)}`
+}
+
+function failures(s: RuntimeStats['streams'][string]): number {
+  return s.failed + s.timedOut + s.cancelled
+}
+
+function goalText(runtime: AgentRuntime): string {
+  if (runtime.config.goal === undefined) return ''
+  const g = runtime.outcomes.evaluateGoalProgress()
+  return `  | goal ${(g.overallProgress * 100).toFixed(1)}% (${g.recommendation})`
+}
+
+/** The end-of-run table: per stream counts and latency, then the goal. */
+function summary(runtime: AgentRuntime): string {
+  const head = [
+    'stream',
+    'completed',
+    'failed',
+    'timed out',
+    'cancelled',
+    'rejected',
+    'p50 ms',
+    'p95 ms',
+    'p99 ms',
+  ]
+  const rows = Object.entries(runtime.stats().streams).map(([id, s]) => [
+    id,
+    s.completed,
+    s.failed,
+    s.timedOut,
+    s.cancelled,
+    s.rejected,
+    s.latencyMs.p50.toFixed(1),
+    s.latencyMs.p95.toFixed(1),
+    s.latencyMs.p99.toFixed(1),
+  ])
+  const cells = [head, ...rows].map((r) => r.map(String))
+  const widths = head.map((_, i) => Math.max(...cells.map((r) => r[i].length)))
+  const lines = cells.map((r) =>
+    r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '),
+  )
+  const goal = goalText(runtime).replace(/^ {2}\| /, '')
+  return `summary:\n${lines.join('\n')}\n${goal ? `${goal}\n` : ''}`
+}
+
+async function benchCommand(opts: { quick?: boolean; sweep?: boolean; filter?: string }): Promise<number> {
+  if (opts.sweep && opts.filter !== undefined) {
+    throw new CliFailure(
+      ExitCode.USAGE,
+      'agentpool bench: --filter selects a suite and does not apply to --sweep',
+    )
+  }
+  const root = fileURLToPath(new URL('..', import.meta.url))
+  const script = fileURLToPath(new URL(opts.sweep ? '../bench/sweep.ts' : '../bench/run.ts', import.meta.url))
+  if (!existsSync(script)) {
+    throw new CliFailure(
+      ExitCode.FAILED,
+      `agentpool bench: ${script} not found; the benchmarks run from a clone of the repository`,
+    )
+  }
+  const args = [
+    ...(opts.quick ? ['--quick'] : []),
+    ...(opts.filter !== undefined ? ['--filter', opts.filter] : []),
+  ]
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: root, stdio: 'inherit' })
+  return new Promise((resolve, reject) => {
+    child.once('error', reject)
+    child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0)))
+  })
+}
