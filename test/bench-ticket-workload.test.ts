@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createPlainStore, processTicketPlain } from '../bench/workloads/ticket-baseline.js'
 import {
   CATEGORIES,
   classifyTicket,
@@ -6,6 +7,14 @@ import {
   makeTicketJson,
   parseTicket,
 } from '../bench/workloads/ticket-core.js'
+import { COUNTER_KEY, tallyKey } from '../bench/workloads/ticket-keys.js'
+import {
+  driveClosedLoop,
+  startTicketRuntime,
+  TICKET_ENTRY,
+  TicketSource,
+} from '../bench/workloads/ticket-runtime.js'
+import type { AgentRuntime } from '../src/index.js'
 
 describe('ticket workload data', () => {
   it('generates the same tickets for the same seed and different ones for another seed', () => {
@@ -66,5 +75,64 @@ describe('ticket classification', () => {
         category,
       )
     }
+  })
+})
+
+describe('ticket workload through agentpool', () => {
+  let runtime: AgentRuntime | undefined
+  afterEach(async () => {
+    await runtime?.stop({ drain: false })
+    runtime = undefined
+  })
+
+  it('classifies like the single-thread baseline and keeps exact counter and tally totals', async () => {
+    runtime = await startTicketRuntime({
+      threads: 2,
+      tasksPerThread: 4,
+      maxConcurrent: 16,
+      isolation: { stream: 'synchronized', global: 'shared' },
+    })
+    const tickets = makeTicketBatch(9, 120)
+    const store = createPlainStore()
+    const expected = tickets.map((t) => processTicketPlain(t, store))
+    const results = await Promise.all(tickets.map((t) => runtime!.triggerAndWait(TICKET_ENTRY, t)))
+    expect(results.map((r) => r.status)).toEqual(tickets.map(() => 'completed'))
+    const outputs = results.map(
+      (r) => r.output as { ticketId: string; category: string; urgent: boolean; seen: number },
+    )
+    expect(outputs.map(({ ticketId, category, urgent }) => ({ ticketId, category, urgent }))).toEqual(
+      expected.map(({ ticketId, category, urgent }) => ({ ticketId, category, urgent })),
+    )
+    expect(outputs.map((o) => o.seen).sort((a, b) => a - b)).toEqual(tickets.map((_, i) => i + 1))
+    const shared = runtime.state.createBuffer('bench-test-reader', TICKET_ENTRY, {
+      stream: 'shared',
+      global: 'shared',
+    })
+    expect(shared.read(COUNTER_KEY, { scope: 'stream' })).toBe(120)
+    for (const category of CATEGORIES) {
+      expect(shared.read(tallyKey(category), { scope: 'global' }) ?? 0).toBe(
+        store.global.get(tallyKey(category)) ?? 0,
+      )
+    }
+    expect(runtime.outcomes.evaluateGoalProgress().metrics.totalDecisions).toBe(120)
+  })
+
+  it('the closed-loop driver counts only what completes in its window and never loses an execution', async () => {
+    runtime = await startTicketRuntime({
+      threads: 2,
+      tasksPerThread: 2,
+      maxConcurrent: 4,
+      isolation: { stream: 'shared', global: 'shared' },
+    })
+    const load = await driveClosedLoop(runtime, {
+      inflight: 4,
+      warmupMs: 50,
+      durationMs: 200,
+      source: new TicketSource(3, 16),
+    })
+    expect(load.failed).toBe(0)
+    expect(load.latenciesMs).toHaveLength(load.completed)
+    expect(load.totalCompleted).toBeGreaterThanOrEqual(load.completed)
+    expect(runtime.stats().streams[TICKET_ENTRY]!.completed).toBe(load.totalCompleted)
   })
 })
