@@ -134,6 +134,34 @@ describe('event triggers', () => {
     expect(depths).toEqual(Array.from({ length: MAX_EVENT_DEPTH }, (_, i) => i + 1))
   })
 
+  it("end a loop of entry points reacting to each other's refusals at the same depth limit", async () => {
+    const { host } = await start({
+      src: { type: 'api' },
+      a: { type: 'event', eventTypes: ['go', 'trigger_refused'], excludeOwn: true },
+      b: { type: 'event', eventTypes: ['trigger_refused'], streamId: 'a' },
+    })
+    host.full.add('a')
+    host.full.add('b')
+    const end = new Promise<TriggerRefusedData>((resolve) => {
+      host.events.subscribe({
+        types: ['trigger_refused'],
+        handler: (e) => {
+          const data = e.data as TriggerRefusedData
+          if (data.reason === 'cascade_depth') resolve(data)
+        },
+      })
+    })
+    await emitFromOutside(host, 'src', 'go')
+    const last = await end
+    // Let every pending promise settle (one macrotask turn): nothing may follow the final refusal.
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(last.depth).toBe(MAX_EVENT_DEPTH + 1)
+    const refusals = host.events
+      .history({ types: ['trigger_refused'] })
+      .map((e) => (e.data as TriggerRefusedData).depth)
+    expect(refusals).toEqual(Array.from({ length: MAX_EVENT_DEPTH + 1 }, (_, i) => i + 1))
+  })
+
   it('report a trigger the runtime refuses as trigger_refused with its error', async () => {
     const { host } = await start({ src: { type: 'api' }, sink: { type: 'event', eventTypes: ['x'] } })
     host.full.add('sink')

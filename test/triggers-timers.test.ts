@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { resolveConfig } from '../src/config/index.js'
-import { ErrorCode, InvalidArgumentError } from '../src/errors.js'
+import { ErrorCode, InvalidArgumentError, NotRunningError } from '../src/errors.js'
 import type { AgentEvent } from '../src/events/index.js'
 import { startTriggers, type TriggerRefusedData, type Triggers } from '../src/triggers/index.js'
 import { FakeHost } from './fixtures/triggers/fake-host.js'
@@ -138,7 +138,7 @@ describe('interval timers', () => {
     expect(t.timerStats().full.skipped).toBeGreaterThanOrEqual(1)
   })
 
-  it('stop ending every tick', async () => {
+  it('stop every tick on stop(), and refuse resume afterwards', async () => {
     const a = await start({ stopped: { type: 'timer', intervalMs: 10 } })
     const ref = await start({ ref: { type: 'timer', intervalMs: 10 } })
     await nextEvents(a.host, 'trigger_fired', 'stopped', 1)
@@ -147,6 +147,7 @@ describe('interval timers', () => {
     await nextEvents(ref.host, 'trigger_fired', 'ref', 5)
     expect(a.host.calls.length).toBe(calls)
     expect(a.t.timerStats().stopped.nextFireAt).toBeNull()
+    expect(() => a.t.resumeTimer('stopped')).toThrow(NotRunningError)
   })
 })
 

@@ -7,7 +7,8 @@
  * event (0 for outside triggers). Past {@link MAX_EVENT_DEPTH} nothing is started; a `trigger_refused`
  * event with code `AGENTPOOL_CASCADE_DEPTH` says what was cut and where, so a cycle of entry points feeding
  * each other ends instead of running forever. A trigger the runtime refuses (full queue, stopping) is
- * reported the same way.
+ * reported the same way. Entry points triggered by `trigger_refused` itself count on from the depth the
+ * refusal reports, and the refusal that ends a cascade triggers nothing, so refusals cannot loop either.
  *
  * @module
  */
@@ -15,7 +16,7 @@ import type { ResolvedEntryPoint } from '../config/index.js'
 import { CascadeDepthError } from '../errors.js'
 import type { AgentEvent } from '../events/index.js'
 import type { TriggerHost } from './host.js'
-import { publishRefused } from './refused.js'
+import { publishRefused, TRIGGER_REFUSED, type TriggerRefusedData } from './refused.js'
 
 /** The deepest event cascade that still starts executions: depth 1 is an event from an outside-triggered execution. */
 export const MAX_EVENT_DEPTH = 8
@@ -49,7 +50,8 @@ export class EventTriggers {
   }
 
   private fire(entryPointId: string, event: AgentEvent): void {
-    const depth = (event.executionId === undefined ? 0 : this.host.depthOf(event.executionId)) + 1
+    const depth = this.depthAfter(event)
+    if (depth === undefined) return
     if (depth > MAX_EVENT_DEPTH) {
       this.refuse(
         entryPointId,
@@ -77,6 +79,20 @@ export class EventTriggers {
           }),
         (err: unknown) => this.refuse(entryPointId, event, depth, 'refused', err),
       )
+  }
+
+  /**
+   * The depth of an execution `event` would start. A `trigger_refused` event continues the cascade it
+   * reports (so triggers reacting to each other's refusals still end), and the refusal that ends a cascade
+   * starts nothing at all (`undefined`).
+   */
+  private depthAfter(event: AgentEvent): number | undefined {
+    if (event.type === TRIGGER_REFUSED) {
+      const data = event.data as TriggerRefusedData
+      if (data.reason === 'cascade_depth') return undefined
+      if (data.depth !== undefined) return data.depth + 1
+    }
+    return (event.executionId === undefined ? 0 : this.host.depthOf(event.executionId)) + 1
   }
 
   private refuse(

@@ -11,7 +11,7 @@
  */
 import { Cron } from 'croner'
 import type { ResolvedEntryPoint } from '../config/index.js'
-import { InvalidArgumentError } from '../errors.js'
+import { InvalidArgumentError, NotRunningError } from '../errors.js'
 import type { TriggerHost } from './host.js'
 import { publishRefused } from './refused.js'
 
@@ -186,6 +186,7 @@ class Timer {
 /** Every timer trigger of a runtime. */
 export class Timers {
   private readonly timers = new Map<string, Timer>()
+  private stopped = false
 
   constructor(host: TriggerHost, entryPoints: readonly ResolvedEntryPoint[]) {
     for (const ep of entryPoints) {
@@ -196,7 +197,10 @@ export class Timers {
     }
   }
 
-  /** Stops `id`'s ticks until {@link resume}. @throws InvalidArgumentError for an entry point without a timer. */
+  /**
+   * Stops `id`'s ticks until {@link resume}.
+   * @throws InvalidArgumentError for an entry point without a timer; NotRunningError after {@link stop}.
+   */
   pause(id: string): void {
     this.get(id).pause()
   }
@@ -212,11 +216,15 @@ export class Timers {
     return out
   }
 
+  /** Ends every timer for good; pause and resume are refused afterwards. */
   stop(): void {
+    this.stopped = true
     for (const t of this.timers.values()) t.stop()
   }
 
   private get(id: string): Timer {
+    // A resumed timer after stop would tick into a stopped runtime and keep the process alive.
+    if (this.stopped) throw new NotRunningError('pauseTimer/resumeTimer')
     const t = this.timers.get(id)
     if (t === undefined) {
       throw new InvalidArgumentError(
