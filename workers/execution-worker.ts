@@ -11,7 +11,7 @@
  */
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads'
 import { pathToFileURL } from 'node:url'
-import { HandlerModuleError, RecordInvalidError, serializeError } from '../src/errors.js'
+import { ExecutionCancelledError, HandlerModuleError, RecordInvalidError, serializeError } from '../src/errors.js'
 import { createExecutionRecorder, RecordWriter } from '../src/outcomes/index.js'
 import type { BatchResult, BatchTask, ControlMessage, EndRecord, ExecutionTask, WireRecord } from '../src/protocol.js'
 import { controlChannelName } from '../src/protocol.js'
@@ -25,12 +25,25 @@ const writer = RecordWriter.attach(setup.channel as Parameters<typeof RecordWrit
 const state = SharedBufferManager.attach(setup.state as Parameters<typeof SharedBufferManager.attach>[0])
 const delegate = connectDelegation(setup.runtimeId)
 const aborts = new Map<string, AbortController>()
+/**
+ * Aborts heard for executions not running here. One may be for an execution whose pool message still waits
+ * for this thread: it must then never start. Every thread hears every abort, so only the latest are kept.
+ */
+const earlyAborts = new Map<string, ControlMessage['reason']>()
+const EARLY_ABORTS_KEPT = 4096
 const handlers = new Map<string, Promise<Handler>>()
 
 const control = new BroadcastChannel(controlChannelName(setup.runtimeId))
 control.onmessage = (event: unknown) => {
   const message = (event as { data: ControlMessage }).data
-  if (message.kind === 'abort') aborts.get(message.executionId)?.abort(message.reason)
+  if (message.kind !== 'abort') return
+  const running = aborts.get(message.executionId)
+  if (running !== undefined) {
+    running.abort(message.reason)
+    return
+  }
+  earlyAborts.set(message.executionId, message.reason)
+  if (earlyAborts.size > EARLY_ABORTS_KEPT) earlyAborts.delete(earlyAborts.keys().next().value!)
 }
 // The control channel must not keep an idle thread alive.
 control.unref()
@@ -129,6 +142,27 @@ function buildContext(task: ExecutionTask, signal: AbortSignal): HandlerContext 
 }
 
 async function runOne(task: ExecutionTask, largeOutputs: Record<string, unknown>): Promise<void> {
+  const aborted = earlyAborts.get(task.executionId)
+  if (aborted !== undefined) {
+    // Already final on the main thread (timed out or cancelled while its message waited): never run it.
+    earlyAborts.delete(task.executionId)
+    const reason = `aborted (${aborted}) before it started on its thread`
+    const now = Date.now()
+    pushEnd(
+      {
+        k: 'end',
+        executionId: task.executionId,
+        streamId: task.streamId,
+        attempt: task.attempt,
+        ok: false,
+        startedAt: now,
+        completedAt: now,
+        error: serializeError(new ExecutionCancelledError(task.executionId, reason)),
+      },
+      largeOutputs,
+    )
+    return
+  }
   const controller = new AbortController()
   aborts.set(task.executionId, controller)
   const startedAt = Date.now()
