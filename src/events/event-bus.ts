@@ -215,9 +215,9 @@ export class EventBus {
 
   private call(sub: Subscription, event: AgentEvent): void {
     try {
-      const ret = sub.handler(event)
-      if (ret !== undefined && typeof (ret as Promise<void>).then === 'function') {
-        ;(ret as Promise<void>).then(undefined, (err: unknown) => this.reportSubscriberError(sub.id, event, err))
+      const ret = sub.handler(event) as { then?: unknown } | null | undefined
+      if (typeof ret?.then === 'function') {
+        ;(ret as Promise<unknown>).then(undefined, (err: unknown) => this.reportSubscriberError(sub.id, event, err))
       }
     } catch (err) {
       this.reportSubscriberError(sub.id, event, err)

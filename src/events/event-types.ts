@@ -122,8 +122,8 @@ export interface EventFilter<T extends string = EventType> {
   executionId?: string
 }
 
-/** A subscriber. Its return value is ignored; a rejected promise is reported like a throw. */
-export type EventHandler<T extends string = string> = (event: AgentEvent<T>) => void | Promise<void>
+/** A subscriber. Its return value is ignored, except that a returned promise that rejects is reported like a throw. */
+export type EventHandler<T extends string = string> = (event: AgentEvent<T>) => unknown
 
 /** Every built-in event type, for code that must tell them from custom ones at run time. */
 export const BUILT_IN_EVENT_TYPES: readonly BuiltInEventType[] = Object.keys({

@@ -9,7 +9,7 @@ export { createExecutionRecorder } from './execution-recorder.js'
 export type { ExecutionIds, ExecutionRecorder, RecordSink } from './execution-recorder.js'
 export { OutcomeAggregator } from './outcome-aggregator.js'
 export type { AggregatedRecord } from './outcome-aggregator.js'
-export { routeRecord } from './record-router.js'
+export { routeRecord, routeRecords } from './record-router.js'
 export type { RecordTargets } from './record-router.js'
 export type {
   ConstraintViolationSummary,

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Goal } from '../config/index.js'
-import type { EventBus } from '../events/index.js'
+import type { CriterionProgressSummary, EventBus } from '../events/index.js'
 import type { DecisionRecord, OutcomeRecord, ProblemRecord, ViolationRecord } from '../protocol.js'
 import { type NormalizedCriterion, type NormalizedGoal, normalizeGoal, resolveAggregatorOptions } from './goal.js'
 import type {
@@ -34,7 +34,9 @@ interface CriterionCounters {
 interface Snapshot {
   overall: number
   recommendation: GoalProgress['recommendation']
+  /** One '1'/'0' per criterion: which are met. */
   metMask: string
+  criteria: Record<string, CriterionProgressSummary>
 }
 
 /**
@@ -54,7 +56,6 @@ export class OutcomeAggregator {
   private ringNext = 0
   private ringCount = 0
   private byId = new Map<string, Decision>()
-  private byExecution = new Map<string, Decision[]>()
 
   private totalDecisions = 0
   private successes = 0
@@ -70,8 +71,11 @@ export class OutcomeAggregator {
   private hardViolations = 0
   private softViolations = 0
   /** The standing last published (initially the empty one: nothing to announce until it moves). */
-  private published: Snapshot = { overall: 0, recommendation: 'continue', metMask: '' }
+  private published!: Snapshot
   private achieved = false
+  private batchDepth = 0
+  /** The last goal-relevant record ingested in the running batch: goal events name its stream and execution. */
+  private batchCause: AggregatedRecord | undefined
 
   /**
    * @param goal The runtime's goal (raw or resolved); without one, progress stays 0 and no goal events are published.
@@ -93,7 +97,8 @@ export class OutcomeAggregator {
 
   /**
    * Consumes one record from a worker. Called by the runtime's record router; records of one attempt
-   * arrive in the order they were made.
+   * arrive in the order they were made. Goal events follow at once, or at the end of the enclosing
+   * {@link batch}.
    */
   ingest(record: AggregatedRecord): void {
     switch (record.k) {
@@ -111,7 +116,26 @@ export class OutcomeAggregator {
         this.addViolation(record)
         break
     }
-    this.publishChanges(record)
+    if (this.batchDepth > 0) this.batchCause = record
+    else this.publishChanges(record)
+  }
+
+  /**
+   * Runs `fn` (which ingests many records) and evaluates the goal once at the end instead of after every
+   * record, so a burst publishes at most one `goal_progress`. Constraint violations are still published
+   * one by one. Nests.
+   */
+  batch<T>(fn: () => T): T {
+    this.batchDepth++
+    try {
+      return fn()
+    } finally {
+      const cause = this.batchCause
+      if (--this.batchDepth === 0 && cause !== undefined) {
+        this.batchCause = undefined
+        this.publishChanges(cause)
+      }
+    }
   }
 
   /** Where the goal stands now. */
@@ -162,7 +186,7 @@ export class OutcomeAggregator {
 
   /** Retained decisions of one execution (every attempt), oldest first. */
   decisionsByExecution(streamId: string, executionId: string): Decision[] {
-    return [...(this.byExecution.get(executionKey(streamId, executionId)) ?? [])]
+    return this.retained().filter((d) => d.executionId === executionId && d.streamId === streamId)
   }
 
   /** The `n` most recent retained decisions, oldest first. */
@@ -195,7 +219,6 @@ export class OutcomeAggregator {
     this.ringNext = 0
     this.ringCount = 0
     this.byId = new Map()
-    this.byExecution = new Map()
     this.totalDecisions = 0
     this.successes = 0
     this.failures = 0
@@ -214,13 +237,12 @@ export class OutcomeAggregator {
 
   private resetCriteria(): void {
     this.criteria = new Map((this.goal?.criteria ?? []).map((c) => [c.id, { decisions: 0, successes: 0, failures: 0 }]))
-    this.published = { overall: 0, recommendation: 'continue', metMask: '0'.repeat(this.goal?.criteria.length ?? 0) }
+    this.published = { overall: 0, recommendation: 'continue', metMask: '0'.repeat(this.goal?.criteria.length ?? 0), criteria: {} }
   }
 
   private addDecision(r: DecisionRecord): void {
-    const key = executionKey(r.streamId, r.executionId)
     // A retried execution's first decision counts the execution only if no earlier attempt decided.
-    if (r.seq === 0 && (r.attempt === 1 || !this.byExecution.has(key))) this.executionsTotal++
+    if (r.seq === 0 && (r.attempt === 1 || !this.hasRetained(r.streamId, r.executionId))) this.executionsTotal++
     this.totalDecisions++
     this.stream(r.streamId).decisions++
     for (const id of r.criteria) {
@@ -241,7 +263,7 @@ export class OutcomeAggregator {
       timestamp: r.timestamp,
     }
     if (r.context !== undefined) decision.context = r.context
-    this.retain(decision, key)
+    this.retain(decision)
   }
 
   private addOutcome(r: OutcomeRecord): void {
@@ -311,7 +333,7 @@ export class OutcomeAggregator {
     })
   }
 
-  private retain(decision: Decision, key: string): void {
+  private retain(decision: Decision): void {
     const size = this.ring.length
     if (size === 0) {
       this.droppedDecisions++
@@ -323,19 +345,11 @@ export class OutcomeAggregator {
     this.ringNext = (this.ringNext + 1) % size
     if (this.ringCount < size) this.ringCount++
     this.byId.set(decision.id, decision)
-    const list = this.byExecution.get(key)
-    if (list) list.push(decision)
-    else this.byExecution.set(key, [decision])
   }
 
   private evict(decision: Decision): void {
     this.droppedDecisions++
     this.byId.delete(decision.id)
-    const key = executionKey(decision.streamId, decision.executionId)
-    const list = this.byExecution.get(key)
-    // Decisions leave in arrival order, so the evicted one is the first of its execution.
-    if (list && list.length > 1) list.shift()
-    else this.byExecution.delete(key)
   }
 
   private retained(): Decision[] {
@@ -345,6 +359,12 @@ export class OutcomeAggregator {
       out[i] = this.ring[(this.ringNext - this.ringCount + i + size) % size]!
     }
     return out
+  }
+
+  /** Whether any decision of this execution is retained. Scans: only a retry's first decision asks. */
+  private hasRetained(streamId: string, executionId: string): boolean {
+    for (const d of this.ring) if (d !== undefined && d.executionId === executionId && d.streamId === streamId) return true
+    return false
   }
 
   private stream(streamId: string): StreamOutcomeStats {
@@ -365,32 +385,30 @@ export class OutcomeAggregator {
     return 'continue'
   }
 
-  /** Cheap re-evaluation after each record; publishes only what moved. */
+  /** Re-evaluates the criteria (cheap: counters only) and publishes only what moved. */
   private publishChanges(cause: AggregatedRecord): void {
     if (this.bus === undefined || this.goal === undefined) return
-    const progress = this.evaluateCriteriaOnly()
+    const now = this.evaluateCriteriaOnly()
     const prev = this.published
     const changed =
-      prev.recommendation !== progress.recommendation ||
-      prev.metMask !== progress.metMask ||
-      Math.abs(prev.overall - progress.overall) >= this.opts.progressStep
+      prev.recommendation !== now.recommendation ||
+      prev.metMask !== now.metMask ||
+      Math.abs(prev.overall - now.overall) >= this.opts.progressStep
     if (!changed) return
-    this.published = progress
-    const full = this.evaluateGoalProgress()
-    const summary = Object.fromEntries(Object.entries(full.criteria).map(([id, c]) => [id, { met: c.met, progress: c.progress }]))
+    this.published = now
     this.bus.publish({
       type: 'goal_progress',
       streamId: cause.streamId,
       executionId: cause.executionId,
-      data: { goalId: this.goal.id, overallProgress: full.overallProgress, recommendation: full.recommendation, criteria: summary },
+      data: { goalId: this.goal.id, overallProgress: now.overall, recommendation: now.recommendation, criteria: now.criteria },
     })
-    const complete = full.recommendation === 'complete'
+    const complete = now.recommendation === 'complete'
     if (complete && !this.achieved) {
       this.bus.publish({
         type: 'goal_achieved',
         streamId: cause.streamId,
         executionId: cause.executionId,
-        data: { goalId: this.goal.id, overallProgress: full.overallProgress },
+        data: { goalId: this.goal.id, overallProgress: now.overall },
       })
     }
     this.achieved = complete
@@ -398,6 +416,7 @@ export class OutcomeAggregator {
 
   private evaluateCriteriaOnly(): Snapshot {
     const goal = this.goal!
+    const criteria: Record<string, CriterionProgressSummary> = {}
     let overall = 0
     let allMet = goal.criteria.length > 0
     let metMask = ''
@@ -406,8 +425,9 @@ export class OutcomeAggregator {
       allMet &&= met
       metMask += met ? '1' : '0'
       overall += (progress * c.weight) / goal.totalWeight
+      criteria[c.id] = { met, progress }
     }
-    return { overall, recommendation: this.recommend(overall, allMet), metMask }
+    return { overall, recommendation: this.recommend(overall, allMet), metMask, criteria }
   }
 
   /** One criterion against its target: progress is the success rate over the target, capped at 1. */
@@ -422,10 +442,6 @@ export class OutcomeAggregator {
 
 function rate(successes: number, failures: number): number {
   return successes + failures === 0 ? 0 : successes / (successes + failures)
-}
-
-function executionKey(streamId: string, executionId: string): string {
-  return `${streamId}\u0000${executionId}`
 }
 
 function toOutcome(r: OutcomeRecord): Outcome {

@@ -70,3 +70,16 @@ export function routeRecord(record: WireRecord, { aggregator, bus }: RecordTarge
       return true
   }
 }
+
+/**
+ * Consumes a run of records (as decoded from one frame) with {@link routeRecord}, evaluating the goal once
+ * at the end of the run. Main thread only.
+ * @returns how many records were consumed (every one but `end` records).
+ */
+export function routeRecords(records: readonly WireRecord[], targets: RecordTargets): number {
+  return targets.aggregator.batch(() => {
+    let consumed = 0
+    for (const r of records) if (routeRecord(r, targets)) consumed++
+    return consumed
+  })
+}

@@ -1,0 +1,157 @@
+/**
+ * `outcomes_vs_postmessage`: records per second delivered from worker threads to the aggregator and the
+ * event bus through agentpool's record channel (msgpack frames in a SharedArrayBuffer ring per thread),
+ * against one structured-clone `postMessage` per record — same records, same producer threads, same
+ * main-side consumer (`routeRecord` into an `OutcomeAggregator` and an `EventBus`), same run.
+ *
+ * Also logged: main-thread busy time per million records (event-loop utilization, both transports) and
+ * heap growth over many records through the channel with the default retention.
+ */
+import { Worker } from 'node:worker_threads'
+import { performance } from 'node:perf_hooks'
+import v8 from 'node:v8'
+import vm from 'node:vm'
+import type { Goal } from '../src/config/index.js'
+import { EventBus } from '../src/events/index.js'
+import { OutcomeAggregator, RecordChannel, routeRecord, routeRecords } from '../src/outcomes/index.js'
+import type { WireRecord } from '../src/protocol.js'
+import { compareSideBySide } from './harness/index.js'
+import type { BenchSuite } from './harness/types.js'
+
+const PRODUCERS = 2
+/** Records per execution: decision, outcome, custom event. */
+const RECORDS_PER_EXECUTION = 3
+const EXECUTIONS_PER_ITERATION = 2000
+/** Records per frame on the channel side (a pool thread flushes once per event-loop turn). */
+const PER_FRAME = 32
+
+const goal: Goal = {
+  id: 'tier1',
+  description: 'resolve tier-1 tickets',
+  successCriteria: [
+    { id: 'resolve_rate', description: 'resolved', target: '80%', weight: 2 },
+    { id: 'csat', description: 'satisfied', target: 0.9 },
+  ],
+  constraints: [{ id: 'no_pii_leak', description: 'no PII in replies', kind: 'hard' }],
+}
+
+type Mode = 'channel' | 'post'
+
+/** Producer threads plus the main-side consumer; `run(mode, executionsPerThread)` resolves once all arrived. */
+function startRig() {
+  const bus = new EventBus()
+  const aggregator = new OutcomeAggregator(goal, { bus })
+  const targets = { aggregator, bus }
+  const channel = RecordChannel.create({ slots: PRODUCERS })
+  let delivered = 0
+  let waitingFor = 0
+  let done: (() => void) | undefined
+  const arrived = (n: number): void => {
+    delivered += n
+    if (done !== undefined && delivered >= waitingFor) {
+      const resolve = done
+      done = undefined
+      resolve()
+    }
+  }
+  channel.onRecords((records) => {
+    routeRecords(records, targets)
+    arrived(records.length)
+  })
+  channel.listen()
+  const workers = Array.from({ length: PRODUCERS }, (_, i) => {
+    const w = new Worker(new URL('./workloads/outcomes-producer.mjs', import.meta.url), {
+      workerData: { handles: channel.handles, tag: `stream-${i}` },
+    })
+    w.on('message', (record: WireRecord) => {
+      routeRecord(record, targets)
+      arrived(1)
+    })
+    return w
+  })
+  return {
+    aggregator,
+    run(mode: Mode, executionsPerThread: number): Promise<void> {
+      return new Promise((resolve) => {
+        waitingFor = delivered + PRODUCERS * executionsPerThread * RECORDS_PER_EXECUTION
+        done = resolve
+        for (const w of workers) w.postMessage({ mode, executions: executionsPerThread, perFrame: PER_FRAME })
+      })
+    },
+    async close(): Promise<void> {
+      channel.close()
+      await Promise.all(workers.map((w) => w.terminate()))
+    },
+  }
+}
+
+/** Main-thread busy milliseconds per million records delivered in `mode`. */
+async function busyPerMillion(rig: ReturnType<typeof startRig>, mode: Mode, records: number): Promise<number> {
+  const perThread = Math.ceil(records / (PRODUCERS * RECORDS_PER_EXECUTION) / 10)
+  const before = performance.eventLoopUtilization()
+  for (let i = 0; i < 10; i++) await rig.run(mode, perThread)
+  const elu = performance.eventLoopUtilization(before)
+  return (elu.active / (perThread * 10 * PRODUCERS * RECORDS_PER_EXECUTION)) * 1e6
+}
+
+function forceGc(): () => void {
+  v8.setFlagsFromString('--expose-gc')
+  return vm.runInNewContext('gc') as () => void
+}
+
+const MiB = 1024 * 1024
+
+const suite: BenchSuite = {
+  name: 'outcomes',
+  async run({ quick, log }) {
+    const rig = startRig()
+    try {
+      const entry = await compareSideBySide({
+        name: 'outcomes_vs_postmessage',
+        unit: 'records/s',
+        target: 3.0,
+        quick,
+        log,
+        baseline: {
+          name: `structured-clone postMessage per record (${PRODUCERS} threads)`,
+          opsPerIteration: PRODUCERS * EXECUTIONS_PER_ITERATION * RECORDS_PER_EXECUTION,
+          fn: () => rig.run('post', EXECUTIONS_PER_ITERATION),
+        },
+        contender: {
+          name: `agentpool record channel, ${PER_FRAME} records/frame (${PRODUCERS} threads)`,
+          opsPerIteration: PRODUCERS * EXECUTIONS_PER_ITERATION * RECORDS_PER_EXECUTION,
+          fn: () => rig.run('channel', EXECUTIONS_PER_ITERATION),
+        },
+      })
+
+      const cpuRecords = quick ? 300_000 : 1_200_000
+      const postBusy = await busyPerMillion(rig, 'post', cpuRecords)
+      const channelBusy = await busyPerMillion(rig, 'channel', cpuRecords)
+      log(
+        `outcomes: main-thread busy per million records: channel ${channelBusy.toFixed(0)} ms, postMessage ${postBusy.toFixed(0)} ms (×${(postBusy / channelBusy).toFixed(2)} less with the channel)`,
+      )
+
+      const gc = forceGc()
+      const heapRecords = quick ? 1_200_000 : 10_200_000
+      const steps = 10
+      const perThread = Math.ceil(heapRecords / (PRODUCERS * RECORDS_PER_EXECUTION * steps))
+      const samples: number[] = []
+      for (let i = 0; i < steps; i++) {
+        await rig.run('channel', perThread)
+        gc()
+        samples.push(process.memoryUsage().heapUsed / MiB)
+      }
+      const stats = rig.aggregator.stats()
+      log(
+        `outcomes: heap over ${(steps * perThread * PRODUCERS * RECORDS_PER_EXECUTION / 1e6).toFixed(1)}M records (default retention ${stats.maxDecisions} decisions): ` +
+          `${samples.map((s) => s.toFixed(1)).join(' → ')} MiB; growth after the first step ${(samples.at(-1)! - samples[0]!).toFixed(1)} MiB; ` +
+          `retained ${stats.retainedDecisions}, counted ${stats.totalDecisions} decisions`,
+      )
+      return [entry]
+    } finally {
+      await rig.close()
+    }
+  },
+}
+
+export default suite
