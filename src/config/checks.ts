@@ -35,7 +35,7 @@ function isFile(path: string): boolean {
  * convention of importing `./x.js` for `./x.ts`), else — without an extension — `.ts`, `.js`, `.mjs`.
  * Returns the absolute path found, or the candidates tried.
  */
-export function findHandlerModule(baseDir: string, handler: string): { path: string } | { tried: string[] } {
+function findHandlerModule(baseDir: string, handler: string): { path: string } | { tried: string[] } {
   const abs = isAbsolute(handler) ? handler : resolve(baseDir, handler)
   const ext = extname(abs)
   const candidates =
@@ -195,7 +195,7 @@ function checkTimer(t: Obj, at: string, issues: ConfigIssue[]): void {
 }
 
 /** Why a cron expression (5 or 6 fields, or a nickname such as `@hourly`) or its time zone is refused. */
-export function cronError(
+function cronError(
   cron: string,
   timezone: string | undefined,
 ): { field: 'cron' | 'timezone'; message: string } | undefined {

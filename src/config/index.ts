@@ -4,8 +4,8 @@
  *
  * @module
  */
-export { cronError, findHandlerModule, RESERVED_WEBHOOK_PATHS } from './checks.js'
+export { RESERVED_WEBHOOK_PATHS } from './checks.js'
 export { loadConfigFile } from './load.js'
 export { type ResolveOptions, resolveConfig } from './resolve.js'
-export { MAX_TIMER_MS, parseTarget, WEBHOOK_METHODS } from './schema.js'
+export { parseTarget } from './schema.js'
 export type * from './types.js'

@@ -9,10 +9,10 @@ import { z } from 'zod'
 import type { ConfigIssue } from '../errors.js'
 
 /** The largest delay a Node timer honours (2^31 - 1 ms, about 24.8 days). */
-export const MAX_TIMER_MS = 2_147_483_647
+const MAX_TIMER_MS = 2_147_483_647
 
 /** HTTP methods a webhook trigger may accept. */
-export const WEBHOOK_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
+const WEBHOOK_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 
 const ID_PATTERN = /^[A-Za-z0-9][\w.:-]{0,127}$/
 const TARGET_PATTERN = /^(\d+(?:\.\d+)?)%$/
@@ -96,11 +96,9 @@ const goal = z.strictObject(
   says('must be an object'),
 )
 
-const webhookPath = z
-  .string(says('must be a string'))
-  .regex(/^\/[A-Za-z0-9._~%/-]*$/, {
-    error: "must start with '/' and use only letters, digits and - . _ ~ % /",
-  })
+const webhookPath = z.string(says('must be a string')).regex(/^\/[A-Za-z0-9._~%/-]*$/, {
+  error: "must start with '/' and use only letters, digits and - . _ ~ % /",
+})
 
 const method = z
   .string(says('must be a string'))
@@ -212,7 +210,7 @@ export const runtimeConfigSchema = z.strictObject(
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/
 
 /** Renders a path as `entryPoints[1].trigger.type`; a key that is no identifier becomes `["a key"]`. */
-export function formatPath(path: readonly PropertyKey[]): string {
+function formatPath(path: readonly PropertyKey[]): string {
   let out = ''
   for (const seg of path) {
     if (typeof seg === 'number') out += `[${seg}]`

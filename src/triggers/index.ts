@@ -15,7 +15,7 @@ import { WebhookServer } from './webhook-server.js'
 export { MAX_EVENT_DEPTH } from './event-triggers.js'
 export type { HostStateStats, HostStats, HostStreamStats, HostTriggerOptions, TriggerHost } from './host.js'
 export { TRIGGER_REFUSED, type TriggerRefusedData } from './refused.js'
-export { SIGNATURE_HEADER, signWebhookBody, verifyWebhookSignature } from './signature.js'
+export { SIGNATURE_HEADER, signWebhookBody } from './signature.js'
 export type { TimerStats } from './timers.js'
 
 /** The running triggers of one runtime. */

@@ -20,7 +20,7 @@
  * @module
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import type { ResolvedRuntimeConfig } from '../config/index.js'
+import { RESERVED_WEBHOOK_PATHS, type ResolvedRuntimeConfig } from '../config/index.js'
 import { AgentPoolError, ConfigError, type ConfigIssue, ErrorCode, WebhookRequestError } from '../errors.js'
 import type { TriggerHost } from './host.js'
 import { type TriggerMetrics, UNMATCHED_ROUTE } from './metrics.js'
@@ -69,7 +69,7 @@ export class WebhookServer {
     app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
     app.addHook('onResponse', async (req, reply) => {
       const path = pathOf(req)
-      const known = routes.has(path) || path === '/healthz' || path === '/metrics'
+      const known = routes.has(path) || isReserved(path)
       metrics.countRequest(known ? path : UNMATCHED_ROUTE, req.method, reply.statusCode)
     })
     app.setErrorHandler((err: { statusCode?: number; message: string }, _req, reply) => {
@@ -220,6 +220,11 @@ async function deliver(
     data: { entryPointId: id, triggerType: 'webhook' },
   })
   return reply.code(202).send({ executionId })
+}
+
+/** `/healthz` and `/metrics`: served by the server itself, GET only. */
+function isReserved(path: string): boolean {
+  return (RESERVED_WEBHOOK_PATHS as readonly string[]).includes(path)
 }
 
 /** The request path without its query string. */
