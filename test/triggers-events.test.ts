@@ -1,32 +1,14 @@
-import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
-import { resolveConfig } from '../src/config/index.js'
 import { ErrorCode } from '../src/errors.js'
-import {
-  MAX_EVENT_DEPTH,
-  startTriggers,
-  type TriggerRefusedData,
-  type Triggers,
-} from '../src/triggers/index.js'
-import { FakeHost } from './fixtures/triggers/fake-host.js'
-
-const baseDir = fileURLToPath(new URL('./fixtures/config/', import.meta.url))
-const handler = './noop-handler.ts'
+import { MAX_EVENT_DEPTH, type TriggerRefusedData, type Triggers } from '../src/triggers/index.js'
+import { type FakeHost, startOnFakeHost } from './fixtures/triggers/fake-host.js'
 
 const running: Triggers[] = []
 afterEach(async () => {
   for (const t of running.splice(0)) await t.stop()
 })
 
-async function start(
-  triggers: Record<string, Record<string, unknown>>,
-): Promise<{ host: FakeHost; t: Triggers }> {
-  const entryPoints = Object.entries(triggers).map(([id, trigger]) => ({ id, handler, trigger }))
-  const host = new FakeHost(Object.keys(triggers))
-  const t = await startTriggers(host, resolveConfig({ entryPoints }, { baseDir }))
-  running.push(t)
-  return { host, t }
-}
+const start = (triggers: Record<string, Record<string, unknown>>) => startOnFakeHost(triggers, running)
 
 /** An "outside" execution of `streamId` (depth 0) emitting `type`. */
 async function emitFromOutside(host: FakeHost, streamId: string, type: string, data: unknown = {}) {
