@@ -21,7 +21,14 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { RESERVED_WEBHOOK_PATHS, type ResolvedRuntimeConfig } from '../config/index.js'
-import { AgentPoolError, ConfigError, type ConfigIssue, ErrorCode, WebhookRequestError } from '../errors.js'
+import {
+  AgentPoolError,
+  ConfigError,
+  type ConfigIssue,
+  describeValue,
+  ErrorCode,
+  WebhookRequestError,
+} from '../errors.js'
 import type { TriggerHost } from './host.js'
 import { type TriggerMetrics, UNMATCHED_ROUTE } from './metrics.js'
 import { SIGNATURE_HEADER, verifyWebhookSignature } from './signature.js'
@@ -80,12 +87,15 @@ export class WebhookServer {
     })
     app.setNotFoundHandler((req, reply) => {
       const path = pathOf(req)
-      const methods =
-        path === '/healthz' || path === '/metrics' ? ['GET'] : [...(routes.get(path)?.keys() ?? [])]
+      const methods = isReserved(path) ? ['GET'] : [...(routes.get(path)?.keys() ?? [])]
       if (methods.length === 0) {
         return sendError(
           reply,
-          new WebhookRequestError(ErrorCode.WEBHOOK_NOT_FOUND, 404, `no webhook is served at ${path}`),
+          new WebhookRequestError(
+            ErrorCode.WEBHOOK_NOT_FOUND,
+            404,
+            `no webhook is served at ${describeValue(path)}`,
+          ),
         )
       }
       reply.header('allow', methods.join(', '))
