@@ -89,12 +89,39 @@ export interface WebhookOptions {
   bodyLimitBytes?: number
 }
 
+/** What starts an entry point's executions (besides `runtime.trigger`, which works for every kind). */
 export type TriggerConfig =
   | { type: 'api' }
   | { type: 'manual' }
-  | { type: 'webhook'; path: string; methods?: string[]; secretEnv?: string }
-  | { type: 'timer'; intervalMs?: number; cron?: string; timezone?: string; runImmediately?: boolean }
-  | { type: 'event'; eventTypes: string[]; streamId?: string; excludeOwn?: boolean }
+  | {
+      type: 'webhook'
+      /** Literal path such as `/tickets`: letters, digits and `- . _ ~ % /`; not `/healthz` or `/metrics`. */
+      path: string
+      /** Any of GET, POST, PUT, PATCH, DELETE. @default ['POST'] */
+      methods?: string[]
+      /** Environment variable holding the HMAC-SHA256 signing secret; requests must then be signed. */
+      secretEnv?: string
+    }
+  | {
+      type: 'timer'
+      /** Fixed-rate period; exactly one of `intervalMs` and `cron`. */
+      intervalMs?: number
+      /** 5- or 6-field cron expression (seconds first when 6), or a nickname such as `@hourly`. */
+      cron?: string
+      /** IANA time zone of `cron`. @default the process's zone */
+      timezone?: string
+      /** Also fire once at start. @default false */
+      runImmediately?: boolean
+    }
+  | {
+      type: 'event'
+      /** Event types that start an execution (the event is its input). */
+      eventTypes: string[]
+      /** Only events of this stream. */
+      streamId?: string
+      /** Ignore events of this entry point's own stream. @default true */
+      excludeOwn?: boolean
+    }
 
 export interface EntryPointConfig {
   /** Unique id; also the id of the entry point's stream. */
