@@ -55,9 +55,12 @@ export function sizeClassFor(bytes: number): number {
 }
 
 export class BlockAllocator {
-  /** Length-tracking views over the data region. */
-  readonly u8: Uint8Array
-  readonly i32: Int32Array
+  /**
+   * Views over the data region as long as it was when last looked at (fixed-length views are faster than
+   * length-tracking ones); {@link ensure} renews them when another thread grew the region.
+   */
+  u8: Uint8Array
+  i32: Int32Array
 
   constructor(
     readonly data: SharedArrayBuffer,
@@ -67,8 +70,18 @@ export class BlockAllocator {
     private readonly dataRegion: number,
     private readonly journal: UndoJournal,
   ) {
-    this.u8 = new Uint8Array(data)
-    this.i32 = new Int32Array(data)
+    this.u8 = new Uint8Array(data, 0, data.byteLength)
+    this.i32 = new Int32Array(data, 0, data.byteLength >> 2)
+  }
+
+  /** Any thread. Makes the views cover `[0, byteEnd)` if the region is that long; false if it is not. */
+  ensure(byteEnd: number): boolean {
+    if (byteEnd <= this.u8.length) return true
+    const len = this.data.byteLength
+    if (byteEnd > len) return false
+    this.u8 = new Uint8Array(this.data, 0, len)
+    this.i32 = new Int32Array(this.data, 0, len >> 2)
+    return true
   }
 
   /** Main thread, before sharing. */
@@ -94,6 +107,7 @@ export class BlockAllocator {
     if (c >= SIZE_CLASSES)
       throw new AllocatorFullError(`block of ${bytes} bytes is larger than any size class`)
     const b = this.pop(c) || this.split(c) || this.bump(c)
+    this.ensure(8 * b + (16 << c))
     const j = this.journal
     j.set(this.dataRegion, 2 * b, c)
     j.set(this.dataRegion, 2 * b + 1, bytes)
@@ -103,6 +117,7 @@ export class BlockAllocator {
 
   /** Lock holder. Returns `b` to its class's free list. */
   free(b: number): void {
+    this.ensure(8 * b + 8)
     const c = this.i32[2 * b]!
     const head = this.base + HEADS + c
     const j = this.journal
@@ -118,18 +133,26 @@ export class BlockAllocator {
 
   /** Payload length of allocated block `b`, or -1 if `b` is out of bounds (a torn pointer). Any thread. */
   blockLength(b: number): number {
-    if (b < FIRST_UNIT || 2 * b + 1 >= this.i32.length) return -1
+    if (
+      b < FIRST_UNIT ||
+      (8 * b + BLOCK_HEADER_BYTES > this.u8.length && !this.ensure(8 * b + BLOCK_HEADER_BYTES))
+    )
+      return -1
     const c = this.i32[2 * b]!
     const len = this.i32[2 * b + 1]!
     if (c < 0 || c >= SIZE_CLASSES || len < 0 || len + BLOCK_HEADER_BYTES > 16 << c) return -1
-    if (8 * b + BLOCK_HEADER_BYTES + len > this.u8.length) return -1
+    if (8 * b + BLOCK_HEADER_BYTES + len > this.u8.length && !this.ensure(8 * b + BLOCK_HEADER_BYTES + len))
+      return -1
     return len
   }
 
   private pop(c: number): number {
     const head = this.base + HEADS + c
     const b = this.ctrl[head]!
-    if (b !== 0) this.journal.set(this.ctrlRegion, head, this.i32[2 * b + 1]!)
+    if (b !== 0) {
+      this.ensure(8 * b + (16 << c))
+      this.journal.set(this.ctrlRegion, head, this.i32[2 * b + 1]!)
+    }
     return b
   }
 
@@ -165,5 +188,6 @@ export class BlockAllocator {
     }
     // Growth is never undone by a rollback; it only makes room, and `top` (journaled) says what is used.
     this.data.grow(Math.min(max, Math.max(needBytes, this.data.byteLength * 2)))
+    this.ensure(needBytes)
   }
 }

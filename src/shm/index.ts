@@ -13,6 +13,7 @@ export {
   EXPECT_ANY,
   type GroupMember,
   HEAD_MARK,
+  HeadRef,
   hashBytes,
   type ReadCheck,
   ReadOut,

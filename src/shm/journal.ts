@@ -49,7 +49,7 @@ export class JournalFullError extends Error {}
 
 export class UndoJournal {
   private readonly cap: number
-  /** Test-only fault injection: called after each logged entry with the entry count. */
+  /** Test-only fault injection: called after each logged entry with the entry count, and with -1 right after the commit point. */
   onEntry: ((length: number) => void) | undefined
 
   constructor(
@@ -99,6 +99,7 @@ export class UndoJournal {
   /** The commit point: from here on the commit stands even if this thread dies. */
   commitPoint(): void {
     Atomics.store(this.log, STATE, JournalState.DONE)
+    this.onEntry?.(-1)
   }
 
   /** After the commit point: makes the odd sequence words even (publishing the new values) and goes idle. */

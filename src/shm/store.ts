@@ -129,15 +129,32 @@ export interface AttachOptions {
   mainSpinMs: number
 }
 
+const NO_BYTES = new Uint8Array(0)
+
+/**
+ * A group's head key (`group ‖ 0xFF`) and hash, with this thread's cache of where the head lives. The
+ * cache is trusted only while that slot still has the head's hash, the HEAD tag and the same key block;
+ * otherwise the head is looked up again.
+ */
+export class HeadRef {
+  slot = -1
+  block = 0
+  constructor(
+    readonly key: Uint8Array,
+    readonly hash: number,
+  ) {}
+}
+
+const NO_HEAD = new HeadRef(NO_BYTES, 2)
+
 /** One key written (or deleted) by a commit. Fill the inputs; the commit fills the outputs. */
 export class WriteOp {
   /** `group ‖ name`, valid in `[0, keyLen)`. */
-  key: Uint8Array = new Uint8Array(0)
+  key: Uint8Array = NO_BYTES
   keyLen = 0
   hash = 0
-  /** `group ‖ 0xFF`, the group's head key, and its hash. */
-  headKey: Uint8Array = new Uint8Array(0)
-  headHash = 0
+  /** The key's group head. */
+  head: HeadRef = NO_HEAD
   del = false
   tag: number = ValueTag.NONE
   num = 0
@@ -151,7 +168,7 @@ export class WriteOp {
   outSlot = -1
   outSeq = 0
   /** Output (when `record`): the value before the commit. */
-  old: RawValue = { tag: ValueTag.NONE, num: 0, bytes: undefined }
+  readonly old: RawValue = { tag: ValueTag.NONE, num: 0, bytes: undefined }
   /** Internal: the slot found while validating. */
   found = -1
 }
@@ -217,6 +234,7 @@ export class ShmStore {
   private readonly ring: HistoryRing
   private readonly maxKeys: number
   private scratch = new Uint8Array(256)
+  private readonly oldOut = new ReadOut()
   private readonly pendingFrees: number[] = []
   /** Conflicting write (index into writes) or check (writes.length + index) of the last CONFLICT. */
   conflictAt = -1
@@ -285,7 +303,7 @@ export class ShmStore {
     return new ShmStore(handles, opts)
   }
 
-  /** Test-only fault injection: called after every journal entry with the entry count. */
+  /** Test-only fault injection: called after every journal entry with the entry count, and with -1 after the commit point. */
   set onJournalEntry(fn: ((entries: number) => void) | undefined) {
     this.journal.onEntry = fn
   }
@@ -324,7 +342,8 @@ export class ShmStore {
    * Any thread, lock-free. Every member of the group whose head key is `headKey` (= `group ‖ 0xFF`), as
    * one consistent snapshot; empty when the group does not exist.
    */
-  readGroup(headKey: Uint8Array, headHash: number): GroupMember[] {
+  readGroup(headRef: HeadRef): GroupMember[] {
+    const { key: headKey, hash: headHash } = headRef
     const ix = this.index
     const a = ix.i32
     const groupLen = headKey.length - 1
@@ -378,7 +397,8 @@ export class ShmStore {
   }
 
   /** Any thread. Deletes every member of a group, in commits of a bounded size. False only on BUSY. */
-  deleteGroup(headKey: Uint8Array, headHash: number): boolean {
+  deleteGroup(headRef: HeadRef): boolean {
+    const { key: headKey, hash: headHash } = headRef
     const ix = this.index
     for (;;) {
       if (ix.find(headKey, headKey.length, headHash) === -1) return true
@@ -504,26 +524,36 @@ export class ShmStore {
     return true
   }
 
-  private matches(s: number, expectSlot: number, expectSeq: number): boolean {
-    if (expectSlot === EXPECT_ANY) return true
-    if (expectSlot === EXPECT_ABSENT) return s < 0
-    return s === expectSlot && this.index.get(s, Slot.SEQ) === expectSeq
+  /**
+   * Lock holder. Where the key is now (slot, or -1 when absent) if it meets its expectation, else -2.
+   * A key expected in slot `s` with seq `q` needs no search: every change to a slot moves its seq, so an
+   * unchanged seq means the slot still holds that key, unchanged.
+   */
+  private locate(
+    key: Uint8Array,
+    keyLen: number,
+    hash: number,
+    expectSlot: number,
+    expectSeq: number,
+  ): number {
+    if (expectSlot >= 0) return this.index.get(expectSlot, Slot.SEQ) === expectSeq ? expectSlot : -2
+    const s = this.index.findForInsert(key, keyLen, hash)
+    if (expectSlot === EXPECT_ABSENT && s >= 0) return -2
+    return s >= 0 ? s : -1
   }
 
   private validate(writes: readonly WriteOp[], checks: readonly ReadCheck[]): boolean {
-    const ix = this.index
     for (let i = 0; i < writes.length; i++) {
       const w = writes[i]!
-      const s = ix.findForInsert(w.key, w.keyLen, w.hash)
-      w.found = s
-      if (!this.matches(s, w.expectSlot, w.expectSeq)) {
+      w.found = this.locate(w.key, w.keyLen, w.hash, w.expectSlot, w.expectSeq)
+      if (w.found === -2) {
         this.conflictAt = i
         return false
       }
     }
     for (let i = 0; i < checks.length; i++) {
       const c = checks[i]!
-      if (!this.matches(ix.findForInsert(c.key, c.keyLen, c.hash), c.expectSlot, c.expectSeq)) {
+      if (this.locate(c.key, c.keyLen, c.hash, c.expectSlot, c.expectSeq) === -2) {
         this.conflictAt = writes.length + i
         return false
       }
@@ -546,7 +576,7 @@ export class ShmStore {
         const nv: RawValue = w.del
           ? { tag: ValueTag.NONE, num: 0, bytes: undefined }
           : { tag: w.tag, num: w.num, bytes: w.bytes }
-        this.ring.append(now, version, w.key.subarray(0, w.keyLen), w.headKey.length - 1, meta, w.old, nv)
+        this.ring.append(now, version, w.key.subarray(0, w.keyLen), w.head.key.length - 1, meta, w.old, nv)
       }
     } catch (err) {
       this.pendingFrees.length = 0
@@ -609,24 +639,36 @@ export class ShmStore {
       old.tag = ValueTag.NONE
       return
     }
-    const out = new ReadOut()
+    const out = this.oldOut
     this.readValue(s * 8, out)
     old.tag = out.tag
     old.num = out.num
     old.bytes = out.bytes?.slice()
   }
 
+  /** Lock holder. The slot of `w`'s group head, or -1. */
   private headSlot(w: WriteOp): number {
-    const s = this.index.findForInsert(w.headKey, w.headKey.length, w.headHash)
-    return s >= 0 ? s : -1
+    const h = w.head
+    const ix = this.index
+    if (h.slot >= 0 && ix.get(h.slot, Slot.HASH) === h.hash && ix.get(h.slot, Slot.TAG) === ValueTag.HEAD) {
+      if (ix.get(h.slot, Slot.KEY) === h.block) return h.slot
+    }
+    const s = ix.findForInsert(h.key, h.key.length, h.hash)
+    if (s < 0) return -1
+    h.slot = s
+    h.block = ix.get(s, Slot.KEY)
+    return s
   }
 
   private insertHead(w: WriteOp): number {
     const ix = this.index
-    const s = this.claimSlot(ix.findForInsert(w.headKey, w.headKey.length, w.headHash))
+    const h = w.head
+    const s = this.claimSlot(ix.findForInsert(h.key, h.key.length, h.hash))
     ix.touch(s)
-    ix.set(s, Slot.KEY, this.storeBytes(w.headKey, w.headKey.length))
-    ix.set(s, Slot.HASH, w.headHash)
+    h.slot = s
+    h.block = this.storeBytes(h.key, h.key.length)
+    ix.set(s, Slot.KEY, h.block)
+    ix.set(s, Slot.HASH, h.hash)
     ix.set(s, Slot.TAG, ValueTag.HEAD)
     ix.set(s, Slot.V0, 0)
     ix.set(s, Slot.NEXT, 0)

@@ -10,7 +10,7 @@
  */
 import { Packr } from 'msgpackr'
 import { describeValue, StateKeyError, StateValueError } from '../errors.js'
-import { HEAD_MARK, hashBytes, type RawValue, ValueTag } from '../shm/index.js'
+import { HEAD_MARK, HeadRef, hashBytes, type RawValue, ValueTag } from '../shm/index.js'
 import type { StateScope } from './types.js'
 
 /** Scope codes, the first byte of a group. */
@@ -40,8 +40,8 @@ export interface KeyRef {
 
 /** One scope of one id: its group bytes, head key and a bounded cache of encoded keys. */
 export class KeyGroup {
-  readonly headKey: Uint8Array
-  readonly headHash: number
+  /** The group's head key (`group ‖ 0xFF`), with this thread's cache of its slot. */
+  readonly head: HeadRef
   private readonly prefix: Uint8Array
   private readonly cache = new Map<string, KeyRef>()
 
@@ -58,10 +58,10 @@ export class KeyGroup {
     this.prefix[1] = idBytes.length & 0xff
     this.prefix[2] = idBytes.length >> 8
     this.prefix.set(idBytes, GROUP_OVERHEAD)
-    this.headKey = new Uint8Array(this.prefix.length + 1)
-    this.headKey.set(this.prefix)
-    this.headKey[this.prefix.length] = HEAD_MARK
-    this.headHash = hashBytes(this.headKey, this.headKey.length)
+    const headKey = new Uint8Array(this.prefix.length + 1)
+    headKey.set(this.prefix)
+    headKey[this.prefix.length] = HEAD_MARK
+    this.head = new HeadRef(headKey, hashBytes(headKey, headKey.length))
   }
 
   /** The encoded key for `name` (validated). */

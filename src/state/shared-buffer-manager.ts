@@ -184,9 +184,10 @@ export class SharedBufferManager {
   /**
    * Main thread: a pool thread died (terminated, crashed, exited). If it held the commit lock, the lock is
    * taken over and its commit completed (past the commit point) or rolled back (before it). Idempotent.
+   * Returns what was done: `'idle'` when the thread held nothing.
    */
-  threadExited(deadThreadId: number): void {
-    this.store.threadExited(deadThreadId)
+  threadExited(deadThreadId: number): 'idle' | 'rolled_back' | 'completed' {
+    return this.store.threadExited(deadThreadId)
   }
 
   /** The store behind this manager (tests and benchmarks). @internal */
@@ -195,7 +196,7 @@ export class SharedBufferManager {
   }
 
   private cleanupGroup(group: KeyGroup): void {
-    if (this.store.deleteGroup(group.headKey, group.headHash)) return
+    if (this.store.deleteGroup(group.head)) return
     // Main thread only (workers block instead): retry later rather than block the event loop.
     this.pendingCleanups.set(`${group.scope}:${group.id}`, group)
     this.retryTimer ??= setTimeout(() => this.retryCleanups(), MAIN_RETRY_MS)

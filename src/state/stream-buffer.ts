@@ -37,6 +37,7 @@ interface Version {
   seq: number
 }
 const ABSENT_VERSION: Version = Object.freeze({ slot: EXPECT_ABSENT, seq: 0 })
+const NO_CHECKS: readonly ReadCheck[] = []
 const ABSENT = Symbol('absent')
 const LOOKUP_ORDER: readonly StateScope[] = ['execution', 'stream', 'global']
 const MERGE_ORDER: readonly StateScope[] = ['global', 'stream', 'execution']
@@ -128,7 +129,7 @@ export class BufferCore {
   /** Every key of `sc` in this execution's view, as raw values. */
   entries(sc: ScopeView): Map<string, RawValue> {
     const all = new Map<string, RawValue>()
-    for (const m of this.store.readGroup(sc.group.headKey, sc.group.headHash)) {
+    for (const m of this.store.readGroup(sc.group.head)) {
       const name = decodeName(m.name, 0)
       if (sc.level === 'isolated') {
         if (!sc.pinned.has(name)) sc.pinned.set(name, m.value)
@@ -145,25 +146,41 @@ export class BufferCore {
     return all
   }
 
-  /** A write op for `name` in `sc`. `raw` undefined means delete. */
-  op(sc: ScopeView, name: string, raw: RawValue | undefined, expect: Version | undefined): WriteOp {
+  /** The op single-key commits reuse (a commit is synchronous, so one per buffer core suffices). */
+  private readonly single = new WriteOp()
+  private readonly singleList: WriteOp[] = [this.single]
+
+  /**
+   * A write op for `name` in `sc` (`raw` undefined means delete), expecting the version `slot`/`seq`
+   * ({@link EXPECT_ANY}: blind). `reuse` fills this core's single op instead of a new one.
+   */
+  op(
+    sc: ScopeView,
+    name: string,
+    raw: RawValue | undefined,
+    slot: number,
+    seq: number,
+    reuse = false,
+  ): WriteOp {
     const r = sc.group.ref(name)
-    const op = new WriteOp()
+    const op = reuse ? this.single : new WriteOp()
     op.key = r.key
     op.keyLen = r.keyLen
     op.hash = r.hash
-    op.headKey = sc.group.headKey
-    op.headHash = sc.group.headHash
+    op.head = sc.group.head
     op.del = raw === undefined
-    if (raw !== undefined) {
-      op.tag = raw.tag
-      op.num = raw.num
-      op.bytes = raw.bytes
-    }
-    op.expectSlot = expect ? expect.slot : EXPECT_ANY
-    op.expectSeq = expect ? expect.seq : 0
+    op.tag = raw === undefined ? ValueTag.NONE : raw.tag
+    op.num = raw === undefined ? 0 : raw.num
+    op.bytes = raw?.bytes
+    op.expectSlot = slot
+    op.expectSeq = seq
     op.record = sc.group.scope !== 'execution'
     return op
+  }
+
+  /** Commits the single op. */
+  commitSingle(): CommitStatus {
+    return this.store.commit(this.singleList, NO_CHECKS, this.meta)
   }
 
   /** Turns a commit status into the named error (OK and CONFLICT pass). */
@@ -376,11 +393,12 @@ export class StreamBuffer {
     const out = c.out
     for (;;) {
       const found = c.fetch(sc, key)
-      const version: Version = found ? { slot: out.slot, seq: out.seq } : ABSENT_VERSION
+      const slot = found ? out.slot : EXPECT_ABSENT
+      const seq = out.seq
       const next = fn((found ? c.codec.decode(out) : undefined) as T | undefined)
       if (isThenable(next)) throw notSync('update fn')
-      const op = c.op(sc, key, c.codec.encode(key, next), version)
-      const status = c.store.commit([op], [], c.meta)
+      const op = c.op(sc, key, c.codec.encode(key, next), slot, seq, true)
+      const status = c.commitSingle()
       if (status === CommitStatus.CONFLICT) continue
       c.check(status, `update(${JSON.stringify(key)})`)
       c.after(sc, key, op)
@@ -444,8 +462,9 @@ export class StreamBuffer {
 
   private commitOne(sc: ScopeView, key: string, raw: RawValue | undefined, operation: string): WriteOp {
     const c = this.core
-    const op = c.op(sc, key, raw, sc.level === 'synchronized' ? sc.seen.get(key) : undefined)
-    const status = c.store.commit([op], [], c.meta)
+    const seen = sc.level === 'synchronized' ? sc.seen.get(key) : undefined
+    const op = c.op(sc, key, raw, seen ? seen.slot : EXPECT_ANY, seen ? seen.seq : 0, true)
+    const status = c.commitSingle()
     if (status === CommitStatus.CONFLICT) throw c.conflict(sc, key)
     c.check(status, `${operation}(${JSON.stringify(key)})`)
     c.after(sc, key, op)
@@ -522,8 +541,8 @@ export class StateTransaction {
     const fromRead: boolean[] = []
     for (const [k, w] of this.writes) {
       const read = this.reads.get(k)
-      const earlier = w.sc.level === 'synchronized' ? w.sc.seen.get(w.name) : undefined
-      ops.push(c.op(w.sc, w.name, w.raw, read ? read.version : earlier))
+      const v = read ? read.version : w.sc.level === 'synchronized' ? w.sc.seen.get(w.name) : undefined
+      ops.push(c.op(w.sc, w.name, w.raw, v ? v.slot : EXPECT_ANY, v ? v.seq : 0))
       fromRead.push(read !== undefined)
     }
     const checks: ReadCheck[] = []
