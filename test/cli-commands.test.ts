@@ -117,6 +117,15 @@ describe('agentpool command', () => {
     expect(r.stderr).toContain('--filter selects a suite')
   })
 
+  it('refuses to run a config whose webhook secret variable is unset, exit 2', async () => {
+    const { done } = start(['run', `${fixtures}run.yaml`], { AGENTPOOL_CLI_TEST_SECRET: '' })
+    const r = await done
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain(
+      'entryPoints[0].trigger.secretEnv: environment variable AGENTPOOL_CLI_TEST_SECRET is not set',
+    )
+  })
+
   it('runs a config: prints the webhook URL and status, serves signed webhooks, drains on SIGTERM and prints a summary', async () => {
     const secret = 'cli-test-secret'
     const { child, done } = start(['run', `${fixtures}run.yaml`, '--status-interval', '100'], {
