@@ -145,7 +145,7 @@ describe('side-by-side comparison', () => {
     expect(baselineCalls).toBeGreaterThan(0)
     expect(contenderCalls).toBeGreaterThan(0)
     expect(logs).toHaveLength(2)
-    expect(logs[1]).toMatch(/^demo_vs_loop: round 2\/2 /)
+    expect(logs[1]).toMatch(/^demo_vs_loop: round 2\/2 baseline .* ops\/s \(×\d+\.\d\d; cores used \d+\.\d\d \/ \d+\.\d\d\)$/)
   })
 
   it('fails when a side throws', async () => {

@@ -7,6 +7,10 @@
  * round runs both sides for the same time budget, and the order alternates from round to round. The
  * reported throughput of each side is the median of its per-round throughputs; its p99 is taken over the
  * latency samples of all rounds.
+ *
+ * Each progress line also says how many cores the process actually used while each side ran (CPU time
+ * over wall time): on a machine shared with other work, a multi-threaded contender that got only one core
+ * cannot show its speed-up, and the line makes that visible.
  */
 
 import { Bench } from 'tinybench'
@@ -78,6 +82,8 @@ export function passes(entry: BenchEntry): boolean {
 interface RoundSample {
   hz: number
   latencies: readonly number[]
+  /** CPU time of the whole process over wall time while this side ran: the cores it actually got. */
+  cores: number
 }
 
 /** Runs both sides in alternating rounds and returns the entry. A side that throws fails the comparison. */
@@ -89,10 +95,11 @@ export async function compareSideBySide(spec: CompareSpec): Promise<BenchEntry> 
     const order: (keyof typeof sides)[] =
       round % 2 === 0 ? ['baseline', 'contender'] : ['contender', 'baseline']
     for (const key of order) samples[key].push(await measureOnce(sides[key], budget))
-    const b = samples.baseline.at(-1)!.hz
-    const c = samples.contender.at(-1)!.hz
+    const b = samples.baseline.at(-1)!
+    const c = samples.contender.at(-1)!
     spec.log?.(
-      `${spec.name}: round ${round + 1}/${budget.rounds} baseline ${formatHz(b)} contender ${formatHz(c)} ${spec.unit} (×${(c / b).toFixed(2)})`,
+      `${spec.name}: round ${round + 1}/${budget.rounds} baseline ${formatHz(b.hz)} contender ${formatHz(c.hz)} ${spec.unit} ` +
+        `(×${(c.hz / b.hz).toFixed(2)}; cores used ${b.cores.toFixed(2)} / ${c.cores.toFixed(2)})`,
     )
   }
   return makeEntry(
@@ -112,7 +119,11 @@ async function measureOnce(side: SideSpec, budget: RoundBudget): Promise<RoundSa
     throws: true,
   })
   bench.add(side.name, side.fn)
+  const cpuBefore = process.cpuUsage()
+  const wallBefore = performance.now()
   const [task] = await bench.run()
+  const cpu = process.cpuUsage(cpuBefore)
+  const wallMs = performance.now() - wallBefore
   const result = task!.result
   if (result.state !== 'completed') {
     throw new Error(`${side.name}: tinybench ended in state ${result.state}`)
@@ -120,6 +131,7 @@ async function measureOnce(side: SideSpec, budget: RoundBudget): Promise<RoundSa
   return {
     hz: result.period > 0 ? ((side.opsPerIteration ?? 1) * 1000) / result.period : 0,
     latencies: result.latency.samples ?? [],
+    cores: wallMs > 0 ? (cpu.user + cpu.system) / 1000 / wallMs : 0,
   }
 }
 
