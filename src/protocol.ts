@@ -127,9 +127,10 @@ export interface DecisionOption {
 /** `ctx.decide`: a choice made by a handler, counted toward the goal criteria it names. */
 export interface DecisionRecord extends RecordBase {
   k: 'decision'
-  /** `${executionId}:${attempt}:${seq}`, unique across the runtime. */
-  id: string
-  /** 0-based index of this decision within its attempt. */
+  /**
+   * 0-based index of this decision within its attempt. The decision's id, `${executionId}:${attempt}:${seq}`
+   * (see {@link decisionId}), is not sent: both sides derive it.
+   */
   seq: number
   correlationId: string
   intent: string
@@ -139,6 +140,11 @@ export interface DecisionRecord extends RecordBase {
   criteria: string[]
   context?: unknown
   timestamp: number
+}
+
+/** The id of decision `seq` of an execution attempt, unique across the runtime. */
+export function decisionId(executionId: string, attempt: number, seq: number): string {
+  return `${executionId}:${attempt}:${seq}`
 }
 
 /** `ctx.recordOutcome`: the result of a decision. */

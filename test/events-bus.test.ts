@@ -2,7 +2,10 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { AgentPoolError, ErrorCode, InvalidArgumentError } from '../src/errors.js'
 import { type AgentEvent, EventBus } from '../src/events/index.js'
 
-function collect(bus: EventBus, filter: Parameters<EventBus['subscribe']>[0] extends infer O ? Omit<O & object, 'handler'> : never) {
+function collect(
+  bus: EventBus,
+  filter: Parameters<EventBus['subscribe']>[0] extends infer O ? Omit<O & object, 'handler'> : never,
+) {
   const seen: AgentEvent[] = []
   const id = bus.subscribe({ ...filter, handler: (e) => void seen.push(e) })
   return { seen, id }
@@ -118,7 +121,11 @@ describe('EventBus failing subscribers', () => {
     expect(first.executionId).toBe('e')
     expect(first.data.subscriptionId).toBe(failing)
     expect(first.data.event).toEqual({ id: published.id, type: 'x' })
-    expect(first.data.error).toMatchObject({ name: 'InvalidArgumentError', code: ErrorCode.INVALID_ARGUMENT, message: 'boom' })
+    expect(first.data.error).toMatchObject({
+      name: 'InvalidArgumentError',
+      code: ErrorCode.INVALID_ARGUMENT,
+      message: 'boom',
+    })
   })
 
   it('reports a rejected async subscriber without waiting for slow ones', async () => {
@@ -171,7 +178,12 @@ describe('EventBus history', () => {
   it('filters by type, stream and execution and returns the last `limit` matches', () => {
     const bus = new EventBus({ historySize: 100 })
     for (let i = 0; i < 30; i++) {
-      bus.publish({ type: i % 2 === 0 ? 'even' : 'odd', streamId: i % 3 === 0 ? 'a' : 'b', executionId: `e${i % 5}`, data: i })
+      bus.publish({
+        type: i % 2 === 0 ? 'even' : 'odd',
+        streamId: i % 3 === 0 ? 'a' : 'b',
+        executionId: `e${i % 5}`,
+        data: i,
+      })
     }
     expect(bus.history({ types: ['even'], limit: 3 }).map((e) => e.data)).toEqual([24, 26, 28])
     expect(bus.history({ streamId: 'a' }).map((e) => e.data)).toEqual([0, 3, 6, 9, 12, 15, 18, 21, 24, 27])

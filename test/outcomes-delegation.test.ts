@@ -23,7 +23,9 @@ function runWorker(runtimeId: string, calls: Call[]): Promise<unknown[]> {
       answers = m
     })
     worker.once('error', reject)
-    worker.once('exit', (code) => (code === 0 && answers ? resolve(answers) : reject(new Error(`worker exited with ${code}`))))
+    worker.once('exit', (code) =>
+      code === 0 && answers ? resolve(answers) : reject(new Error(`worker exited with ${code}`)),
+    )
   })
 }
 
@@ -52,9 +54,13 @@ describe('delegation across threads', () => {
       return result(entryPointId, input, parent)
     })
     try {
-      const plan = (w: string): Call[] => [0, 1, 2, 3, 4].map((i) => ({ entryPointId: 'escalation', input: i, executionId: `${w}-${i}` }))
+      const plan = (w: string): Call[] =>
+        [0, 1, 2, 3, 4].map((i) => ({ entryPointId: 'escalation', input: i, executionId: `${w}-${i}` }))
       const [a, b] = await Promise.all([runWorker(runtimeId, plan('w1')), runWorker(runtimeId, plan('w2'))])
-      for (const [w, answers] of [['w1', a], ['w2', b]] as const) {
+      for (const [w, answers] of [
+        ['w1', a],
+        ['w2', b],
+      ] as const) {
         expect(answers).toEqual(
           [0, 1, 2, 3, 4].map((i) => ({
             ok: true,
@@ -95,7 +101,12 @@ describe('delegation across threads', () => {
         isAgentPoolError: true,
         details: { entryPointId: 'nope' },
       })
-      expect(answers[1]).toMatchObject({ ok: false, className: 'InvalidArgumentError', code: 'AGENTPOOL_INVALID_ARGUMENT', details: { input: 2 } })
+      expect(answers[1]).toMatchObject({
+        ok: false,
+        className: 'InvalidArgumentError',
+        code: 'AGENTPOOL_INVALID_ARGUMENT',
+        details: { input: 2 },
+      })
       expect(answers[2]).toMatchObject({ ok: true, result: { status: 'completed' } })
     } finally {
       server.close()

@@ -21,10 +21,22 @@ const goal: Goal = {
 type Pipeline = ReturnType<typeof localPipeline>
 
 /** One execution deciding once per outcome, each decision naming `criteria`. */
-function record(p: Pipeline, executionId: string, criteria: string[], outcomes: boolean[], streamId = 'tickets'): void {
+function record(
+  p: Pipeline,
+  executionId: string,
+  criteria: string[],
+  outcomes: boolean[],
+  streamId = 'tickets',
+): void {
   const ctx = p.execution(executionId, streamId)
   for (const success of outcomes) {
-    const d = ctx.decide({ intent: 'classify', options: [{ id: 'a' }, { id: 'b' }], chosen: 'a', reasoning: 'r', criteria })
+    const d = ctx.decide({
+      intent: 'classify',
+      options: [{ id: 'a' }, { id: 'b' }],
+      chosen: 'a',
+      reasoning: 'r',
+      criteria,
+    })
     ctx.recordOutcome(d, { success })
   }
   p.deliver()
@@ -87,7 +99,13 @@ describe('goal evaluation', () => {
     expect(g.recommendation).toBe('complete')
     expect(g.overallProgress).toBe(1)
     expect(g.constraintViolations).toEqual([
-      expect.objectContaining({ constraintId: 'fast_reply', kind: 'soft', known: true, count: 1, lastDetails: { minutes: 7 } }),
+      expect.objectContaining({
+        constraintId: 'fast_reply',
+        kind: 'soft',
+        known: true,
+        count: 1,
+        lastDetails: { minutes: 7 },
+      }),
     ])
   })
 
@@ -160,14 +178,23 @@ describe('goal evaluation', () => {
     retry.decide({ intent: 'again', options: [], chosen: 'x', reasoning: '' })
     p.execution('e3', 'timer').emit('tick', null)
     p.deliver()
-    expect(p.aggregator.evaluateGoalProgress().metrics).toMatchObject({ streamsActive: 2, executionsTotal: 2, totalDecisions: 3 })
+    expect(p.aggregator.evaluateGoalProgress().metrics).toMatchObject({
+      streamsActive: 2,
+      executionsTotal: 2,
+      totalDecisions: 3,
+    })
   })
 
   it('without a goal, reports counters, progress 0 and continue, and publishes no goal events', () => {
     const p = localPipeline(undefined)
     record(p, 'e1', ['anything'], times(3, true))
     const g = p.aggregator.evaluateGoalProgress()
-    expect(g).toMatchObject({ goalId: undefined, overallProgress: 0, criteria: {}, recommendation: 'continue' })
+    expect(g).toMatchObject({
+      goalId: undefined,
+      overallProgress: 0,
+      criteria: {},
+      recommendation: 'continue',
+    })
     expect(g.metrics.successfulOutcomes).toBe(3)
     expect(p.bus.history({ types: ['goal_progress', 'goal_achieved'] })).toEqual([])
   })
@@ -215,7 +242,11 @@ describe('goal events', () => {
     p.deliver()
     const events = p.bus.history({ types: ['constraint_violation'] })
     expect(events.map((e) => [e.streamId, e.executionId, e.data])).toEqual([
-      ['webhook', 'e1', { constraintId: 'no_pii_leak', kind: 'hard', known: true, details: { field: 'email' }, attempt: 1 }],
+      [
+        'webhook',
+        'e1',
+        { constraintId: 'no_pii_leak', kind: 'hard', known: true, details: { field: 'email' }, attempt: 1 },
+      ],
       ['webhook', 'e1', { constraintId: 'fast_reply', kind: 'soft', known: true, details: 9, attempt: 1 }],
     ])
     const progress = p.bus.history({ types: ['goal_progress'] }) as AgentEvent<'goal_progress'>[]
@@ -254,8 +285,12 @@ describe('goal and option validation', () => {
 
   it('refuses options out of range with the option name and value', () => {
     expect(() => new OutcomeAggregator(goal, { maxDecisions: -5 })).toThrow(InvalidArgumentError)
-    expect(() => new OutcomeAggregator(goal, { maxDecisions: 1.5 })).toThrow(/maxDecisions must be an integer >= 0 \(got 1.5\)/)
-    expect(() => new OutcomeAggregator(goal, { lowProgress: 2 })).toThrow(/lowProgress must be a number in \[0, 1\] \(got 2\)/)
+    expect(() => new OutcomeAggregator(goal, { maxDecisions: 1.5 })).toThrow(
+      /maxDecisions must be an integer >= 0 \(got 1.5\)/,
+    )
+    expect(() => new OutcomeAggregator(goal, { lowProgress: 2 })).toThrow(
+      /lowProgress must be a number in \[0, 1\] \(got 2\)/,
+    )
     expect(() => new OutcomeAggregator(goal, { minOutcomes: 0 })).toThrow(/minOutcomes/)
   })
 })

@@ -23,15 +23,25 @@ describe('execution recorder', () => {
     const p = localPipeline(undefined)
     const ctx = p.execution('e1')
     const before = ctx.decide({ intent: 'before', options: [], chosen: 'o', reasoning: '' })
-    const err = thrown(() => ctx.decide({ intent: 'bad', options: [], chosen: 'o', reasoning: '', context: { tag: Symbol('x') } }))
+    const err = thrown(() =>
+      ctx.decide({ intent: 'bad', options: [], chosen: 'o', reasoning: '', context: { tag: Symbol('x') } }),
+    )
     expect(err).toBeInstanceOf(RecordInvalidError)
-    expect(err).toMatchObject({ code: ErrorCode.RECORD_INVALID, details: { call: 'decide', kind: 'decision' } })
-    expect(err.message).toMatch(/^ctx\.decide: a decision record could not be encoded \(.*symbol.*\); nothing of it was sent$/)
+    expect(err).toMatchObject({
+      code: ErrorCode.RECORD_INVALID,
+      details: { call: 'decide', kind: 'decision' },
+    })
+    expect(err.message).toMatch(
+      /^ctx\.decide: a decision record could not be encoded \(.*symbol.*\); nothing of it was sent$/,
+    )
     const after = ctx.decide({ intent: 'after', options: [], chosen: 'o', reasoning: '' })
     ctx.emit('still_flowing', { n: 1 })
     p.deliver()
     expect([before, after]).toEqual(['e1:1:0', 'e1:1:1'])
-    expect(p.aggregator.decisionsByExecution('tickets', 'e1').map((d) => d.intent)).toEqual(['before', 'after'])
+    expect(p.aggregator.decisionsByExecution('tickets', 'e1').map((d) => d.intent)).toEqual([
+      'before',
+      'after',
+    ])
     expect(p.bus.history({ types: ['still_flowing'] })).toHaveLength(1)
   })
 
@@ -39,13 +49,20 @@ describe('execution recorder', () => {
     const p = localPipeline(undefined)
     const ctx = p.execution('e1')
     const d = ctx.decide({ intent: 'x', options: [], chosen: 'o', reasoning: '' })
-    expect(thrown(() => ctx.recordOutcome(d, { success: true, result: cyclic() })).message).toMatch(/^ctx\.recordOutcome: an? outcome record could not be encoded/)
+    expect(thrown(() => ctx.recordOutcome(d, { success: true, result: cyclic() })).message).toMatch(
+      /^ctx\.recordOutcome: an? outcome record could not be encoded/,
+    )
     expect(thrown(() => ctx.emit('custom', cyclic())).message).toMatch(/^ctx\.emit: an? event record/)
-    expect(thrown(() => ctx.violateConstraint('c', Symbol('s'))).message).toMatch(/^ctx\.violateConstraint: a violation record/)
+    expect(thrown(() => ctx.violateConstraint('c', Symbol('s'))).message).toMatch(
+      /^ctx\.violateConstraint: a violation record/,
+    )
     // The refused outcome left the decision open: a good one is still accepted.
     ctx.recordOutcome(d, { success: true, result: { ok: 1 } })
     p.deliver()
-    expect(p.aggregator.decisionsByExecution('tickets', 'e1')[0]!.outcome).toMatchObject({ success: true, result: { ok: 1 } })
+    expect(p.aggregator.decisionsByExecution('tickets', 'e1')[0]!.outcome).toMatchObject({
+      success: true,
+      result: { ok: 1 },
+    })
     expect(p.bus.history({ types: ['custom'] })).toEqual([])
   })
 
@@ -60,7 +77,13 @@ describe('execution recorder', () => {
       criteria: ['resolve_rate'],
       context: { at: new Date(0), tags: new Set(['a']) },
     })
-    ctx.recordOutcome(d, { success: true, result: { category: 'howto' }, summary: 'done', tokensUsed: 10, latencyMs: 5 })
+    ctx.recordOutcome(d, {
+      success: true,
+      result: { category: 'howto' },
+      summary: 'done',
+      tokensUsed: 10,
+      latencyMs: 5,
+    })
     ctx.reportProblem('critical', 'upstream down', { decisionId: d, suggestedFix: 'retry later' })
     ctx.emit('ticket_classified', { ticket: 'T-1' })
     p.deliver()
@@ -68,13 +91,25 @@ describe('execution recorder', () => {
     expect(decision).toMatchObject({
       options: [{ id: 'howto', description: 'how-to' }, { id: 'bug' }],
       context: { at: new Date(0), tags: new Set(['a']) },
-      outcome: { success: true, result: { category: 'howto' }, summary: 'done', tokensUsed: 10, latencyMs: 5 },
+      outcome: {
+        success: true,
+        result: { category: 'howto' },
+        summary: 'done',
+        tokensUsed: 10,
+        latencyMs: 5,
+      },
     })
     const problem = p.bus.history({ types: ['problem_reported'] })[0] as AgentEvent<'problem_reported'>
     expect(problem).toMatchObject({
       streamId: 'webhook',
       executionId: 'e7',
-      data: { severity: 'critical', description: 'upstream down', decisionId: d, suggestedFix: 'retry later', attempt: 1 },
+      data: {
+        severity: 'critical',
+        description: 'upstream down',
+        decisionId: d,
+        suggestedFix: 'retry later',
+        attempt: 1,
+      },
     })
     expect(p.aggregator.stats().problems).toEqual({ low: 0, medium: 0, high: 0, critical: 1 })
     expect(p.bus.history({ types: ['ticket_classified'] })[0]).toMatchObject({
@@ -89,16 +124,40 @@ describe('execution recorder', () => {
     const ctx = localPipeline(undefined).execution('e1')
     const cases: [() => unknown, RegExp][] = [
       [() => ctx.decide(null as never), /ctx\.decide takes \{ intent/],
-      [() => ctx.decide({ intent: '', options: [], chosen: 'o', reasoning: '' }), /ctx\.decide: intent must be a non-empty string \(got ""\)/],
-      [() => ctx.decide({ intent: 'x', options: [{}] as never, chosen: 'o', reasoning: '' }), /ctx\.decide: options must be an array/],
-      [() => ctx.decide({ intent: 'x', options: [], chosen: 'o', reasoning: 1 as never }), /reasoning must be a string/],
-      [() => ctx.decide({ intent: 'x', options: [], chosen: 'o', reasoning: '', criteria: 'a' as never }), /criteria must be an array of criterion ids/],
-      [() => ctx.recordOutcome('', { success: true }), /ctx\.recordOutcome: decisionId must be a non-empty string/],
+      [
+        () => ctx.decide({ intent: '', options: [], chosen: 'o', reasoning: '' }),
+        /ctx\.decide: intent must be a non-empty string \(got ""\)/,
+      ],
+      [
+        () => ctx.decide({ intent: 'x', options: [{}] as never, chosen: 'o', reasoning: '' }),
+        /ctx\.decide: options must be an array/,
+      ],
+      [
+        () => ctx.decide({ intent: 'x', options: [], chosen: 'o', reasoning: 1 as never }),
+        /reasoning must be a string/,
+      ],
+      [
+        () => ctx.decide({ intent: 'x', options: [], chosen: 'o', reasoning: '', criteria: 'a' as never }),
+        /criteria must be an array of criterion ids/,
+      ],
+      [
+        () => ctx.recordOutcome('', { success: true }),
+        /ctx\.recordOutcome: decisionId must be a non-empty string/,
+      ],
       [() => ctx.recordOutcome('d', { success: 'yes' } as never), /outcome must be \{ success: boolean/],
-      [() => ctx.recordOutcome('d', { success: true, tokensUsed: -1 }), /tokensUsed must be a finite number >= 0 \(got -1\)/],
-      [() => ctx.reportProblem('urgent' as never, 'x'), /severity must be 'low', 'medium', 'high' or 'critical' \(got "urgent"\)/],
+      [
+        () => ctx.recordOutcome('d', { success: true, tokensUsed: -1 }),
+        /tokensUsed must be a finite number >= 0 \(got -1\)/,
+      ],
+      [
+        () => ctx.reportProblem('urgent' as never, 'x'),
+        /severity must be 'low', 'medium', 'high' or 'critical' \(got "urgent"\)/,
+      ],
       [() => ctx.reportProblem('low', ''), /ctx\.reportProblem: description must be a non-empty string/],
-      [() => ctx.violateConstraint(7 as never), /ctx\.violateConstraint: constraintId must be a non-empty string \(got 7\)/],
+      [
+        () => ctx.violateConstraint(7 as never),
+        /ctx\.violateConstraint: constraintId must be a non-empty string \(got 7\)/,
+      ],
       [() => ctx.emit('goal_achieved', {}), /ctx\.emit: "goal_achieved" is a built-in event type/],
     ]
     for (const [call, message] of cases) {
@@ -119,7 +178,9 @@ describe('execution recorder', () => {
     const ctx = localPipeline(undefined).execution('e1')
     ctx.close()
     expect(() => ctx.emit('x', 1)).toThrow(/ctx\.emit was called after execution e1 \(attempt 1\) ended/)
-    expect(() => ctx.decide({ intent: 'x', options: [], chosen: 'o', reasoning: '' })).toThrow(InvalidArgumentError)
+    expect(() => ctx.decide({ intent: 'x', options: [], chosen: 'o', reasoning: '' })).toThrow(
+      InvalidArgumentError,
+    )
   })
 
   it('gives decision ids unique per execution and attempt', () => {

@@ -69,13 +69,19 @@ describe('outcome retention', () => {
         failures: expected[c].failures,
       })
     }
-    expect(g.metrics).toMatchObject({ totalDecisions: expected.decisions, streamsActive: 3, executionsTotal: 4000 })
+    expect(g.metrics).toMatchObject({
+      totalDecisions: expected.decisions,
+      streamsActive: 3,
+      executionsTotal: 4000,
+    })
 
     expect(p.aggregator.recentDecisions(1000).map((d) => d.id)).toEqual(ids.slice(-100))
     expect(p.aggregator.recentDecisions(3).map((d) => d.id)).toEqual(ids.slice(-3))
     const retainedWebhook = p.aggregator.decisionsByStream('webhook')
     expect(retainedWebhook.length).toBeGreaterThan(0)
-    expect(retainedWebhook.every((d) => d.streamId === 'webhook' && ids.slice(-100).includes(d.id))).toBe(true)
+    expect(retainedWebhook.every((d) => d.streamId === 'webhook' && ids.slice(-100).includes(d.id))).toBe(
+      true,
+    )
     expect(p.aggregator.decisionsByExecution('webhook', 'e0')).toEqual([])
   })
 
@@ -84,18 +90,24 @@ describe('outcome retention', () => {
     const early = p.execution('early')
     const d = early.decide({ intent: 'x', options: [], chosen: 'o', reasoning: '', criteria: ['b'] })
     p.deliver()
-    for (let i = 0; i < 50; i++) p.execution(`filler${i}`).decide({ intent: 'x', options: [], chosen: 'o', reasoning: '' })
+    for (let i = 0; i < 50; i++)
+      p.execution(`filler${i}`).decide({ intent: 'x', options: [], chosen: 'o', reasoning: '' })
     p.deliver()
     expect(p.aggregator.decisionsByExecution('tickets', 'early')).toEqual([])
     early.recordOutcome(d, { success: true })
     p.deliver()
-    expect(p.aggregator.evaluateGoalProgress().criteria.b!.evidence).toMatchObject({ decisions: 1, successes: 1 })
+    expect(p.aggregator.evaluateGoalProgress().criteria.b!.evidence).toMatchObject({
+      decisions: 1,
+      successes: 1,
+    })
     expect(p.aggregator.stats()).toMatchObject({ orphanOutcomes: 0, successfulOutcomes: 1 })
   })
 
   it('counts an outcome recorded by another execution for a dropped decision in the totals only, as an orphan', () => {
     const p = localPipeline(goal, { maxDecisions: 1 })
-    const d = p.execution('e1').decide({ intent: 'x', options: [], chosen: 'o', reasoning: '', criteria: ['a'] })
+    const d = p
+      .execution('e1')
+      .decide({ intent: 'x', options: [], chosen: 'o', reasoning: '', criteria: ['a'] })
     p.execution('e2').decide({ intent: 'x', options: [], chosen: 'o', reasoning: '' })
     p.execution('later').recordOutcome(d, { success: false })
     p.deliver()
@@ -106,7 +118,14 @@ describe('outcome retention', () => {
   it('attaches an outcome to its retained decision, and a later outcome from another execution replaces it exactly', () => {
     const p = localPipeline(goal)
     const ctx = p.execution('e1', 'webhook')
-    const d = ctx.decide({ intent: 'refund', options: [{ id: 'yes' }, { id: 'no' }], chosen: 'yes', reasoning: 'policy', criteria: ['a'], context: { amount: 12 } })
+    const d = ctx.decide({
+      intent: 'refund',
+      options: [{ id: 'yes' }, { id: 'no' }],
+      chosen: 'yes',
+      reasoning: 'policy',
+      criteria: ['a'],
+      context: { amount: 12 },
+    })
     ctx.recordOutcome(d, { success: false, error: new Error('card declined'), tokensUsed: 40, latencyMs: 12 })
     p.execution('e2', 'timer').recordOutcome(d, { success: true, summary: 'retried later' })
     p.deliver()
@@ -127,9 +146,15 @@ describe('outcome retention', () => {
       successfulOutcomes: 1,
       failedOutcomes: 0,
       replacedOutcomes: 1,
-      streams: { webhook: { successfulOutcomes: 0, failedOutcomes: 0 }, timer: { successfulOutcomes: 1, failedOutcomes: 0 } },
+      streams: {
+        webhook: { successfulOutcomes: 0, failedOutcomes: 0 },
+        timer: { successfulOutcomes: 1, failedOutcomes: 0 },
+      },
     })
-    expect(p.aggregator.evaluateGoalProgress().criteria.a!.evidence).toMatchObject({ outcomes: 1, successes: 1 })
+    expect(p.aggregator.evaluateGoalProgress().criteria.a!.evidence).toMatchObject({
+      outcomes: 1,
+      successes: 1,
+    })
   })
 
   it('keeps the decisions of every attempt of a retried execution, in order', () => {
@@ -147,12 +172,23 @@ describe('outcome retention', () => {
   it('forgets everything on reset', () => {
     const p = localPipeline(goal)
     const ctx = p.execution('e1')
-    ctx.recordOutcome(ctx.decide({ intent: 'x', options: [], chosen: 'o', reasoning: '', criteria: ['a'] }), { success: true })
+    ctx.recordOutcome(ctx.decide({ intent: 'x', options: [], chosen: 'o', reasoning: '', criteria: ['a'] }), {
+      success: true,
+    })
     ctx.reportProblem('high', 'slow upstream')
     p.deliver()
     p.aggregator.reset()
-    expect(p.aggregator.stats()).toMatchObject({ retainedDecisions: 0, totalDecisions: 0, successfulOutcomes: 0, problems: { high: 0 }, streams: {} })
-    expect(p.aggregator.evaluateGoalProgress()).toMatchObject({ overallProgress: 0, recommendation: 'continue' })
+    expect(p.aggregator.stats()).toMatchObject({
+      retainedDecisions: 0,
+      totalDecisions: 0,
+      successfulOutcomes: 0,
+      problems: { high: 0 },
+      streams: {},
+    })
+    expect(p.aggregator.evaluateGoalProgress()).toMatchObject({
+      overallProgress: 0,
+      recommendation: 'continue',
+    })
     expect(p.aggregator.recentDecisions()).toEqual([])
   })
 })

@@ -17,7 +17,10 @@ describe('outcomes from several threads', () => {
     )
     const channel = RecordChannel.create({ slots: threads.length, ringBytes: 64 * 1024 })
     const eventsByStream = new Map<string, number>()
-    bus.subscribe({ types: ['ticket_classified'], handler: (e) => void eventsByStream.set(e.streamId, (eventsByStream.get(e.streamId) ?? 0) + 1) })
+    bus.subscribe({
+      types: ['ticket_classified'],
+      handler: (e) => void eventsByStream.set(e.streamId, (eventsByStream.get(e.streamId) ?? 0) + 1),
+    })
     let routed = 0
     channel.onRecords((records) => {
       for (const r of records) if (routeRecord(r, { aggregator, bus })) routed++
@@ -28,9 +31,13 @@ describe('outcomes from several threads', () => {
         threads.map(
           (tag) =>
             new Promise<void>((resolve, reject) => {
-              const w = new Worker(BOOTSTRAP, { workerData: { entry: ENTRY, handles: channel.handles, tag, executions, perFrame: 37 } })
+              const w = new Worker(BOOTSTRAP, {
+                workerData: { entry: ENTRY, handles: channel.handles, tag, executions, perFrame: 37 },
+              })
               w.once('error', reject)
-              w.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker ${tag} exited with ${code}`))))
+              w.once('exit', (code) =>
+                code === 0 ? resolve() : reject(new Error(`worker ${tag} exited with ${code}`)),
+              )
             }),
         ),
       )
@@ -56,11 +63,19 @@ describe('outcomes from several threads', () => {
       expect(eventsByStream.get(tag)).toBe(executions)
       const decisions = aggregator.decisionsByStream(tag)
       // In order per thread, none missing, none twice, each with its outcome.
-      expect(decisions.map((d) => d.executionId)).toEqual(Array.from({ length: executions }, (_, i) => `${tag}-${i}`))
-      expect(decisions.map((d) => d.outcome?.success)).toEqual(Array.from({ length: executions }, (_, i) => i % 4 !== 0))
+      expect(decisions.map((d) => d.executionId)).toEqual(
+        Array.from({ length: executions }, (_, i) => `${tag}-${i}`),
+      )
+      expect(decisions.map((d) => d.outcome?.success)).toEqual(
+        Array.from({ length: executions }, (_, i) => i % 4 !== 0),
+      )
     }
     const rate = aggregator.evaluateGoalProgress().criteria.resolve_rate!
-    expect(rate.evidence).toMatchObject({ decisions: total, outcomes: total, failures: threads.length * failuresPerThread })
+    expect(rate.evidence).toMatchObject({
+      decisions: total,
+      outcomes: total,
+      failures: threads.length * failuresPerThread,
+    })
     expect(rate.met).toBe(true)
   })
 })

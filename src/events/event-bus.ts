@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { AgentPoolError, ErrorCode, InvalidArgumentError, describeValue, serializeError } from '../errors.js'
+import { AgentPoolError, describeValue, ErrorCode, InvalidArgumentError, serializeError } from '../errors.js'
 import type { AgentEvent, EventFilter, EventHandler, EventInput, EventType } from './event-types.js'
 
 /** Options of {@link EventBus}. */
@@ -84,7 +84,9 @@ export class EventBus {
    */
   subscribe<T extends string = EventType>(options: SubscribeOptions<T>): string {
     if (typeof options?.handler !== 'function') {
-      throw new InvalidArgumentError(`subscribe needs a handler function (got ${describeValue(options?.handler)})`)
+      throw new InvalidArgumentError(
+        `subscribe needs a handler function (got ${describeValue(options?.handler)})`,
+      )
     }
     const sub = this.makeSubscription(options, options.handler as EventHandler)
     this.subscriptions.set(sub.id, sub)
@@ -103,7 +105,9 @@ export class EventBus {
    */
   publish<T extends string>(input: EventInput<T>): AgentEvent<T> {
     if (typeof input?.type !== 'string' || input.type === '') {
-      throw new InvalidArgumentError(`an event needs a non-empty string type (got ${describeValue(input?.type)})`)
+      throw new InvalidArgumentError(
+        `an event needs a non-empty string type (got ${describeValue(input?.type)})`,
+      )
     }
     if (typeof input.streamId !== 'string') {
       throw new InvalidArgumentError(
@@ -153,7 +157,9 @@ export class EventBus {
     }
     const timeoutMs = options.timeoutMs ?? 0
     if (!(timeoutMs >= 0) || !Number.isFinite(timeoutMs)) {
-      throw new InvalidArgumentError(`waitFor timeoutMs must be a finite number >= 0 (got ${describeValue(timeoutMs)})`)
+      throw new InvalidArgumentError(
+        `waitFor timeoutMs must be a finite number >= 0 (got ${describeValue(timeoutMs)})`,
+      )
     }
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined
@@ -170,7 +176,14 @@ export class EventBus {
             new AgentPoolError(
               ErrorCode.TIMEOUT,
               `waitFor(${options.types.join(', ')}) saw no matching event within ${timeoutMs} ms`,
-              { details: { types: [...options.types], streamId: options.streamId, executionId: options.executionId, timeoutMs } },
+              {
+                details: {
+                  types: [...options.types],
+                  streamId: options.streamId,
+                  executionId: options.executionId,
+                  timeoutMs,
+                },
+              },
             ),
           )
         }, timeoutMs)
@@ -180,7 +193,9 @@ export class EventBus {
 
   private makeSubscription(filter: EventFilter<string>, handler: EventHandler): Subscription {
     if (filter.types !== undefined && !Array.isArray(filter.types)) {
-      throw new InvalidArgumentError(`event filter types must be an array of strings (got ${describeValue(filter.types)})`)
+      throw new InvalidArgumentError(
+        `event filter types must be an array of strings (got ${describeValue(filter.types)})`,
+      )
     }
     return {
       id: `sub-${this.nextSubscriptionId++}`,
@@ -217,7 +232,9 @@ export class EventBus {
     try {
       const ret = sub.handler(event) as { then?: unknown } | null | undefined
       if (typeof ret?.then === 'function') {
-        ;(ret as Promise<unknown>).then(undefined, (err: unknown) => this.reportSubscriberError(sub.id, event, err))
+        ;(ret as Promise<unknown>).then(undefined, (err: unknown) =>
+          this.reportSubscriberError(sub.id, event, err),
+        )
       }
     } catch (err) {
       this.reportSubscriberError(sub.id, event, err)

@@ -35,7 +35,13 @@ export interface BuiltInEvents {
   /** A failed attempt is being retried; `attempt` is the attempt that failed. */
   execution_retried: { attempt: number; error: ErrorSummary }
   /** A stream or global key was committed. */
-  state_changed: { key: string; scope: 'execution' | 'stream' | 'global'; old: unknown; new: unknown; attempt: number }
+  state_changed: {
+    key: string
+    scope: 'execution' | 'stream' | 'global'
+    old: unknown
+    new: unknown
+    attempt: number
+  }
   /** A synchronized write was refused because the key changed since the execution read it. */
   state_conflict: { key: string; scope: 'stream' | 'global'; attempt: number }
   /** The goal's progress or recommendation changed (see `OutcomeAggregator` options for the step). */

@@ -3,9 +3,9 @@
  *
  * @module
  */
-export { EventBus } from './event-bus.js'
+
 export type { EventBusOptions, HistoryQuery, SubscribeOptions, WaitForOptions } from './event-bus.js'
-export { BUILT_IN_EVENT_TYPES } from './event-types.js'
+export { EventBus } from './event-bus.js'
 export type {
   AgentEvent,
   AgentEventOf,
@@ -19,3 +19,4 @@ export type {
   EventInput,
   EventType,
 } from './event-types.js'
+export { BUILT_IN_EVENT_TYPES } from './event-types.js'

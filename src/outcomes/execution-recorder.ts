@@ -7,9 +7,18 @@
  *
  * @module
  */
+
+import { describeValue, InvalidArgumentError, RecordInvalidError } from '../errors.js'
 import { BUILT_IN_EVENT_TYPES } from '../events/index.js'
-import { InvalidArgumentError, RecordInvalidError, describeValue } from '../errors.js'
-import type { DecisionOption, DecisionRecord, OutcomeRecord, ProblemRecord, ProblemSeverity, WireRecord } from '../protocol.js'
+import {
+  type DecisionOption,
+  type DecisionRecord,
+  decisionId,
+  type OutcomeRecord,
+  type ProblemRecord,
+  type ProblemSeverity,
+  type WireRecord,
+} from '../protocol.js'
 import type { DecisionInput, OutcomeInput, ProblemOptions } from './types.js'
 
 /** Where records go: the thread's `RecordWriter` (or anything that encodes at `push`). */
@@ -80,13 +89,11 @@ export function createExecutionRecorder(sink: RecordSink, ids: ExecutionIds): Ex
   return {
     decide(decision) {
       const d = checkDecision(decision)
-      const id = `${executionId}:${attempt}:${seq}`
       const record: DecisionRecord = {
         k: 'decision',
         executionId,
         streamId,
         attempt,
-        id,
         seq,
         correlationId,
         intent: d.intent,
@@ -98,7 +105,7 @@ export function createExecutionRecorder(sink: RecordSink, ids: ExecutionIds): Ex
       }
       if (d.context !== undefined) record.context = d.context
       send('decide', record)
-      seq++
+      const id = decisionId(executionId, attempt, seq++)
       decisions.set(id, { criteria: d.criteria, hasOutcome: false })
       return id
     },
@@ -107,7 +114,9 @@ export function createExecutionRecorder(sink: RecordSink, ids: ExecutionIds): Ex
       requireString('recordOutcome', 'decisionId', decisionId)
       const own = decisions.get(decisionId)
       if (own?.hasOutcome) {
-        throw new InvalidArgumentError(`ctx.recordOutcome: decision ${decisionId} already has an outcome`, { decisionId })
+        throw new InvalidArgumentError(`ctx.recordOutcome: decision ${decisionId} already has an outcome`, {
+          decisionId,
+        })
       }
       const record = outcomeRecord(decisionId, checkOutcome(outcome))
       if (own) record.criteria = own.criteria
@@ -123,8 +132,17 @@ export function createExecutionRecorder(sink: RecordSink, ids: ExecutionIds): Ex
         )
       }
       requireString('reportProblem', 'description', description)
-      const record: ProblemRecord = { k: 'problem', executionId, streamId, attempt, severity, description, timestamp: Date.now() }
-      if (options.decisionId !== undefined) record.decisionId = requireString('reportProblem', 'options.decisionId', options.decisionId)
+      const record: ProblemRecord = {
+        k: 'problem',
+        executionId,
+        streamId,
+        attempt,
+        severity,
+        description,
+        timestamp: Date.now(),
+      }
+      if (options.decisionId !== undefined)
+        record.decisionId = requireString('reportProblem', 'options.decisionId', options.decisionId)
       if (options.suggestedFix !== undefined) {
         record.suggestedFix = requireString('reportProblem', 'options.suggestedFix', options.suggestedFix)
       }
@@ -133,17 +151,37 @@ export function createExecutionRecorder(sink: RecordSink, ids: ExecutionIds): Ex
 
     violateConstraint(constraintId, details) {
       requireString('violateConstraint', 'constraintId', constraintId)
-      send('violateConstraint', { k: 'violation', executionId, streamId, attempt, constraintId, details, timestamp: Date.now() })
+      send('violateConstraint', {
+        k: 'violation',
+        executionId,
+        streamId,
+        attempt,
+        constraintId,
+        details,
+        timestamp: Date.now(),
+      })
     },
 
     emit(type, data) {
       requireString('emit', 'type', type)
       if (RESERVED_TYPES.has(type)) {
-        throw new InvalidArgumentError(`ctx.emit: ${JSON.stringify(type)} is a built-in event type the runtime publishes; pick another name`, {
-          type,
-        })
+        throw new InvalidArgumentError(
+          `ctx.emit: ${JSON.stringify(type)} is a built-in event type the runtime publishes; pick another name`,
+          {
+            type,
+          },
+        )
       }
-      send('emit', { k: 'event', executionId, streamId, attempt, correlationId, type, data, timestamp: Date.now() })
+      send('emit', {
+        k: 'event',
+        executionId,
+        streamId,
+        attempt,
+        correlationId,
+        type,
+        data,
+        timestamp: Date.now(),
+      })
     },
 
     close() {
@@ -152,7 +190,15 @@ export function createExecutionRecorder(sink: RecordSink, ids: ExecutionIds): Ex
   }
 
   function outcomeRecord(decisionId: string, o: OutcomeInput): OutcomeRecord {
-    const record: OutcomeRecord = { k: 'outcome', executionId, streamId, attempt, decisionId, success: o.success, timestamp: Date.now() }
+    const record: OutcomeRecord = {
+      k: 'outcome',
+      executionId,
+      streamId,
+      attempt,
+      decisionId,
+      success: o.success,
+      timestamp: Date.now(),
+    }
     if (o.result !== undefined) record.result = o.result
     if (o.error !== undefined) record.error = o.error instanceof Error ? o.error.message : o.error
     if (o.summary !== undefined) record.summary = o.summary
@@ -164,48 +210,78 @@ export function createExecutionRecorder(sink: RecordSink, ids: ExecutionIds): Ex
 
 function requireString(call: string, field: string, value: unknown): string {
   if (typeof value !== 'string' || value === '') {
-    throw new InvalidArgumentError(`ctx.${call}: ${field} must be a non-empty string (got ${describeValue(value)})`, { field, value })
+    throw new InvalidArgumentError(
+      `ctx.${call}: ${field} must be a non-empty string (got ${describeValue(value)})`,
+      { field, value },
+    )
   }
   return value
 }
 
 function checkDecision(d: DecisionInput): Required<Omit<DecisionInput, 'context'>> & { context?: unknown } {
   if (d === null || typeof d !== 'object') {
-    throw new InvalidArgumentError(`ctx.decide takes { intent, options, chosen, reasoning, criteria? } (got ${describeValue(d)})`)
+    throw new InvalidArgumentError(
+      `ctx.decide takes { intent, options, chosen, reasoning, criteria? } (got ${describeValue(d)})`,
+    )
   }
   requireString('decide', 'intent', d.intent)
   requireString('decide', 'chosen', d.chosen)
   if (typeof d.reasoning !== 'string') {
-    throw new InvalidArgumentError(`ctx.decide: reasoning must be a string (got ${describeValue(d.reasoning)})`, { field: 'reasoning' })
+    throw new InvalidArgumentError(
+      `ctx.decide: reasoning must be a string (got ${describeValue(d.reasoning)})`,
+      { field: 'reasoning' },
+    )
   }
   if (!Array.isArray(d.options) || !d.options.every((o: DecisionOption) => typeof o?.id === 'string')) {
-    throw new InvalidArgumentError(`ctx.decide: options must be an array of { id: string, … } (got ${describeValue(d.options)})`, {
-      field: 'options',
-    })
+    throw new InvalidArgumentError(
+      `ctx.decide: options must be an array of { id: string, … } (got ${describeValue(d.options)})`,
+      {
+        field: 'options',
+      },
+    )
   }
   const criteria = d.criteria ?? []
   if (!Array.isArray(criteria) || !criteria.every((c) => typeof c === 'string')) {
-    throw new InvalidArgumentError(`ctx.decide: criteria must be an array of criterion ids (got ${describeValue(d.criteria)})`, {
-      field: 'criteria',
-    })
+    throw new InvalidArgumentError(
+      `ctx.decide: criteria must be an array of criterion ids (got ${describeValue(d.criteria)})`,
+      {
+        field: 'criteria',
+      },
+    )
   }
-  return { intent: d.intent, options: d.options, chosen: d.chosen, reasoning: d.reasoning, criteria, context: d.context }
+  return {
+    intent: d.intent,
+    options: d.options,
+    chosen: d.chosen,
+    reasoning: d.reasoning,
+    criteria,
+    context: d.context,
+  }
 }
 
 function checkOutcome(o: OutcomeInput): OutcomeInput {
   if (o === null || typeof o !== 'object' || typeof o.success !== 'boolean') {
-    throw new InvalidArgumentError(`ctx.recordOutcome: outcome must be { success: boolean, … } (got ${describeValue(o)})`, {
-      field: 'success',
-    })
+    throw new InvalidArgumentError(
+      `ctx.recordOutcome: outcome must be { success: boolean, … } (got ${describeValue(o)})`,
+      {
+        field: 'success',
+      },
+    )
   }
   for (const field of ['tokensUsed', 'latencyMs'] as const) {
     const v = o[field]
     if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) {
-      throw new InvalidArgumentError(`ctx.recordOutcome: ${field} must be a finite number >= 0 (got ${describeValue(v)})`, { field })
+      throw new InvalidArgumentError(
+        `ctx.recordOutcome: ${field} must be a finite number >= 0 (got ${describeValue(v)})`,
+        { field },
+      )
     }
   }
   if (o.summary !== undefined && typeof o.summary !== 'string') {
-    throw new InvalidArgumentError(`ctx.recordOutcome: summary must be a string (got ${describeValue(o.summary)})`, { field: 'summary' })
+    throw new InvalidArgumentError(
+      `ctx.recordOutcome: summary must be a string (got ${describeValue(o.summary)})`,
+      { field: 'summary' },
+    )
   }
   return o
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import { type Goal, parseTarget } from '../config/index.js'
-import { type ConfigIssue, ConfigError, InvalidArgumentError, describeValue } from '../errors.js'
+import { ConfigError, type ConfigIssue, describeValue, InvalidArgumentError } from '../errors.js'
 import type { OutcomeAggregatorOptions, ResolvedOutcomeAggregatorOptions } from './types.js'
 
 /** A criterion ready for evaluation. Internal. */
@@ -38,12 +38,18 @@ export function normalizeGoal(goal: Goal): NormalizedGoal {
   }
   list.forEach((c, i) => {
     const at = `goal.successCriteria[${i}]`
-    if (typeof c?.id !== 'string' || c.id === '') issues.push({ path: `${at}.id`, message: 'must be a non-empty string', value: c?.id })
-    else if (seen.has(c.id)) issues.push({ path: `${at}.id`, message: 'duplicates an earlier criterion id', value: c.id })
+    if (typeof c?.id !== 'string' || c.id === '')
+      issues.push({ path: `${at}.id`, message: 'must be a non-empty string', value: c?.id })
+    else if (seen.has(c.id))
+      issues.push({ path: `${at}.id`, message: 'duplicates an earlier criterion id', value: c.id })
     else seen.add(c.id)
     const target = parseTarget(c?.target)
     if (target === undefined) {
-      issues.push({ path: `${at}.target`, message: "must be a fraction in [0, 1] or a percentage such as '90%'", value: c?.target })
+      issues.push({
+        path: `${at}.target`,
+        message: "must be a fraction in [0, 1] or a percentage such as '90%'",
+        value: c?.target,
+      })
     }
     const weight = c?.weight ?? 1
     if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) {
@@ -52,18 +58,29 @@ export function normalizeGoal(goal: Goal): NormalizedGoal {
     if (c?.metric !== undefined && c.metric !== 'success_rate') {
       issues.push({ path: `${at}.metric`, message: "must be 'success_rate'", value: c.metric })
     }
-    criteria.push({ id: c?.id, description: c?.description ?? '', target: target ?? 0, weight: Number(weight) })
+    criteria.push({
+      id: c?.id,
+      description: c?.description ?? '',
+      target: target ?? 0,
+      weight: Number(weight),
+    })
   })
   const totalWeight = criteria.reduce((sum, c) => sum + c.weight, 0)
   if (criteria.length > 0 && totalWeight === 0 && issues.length === 0) {
-    issues.push({ path: 'goal.successCriteria', message: 'weights sum to 0; give at least one criterion a positive weight' })
+    issues.push({
+      path: 'goal.successCriteria',
+      message: 'weights sum to 0; give at least one criterion a positive weight',
+    })
   }
   const constraints = new Map<string, { kind: 'hard' | 'soft'; description: string }>()
   ;(goal.constraints ?? []).forEach((c, i) => {
     const at = `goal.constraints[${i}]`
-    if (typeof c?.id !== 'string' || c.id === '') issues.push({ path: `${at}.id`, message: 'must be a non-empty string', value: c?.id })
-    else if (constraints.has(c.id)) issues.push({ path: `${at}.id`, message: 'duplicates an earlier constraint id', value: c.id })
-    if (c?.kind !== 'hard' && c?.kind !== 'soft') issues.push({ path: `${at}.kind`, message: "must be 'hard' or 'soft'", value: c?.kind })
+    if (typeof c?.id !== 'string' || c.id === '')
+      issues.push({ path: `${at}.id`, message: 'must be a non-empty string', value: c?.id })
+    else if (constraints.has(c.id))
+      issues.push({ path: `${at}.id`, message: 'duplicates an earlier constraint id', value: c.id })
+    if (c?.kind !== 'hard' && c?.kind !== 'soft')
+      issues.push({ path: `${at}.kind`, message: "must be 'hard' or 'soft'", value: c?.kind })
     constraints.set(c?.id, { kind: c?.kind === 'hard' ? 'hard' : 'soft', description: c?.description ?? '' })
   })
   if (issues.length > 0) throw new ConfigError(issues)
@@ -74,7 +91,9 @@ export function normalizeGoal(goal: Goal): NormalizedGoal {
  * Fills {@link OutcomeAggregatorOptions} defaults.
  * @throws InvalidArgumentError naming the option and the value.
  */
-export function resolveAggregatorOptions(options: OutcomeAggregatorOptions): ResolvedOutcomeAggregatorOptions {
+export function resolveAggregatorOptions(
+  options: OutcomeAggregatorOptions,
+): ResolvedOutcomeAggregatorOptions {
   const resolved: ResolvedOutcomeAggregatorOptions = {
     maxDecisions: options.maxDecisions ?? 10_000,
     minOutcomes: options.minOutcomes ?? 1,
@@ -95,10 +114,13 @@ export function resolveAggregatorOptions(options: OutcomeAggregatorOptions): Res
   for (const name of ['lowProgress', 'progressStep'] as const) {
     const v = resolved[name]
     if (typeof v !== 'number' || !(v >= 0 && v <= 1)) {
-      throw new InvalidArgumentError(`OutcomeAggregator option ${name} must be a number in [0, 1] (got ${describeValue(v)})`, {
-        option: name,
-        value: v,
-      })
+      throw new InvalidArgumentError(
+        `OutcomeAggregator option ${name} must be a number in [0, 1] (got ${describeValue(v)})`,
+        {
+          option: name,
+          value: v,
+        },
+      )
     }
   }
   return resolved

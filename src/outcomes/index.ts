@@ -4,13 +4,14 @@
  *
  * @module
  */
-export * from './record-channel.js'
-export { createExecutionRecorder } from './execution-recorder.js'
+
 export type { ExecutionIds, ExecutionRecorder, RecordSink } from './execution-recorder.js'
-export { OutcomeAggregator } from './outcome-aggregator.js'
+export { createExecutionRecorder } from './execution-recorder.js'
 export type { AggregatedRecord } from './outcome-aggregator.js'
-export { routeRecord, routeRecords } from './record-router.js'
+export { OutcomeAggregator } from './outcome-aggregator.js'
+export * from './record-channel.js'
 export type { RecordTargets } from './record-router.js'
+export { routeRecord, routeRecords } from './record-router.js'
 export type {
   ConstraintViolationSummary,
   CriterionEvidence,

@@ -7,8 +7,19 @@
  */
 import type { Goal } from '../config/index.js'
 import type { CriterionProgressSummary, EventBus } from '../events/index.js'
-import type { DecisionRecord, OutcomeRecord, ProblemRecord, ViolationRecord } from '../protocol.js'
-import { type NormalizedCriterion, type NormalizedGoal, normalizeGoal, resolveAggregatorOptions } from './goal.js'
+import {
+  type DecisionRecord,
+  decisionId,
+  type OutcomeRecord,
+  type ProblemRecord,
+  type ViolationRecord,
+} from '../protocol.js'
+import {
+  type NormalizedCriterion,
+  type NormalizedGoal,
+  normalizeGoal,
+  resolveAggregatorOptions,
+} from './goal.js'
 import type {
   ConstraintViolationSummary,
   CriterionProgress,
@@ -236,13 +247,21 @@ export class OutcomeAggregator {
   }
 
   private resetCriteria(): void {
-    this.criteria = new Map((this.goal?.criteria ?? []).map((c) => [c.id, { decisions: 0, successes: 0, failures: 0 }]))
-    this.published = { overall: 0, recommendation: 'continue', metMask: '0'.repeat(this.goal?.criteria.length ?? 0), criteria: {} }
+    this.criteria = new Map(
+      (this.goal?.criteria ?? []).map((c) => [c.id, { decisions: 0, successes: 0, failures: 0 }]),
+    )
+    this.published = {
+      overall: 0,
+      recommendation: 'continue',
+      metMask: '0'.repeat(this.goal?.criteria.length ?? 0),
+      criteria: {},
+    }
   }
 
   private addDecision(r: DecisionRecord): void {
     // A retried execution's first decision counts the execution only if no earlier attempt decided.
-    if (r.seq === 0 && (r.attempt === 1 || !this.hasRetained(r.streamId, r.executionId))) this.executionsTotal++
+    if (r.seq === 0 && (r.attempt === 1 || !this.hasRetained(r.streamId, r.executionId)))
+      this.executionsTotal++
     this.totalDecisions++
     this.stream(r.streamId).decisions++
     for (const id of r.criteria) {
@@ -250,7 +269,7 @@ export class OutcomeAggregator {
       if (c) c.decisions++
     }
     const decision: Decision = {
-      id: r.id,
+      id: decisionId(r.executionId, r.attempt, r.seq),
       executionId: r.executionId,
       streamId: r.streamId,
       correlationId: r.correlationId,
@@ -328,7 +347,13 @@ export class OutcomeAggregator {
       type: 'constraint_violation',
       streamId: r.streamId,
       executionId: r.executionId,
-      data: { constraintId: r.constraintId, kind, known: constraint !== undefined, details: r.details, attempt: r.attempt },
+      data: {
+        constraintId: r.constraintId,
+        kind,
+        known: constraint !== undefined,
+        details: r.details,
+        attempt: r.attempt,
+      },
       timestamp: r.timestamp,
     })
   }
@@ -363,7 +388,8 @@ export class OutcomeAggregator {
 
   /** Whether any decision of this execution is retained. Scans: only a retry's first decision asks. */
   private hasRetained(streamId: string, executionId: string): boolean {
-    for (const d of this.ring) if (d !== undefined && d.executionId === executionId && d.streamId === streamId) return true
+    for (const d of this.ring)
+      if (d !== undefined && d.executionId === executionId && d.streamId === streamId) return true
     return false
   }
 
@@ -379,7 +405,11 @@ export class OutcomeAggregator {
   private recommend(overall: number, allMet: boolean): GoalProgress['recommendation'] {
     if (this.hardViolations > 0) return 'adjust'
     if (allMet) return 'complete'
-    if (this.goal !== undefined && this.totalDecisions >= this.opts.adjustAfterDecisions && overall < this.opts.lowProgress) {
+    if (
+      this.goal !== undefined &&
+      this.totalDecisions >= this.opts.adjustAfterDecisions &&
+      overall < this.opts.lowProgress
+    ) {
       return 'adjust'
     }
     return 'continue'
@@ -400,7 +430,12 @@ export class OutcomeAggregator {
       type: 'goal_progress',
       streamId: cause.streamId,
       executionId: cause.executionId,
-      data: { goalId: this.goal.id, overallProgress: now.overall, recommendation: now.recommendation, criteria: now.criteria },
+      data: {
+        goalId: this.goal.id,
+        overallProgress: now.overall,
+        recommendation: now.recommendation,
+        criteria: now.criteria,
+      },
     })
     const complete = now.recommendation === 'complete'
     if (complete && !this.achieved) {
@@ -445,7 +480,13 @@ function rate(successes: number, failures: number): number {
 }
 
 function toOutcome(r: OutcomeRecord): Outcome {
-  const o: Outcome = { success: r.success, executionId: r.executionId, streamId: r.streamId, attempt: r.attempt, timestamp: r.timestamp }
+  const o: Outcome = {
+    success: r.success,
+    executionId: r.executionId,
+    streamId: r.streamId,
+    attempt: r.attempt,
+    timestamp: r.timestamp,
+  }
   if (r.result !== undefined) o.result = r.result
   if (r.error !== undefined) o.error = r.error
   if (r.summary !== undefined) o.summary = r.summary

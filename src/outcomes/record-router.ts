@@ -30,14 +30,26 @@ export function routeRecord(record: WireRecord, { aggregator, bus }: RecordTarge
       return true
     case 'problem': {
       aggregator.ingest(record)
-      const data: { severity: typeof record.severity; description: string; decisionId?: string; suggestedFix?: string; attempt: number } = {
+      const data: {
+        severity: typeof record.severity
+        description: string
+        decisionId?: string
+        suggestedFix?: string
+        attempt: number
+      } = {
         severity: record.severity,
         description: record.description,
         attempt: record.attempt,
       }
       if (record.decisionId !== undefined) data.decisionId = record.decisionId
       if (record.suggestedFix !== undefined) data.suggestedFix = record.suggestedFix
-      bus.publish({ type: 'problem_reported', streamId: record.streamId, executionId: record.executionId, data, timestamp: record.timestamp })
+      bus.publish({
+        type: 'problem_reported',
+        streamId: record.streamId,
+        executionId: record.executionId,
+        data,
+        timestamp: record.timestamp,
+      })
       return true
     }
     case 'event':
@@ -55,7 +67,13 @@ export function routeRecord(record: WireRecord, { aggregator, bus }: RecordTarge
         type: 'state_changed',
         streamId: record.streamId,
         executionId: record.executionId,
-        data: { key: record.key, scope: record.scope, old: record.old, new: record.new, attempt: record.attempt },
+        data: {
+          key: record.key,
+          scope: record.scope,
+          old: record.old,
+          new: record.new,
+          attempt: record.attempt,
+        },
         timestamp: record.timestamp,
       })
       return true

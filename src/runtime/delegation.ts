@@ -20,14 +20,26 @@ export interface DelegationParent {
 }
 
 /** Runs a delegated execution on the main thread. */
-export type DelegationHandler = (entryPointId: string, input: unknown, parent: DelegationParent) => Promise<ExecutionResult>
+export type DelegationHandler = (
+  entryPointId: string,
+  input: unknown,
+  parent: DelegationParent,
+) => Promise<ExecutionResult>
 
 /** The worker-side call behind `ctx.trigger`. */
-export type Delegate = (entryPointId: string, input: unknown, parent: DelegationParent) => Promise<ExecutionResult>
+export type Delegate = (
+  entryPointId: string,
+  input: unknown,
+  parent: DelegationParent,
+) => Promise<ExecutionResult>
 
 /** The object comlink exposes on the main thread. */
 interface DelegationApi {
-  delegate(entryPointId: string, input: unknown, parent: DelegationParent): Promise<DelegationReply<ExecutionResult>>
+  delegate(
+    entryPointId: string,
+    input: unknown,
+    parent: DelegationParent,
+  ): Promise<DelegationReply<ExecutionResult>>
 }
 
 type Listener = (event: { data: unknown }) => void
@@ -36,7 +48,11 @@ type Listener = (event: { data: unknown }) => void
  * A comlink endpoint that listens on one channel and posts on the other. `accept` drops messages the
  * side must not act on.
  */
-function channelEndpoint(listenOn: BroadcastChannel, postOn: BroadcastChannel, accept: (data: unknown) => boolean): Endpoint {
+function channelEndpoint(
+  listenOn: BroadcastChannel,
+  postOn: BroadcastChannel,
+  accept: (data: unknown) => boolean,
+): Endpoint {
   const wrapped = new Map<unknown, Listener>()
   return {
     postMessage(message: unknown) {
@@ -109,7 +125,10 @@ export function connectDelegation(runtimeId: string): Delegate {
     if (pending++ === 0) replies.ref()
     let reply: DelegationReply<ExecutionResult>
     try {
-      reply = await remote.delegate(entryPointId, input, { executionId: parent.executionId, correlationId: parent.correlationId })
+      reply = await remote.delegate(entryPointId, input, {
+        executionId: parent.executionId,
+        correlationId: parent.correlationId,
+      })
     } finally {
       if (--pending === 0) replies.unref()
     }
