@@ -126,7 +126,8 @@ export class RuntimeEngine {
     const stream = this.streams.get(entryPointId)
     if (stream === undefined) throw new UnknownEntryPointError(entryPointId, [...this.streams.keys()])
     if (!this.accepting) throw new NotRunningError(`trigger(${JSON.stringify(entryPointId)})`)
-    const key = opts.idempotencyKey
+    // Keys are per entry point: the same delivery id sent to two webhooks starts two executions.
+    const key = opts.idempotencyKey === undefined ? undefined : `${stream.id}\u0000${opts.idempotencyKey}`
     if (key !== undefined) {
       const first = this.idempotency.get(key)
       if (first !== undefined) return first
