@@ -49,6 +49,8 @@ const DEFAULT_HISTORY_SIZE = 1000
  */
 export class EventBus {
   private readonly subscriptions = new Map<string, Subscription>()
+  /** The subscriptions as an array for delivery; replaced, never mutated, whenever they change. */
+  private delivery: readonly Subscription[] = []
   private readonly ring: (AgentEvent | undefined)[]
   private ringNext = 0
   private ringCount = 0
@@ -89,13 +91,13 @@ export class EventBus {
       )
     }
     const sub = this.makeSubscription(options, options.handler as EventHandler)
-    this.subscriptions.set(sub.id, sub)
+    this.add(sub)
     return sub.id
   }
 
   /** Stops a subscription. @returns whether it existed. */
   unsubscribe(subscriptionId: string): boolean {
-    return this.subscriptions.delete(subscriptionId)
+    return this.remove(subscriptionId)
   }
 
   /**
@@ -164,14 +166,14 @@ export class EventBus {
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined
       const sub = this.makeSubscription(options, (event) => {
-        this.subscriptions.delete(sub.id)
+        this.remove(sub.id)
         if (timer !== undefined) clearTimeout(timer)
         resolve(event as AgentEvent<T>)
       })
-      this.subscriptions.set(sub.id, sub)
+      this.add(sub)
       if (timeoutMs > 0) {
         timer = setTimeout(() => {
-          this.subscriptions.delete(sub.id)
+          this.remove(sub.id)
           reject(
             new AgentPoolError(
               ErrorCode.TIMEOUT,
@@ -206,6 +208,17 @@ export class EventBus {
     }
   }
 
+  private add(sub: Subscription): void {
+    this.subscriptions.set(sub.id, sub)
+    this.delivery = [...this.subscriptions.values()]
+  }
+
+  private remove(subscriptionId: string): boolean {
+    if (!this.subscriptions.delete(subscriptionId)) return false
+    this.delivery = [...this.subscriptions.values()]
+    return true
+  }
+
   private remember(event: AgentEvent): void {
     const size = this.ring.length
     if (size === 0) return
@@ -218,8 +231,8 @@ export class EventBus {
     this.delivering = true
     try {
       for (let event = this.queue.shift(); event !== undefined; event = this.queue.shift()) {
-        // Snapshot: a subscription added while delivering sees only later events.
-        for (const sub of [...this.subscriptions.values()]) {
+        // The array in hand stays as it is: a subscription added while delivering sees only later events.
+        for (const sub of this.delivery) {
           if (this.subscriptions.has(sub.id) && matches(sub, event)) this.call(sub, event)
         }
       }

@@ -45,9 +45,8 @@ interface CriterionCounters {
 interface Snapshot {
   overall: number
   recommendation: GoalProgress['recommendation']
-  /** One '1'/'0' per criterion: which are met. */
-  metMask: string
-  criteria: Record<string, CriterionProgressSummary>
+  /** Which criteria are met, in goal order. */
+  met: boolean[]
 }
 
 /**
@@ -253,8 +252,7 @@ export class OutcomeAggregator {
     this.published = {
       overall: 0,
       recommendation: 'continue',
-      metMask: '0'.repeat(this.goal?.criteria.length ?? 0),
-      criteria: {},
+      met: (this.goal?.criteria ?? []).map(() => false),
     }
   }
 
@@ -417,52 +415,52 @@ export class OutcomeAggregator {
 
   /** Re-evaluates the criteria (cheap: counters only) and publishes only what moved. */
   private publishChanges(cause: AggregatedRecord): void {
-    if (this.bus === undefined || this.goal === undefined) return
-    const now = this.evaluateCriteriaOnly()
+    const goal = this.goal
+    if (this.bus === undefined || goal === undefined) return
+    // Counters only, no allocation: this runs after every record or batch.
+    let overall = 0
+    let allMet = goal.criteria.length > 0
+    let metChanged = false
+    for (let i = 0; i < goal.criteria.length; i++) {
+      const c = goal.criteria[i]!
+      const { progress, met } = this.standing(c, this.criteria.get(c.id)!)
+      allMet &&= met
+      if (met !== this.published.met[i]) metChanged = true
+      overall += (progress * c.weight) / goal.totalWeight
+    }
+    const recommendation = this.recommend(overall, allMet)
     const prev = this.published
-    const changed =
-      prev.recommendation !== now.recommendation ||
-      prev.metMask !== now.metMask ||
-      Math.abs(prev.overall - now.overall) >= this.opts.progressStep
-    if (!changed) return
-    this.published = now
+    if (
+      !metChanged &&
+      prev.recommendation === recommendation &&
+      Math.abs(prev.overall - overall) < this.opts.progressStep
+    ) {
+      return
+    }
+    const criteria: Record<string, CriterionProgressSummary> = {}
+    const met: boolean[] = []
+    for (const c of goal.criteria) {
+      const standing = this.standing(c, this.criteria.get(c.id)!)
+      criteria[c.id] = { met: standing.met, progress: standing.progress }
+      met.push(standing.met)
+    }
+    this.published = { overall, recommendation, met }
     this.bus.publish({
       type: 'goal_progress',
       streamId: cause.streamId,
       executionId: cause.executionId,
-      data: {
-        goalId: this.goal.id,
-        overallProgress: now.overall,
-        recommendation: now.recommendation,
-        criteria: now.criteria,
-      },
+      data: { goalId: goal.id, overallProgress: overall, recommendation, criteria },
     })
-    const complete = now.recommendation === 'complete'
+    const complete = recommendation === 'complete'
     if (complete && !this.achieved) {
       this.bus.publish({
         type: 'goal_achieved',
         streamId: cause.streamId,
         executionId: cause.executionId,
-        data: { goalId: this.goal.id, overallProgress: now.overall },
+        data: { goalId: goal.id, overallProgress: overall },
       })
     }
     this.achieved = complete
-  }
-
-  private evaluateCriteriaOnly(): Snapshot {
-    const goal = this.goal!
-    const criteria: Record<string, CriterionProgressSummary> = {}
-    let overall = 0
-    let allMet = goal.criteria.length > 0
-    let metMask = ''
-    for (const c of goal.criteria) {
-      const { progress, met } = this.standing(c, this.criteria.get(c.id)!)
-      allMet &&= met
-      metMask += met ? '1' : '0'
-      overall += (progress * c.weight) / goal.totalWeight
-      criteria[c.id] = { met, progress }
-    }
-    return { overall, recommendation: this.recommend(overall, allMet), metMask, criteria }
   }
 
   /** One criterion against its target: progress is the success rate over the target, capped at 1. */
