@@ -10,6 +10,8 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import {
   analyzeSweep,
   DEFAULT_TASKS_PER_THREAD,
@@ -41,7 +43,13 @@ import { driveClosedLoop, startTicketRuntime, TicketSource } from './workloads/t
 const SEED = 20261125
 const MiB = 1024 * 1024
 
+// A full collection before each point frees the shared memory of the runtimes measured before it, so each
+// point's memory figures are its own. `--expose-gc` set at run time, since `npm run bench:sweep` runs tsx.
+setFlagsFromString('--expose-gc')
+const collectGarbage = runInNewContext('gc') as () => void
+
 async function measurePoint(p: PlannedPoint, durations: PointDurations): Promise<SweepPoint> {
+  collectGarbage()
   const runtime = await startTicketRuntime({ ...p, isolation: { stream: p.isolation, global: p.isolation } })
   try {
     const offered = offeredLoad(p)

@@ -3,7 +3,7 @@ import {
   analyzeSweep,
   escapeXml,
   findKnee,
-  niceCeil,
+  niceAxis,
   offeredLoad,
   pickWithinBudget,
   planMaxConcurrentSeries,
@@ -159,6 +159,8 @@ describe('sweep charts', () => {
     expect(svg).toContain('linux &lt;&amp;&quot;test&quot;&gt;')
     expect(svg).toContain('throughput (executions/s)')
     expect(svg).toContain('p99 latency (ms)')
+    expect(svg).toContain('>budget 10 ms</text>')
+    expect(svg.match(/stroke-dasharray/g)).toHaveLength(1)
   })
 
   it('draws an empty but well-formed SVG when the sweep has no thread series', () => {
@@ -177,10 +179,18 @@ describe('sweep charts', () => {
     expect(escapeXml(`a<b>&"c'`)).toBe('a&lt;b&gt;&amp;&quot;c&apos;')
   })
 
-  it('rounds axis maxima up to 1, 2 or 5 times a power of ten', () => {
-    expect([niceCeil(0), niceCeil(0.3), niceCeil(7), niceCeil(10), niceCeil(1234), niceCeil(4999)]).toEqual([
-      1, 0.5, 10, 10, 2000, 5000,
-    ])
+  it('picks axis steps of 1, 2, 2.5 or 5 times a power of ten, at most four intervals, covering the maximum', () => {
+    expect(niceAxis(2400)).toEqual({ top: 3000, step: 1000 })
+    expect(niceAxis(220.9)).toEqual({ top: 300, step: 100 })
+    expect(niceAxis(10)).toEqual({ top: 10, step: 2.5 })
+    expect(niceAxis(7)).toEqual({ top: 8, step: 2 })
+    expect(niceAxis(0.3)).toEqual({ top: 0.3, step: 0.1 })
+    expect(niceAxis(0)).toEqual({ top: 1, step: 0.25 })
+    for (const max of [1, 3.7, 99, 1234, 5e6]) {
+      const { top, step } = niceAxis(max)
+      expect(top).toBeGreaterThanOrEqual(max)
+      expect(top / step).toBeLessThanOrEqual(4 + 1e-9)
+    }
   })
 
   it('renders a terminal bar chart scaled to the best throughput, thread series only', () => {

@@ -34,19 +34,27 @@ export function threadSeries(points: readonly SweepPoint[]): Map<IsolationLevel,
   return out
 }
 
-/** "Nice" upper bound for an axis: 1, 2 or 5 times a power of ten, at least `max`. */
-export function niceCeil(max: number): number {
-  if (!(max > 0)) return 1
-  const power = 10 ** Math.floor(Math.log10(max))
-  for (const step of [1, 2, 5, 10]) if (step * power >= max) return step * power
-  return 10 * power
+/**
+ * A "nice" axis for values up to `max`: a tick step of 1, 2, 2.5 or 5 times a power of ten giving at most
+ * {@link MAX_TICKS} intervals, and the top of the axis (a whole number of steps, at least `max`).
+ */
+export function niceAxis(max: number): { top: number; step: number } {
+  if (!(max > 0) || !Number.isFinite(max)) return { top: 1, step: 0.25 }
+  const raw = max / MAX_TICKS
+  const power = 10 ** Math.floor(Math.log10(raw))
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= raw)!
+  return { top: Number((step * Math.ceil(max / step - 1e-9)).toPrecision(12)), step }
 }
+
+const MAX_TICKS = 4
 
 interface Panel {
   title: string
   value: (p: SweepPoint) => number
   format: (v: number) => string
   x: number
+  /** A dashed horizontal line with its label (the p99 budget). */
+  guide?: { value: number; label: string }
 }
 
 const W = 900
@@ -62,7 +70,13 @@ export function renderSweepSvg(results: SweepResults): string {
   const maxThreads = Math.max(1, ...all.map((p) => p.threads))
   const panels: Panel[] = [
     { title: 'throughput (executions/s)', value: (p) => p.throughput, format: formatHz, x: 70 },
-    { title: 'p99 latency (ms)', value: (p) => p.p99Ms, format: (v) => v.toFixed(v < 10 ? 1 : 0), x: 510 },
+    {
+      title: 'p99 latency (ms)',
+      value: (p) => p.p99Ms,
+      format: (v) => String(Number(v.toFixed(1))),
+      x: 510,
+      guide: { value: results.budgetMs, label: `budget ${results.budgetMs} ms` },
+    },
   ]
   const m = results.machine
   const parts: string[] = [
@@ -87,22 +101,30 @@ export function renderSweepSvg(results: SweepResults): string {
 
 function renderPanel(panel: Panel, series: Map<IsolationLevel, SweepPoint[]>, maxThreads: number): string {
   const values = [...series.values()].flat().map(panel.value)
-  const yMax = niceCeil(Math.max(0, ...values.filter(Number.isFinite)))
+  const axis = niceAxis(Math.max(0, panel.guide?.value ?? 0, ...values.filter(Number.isFinite)))
   const px = (threads: number) =>
     panel.x + (maxThreads === 1 ? PANEL_W / 2 : ((threads - 1) / (maxThreads - 1)) * PANEL_W)
-  const py = (v: number) => TOP + PANEL_H - (Math.min(v, yMax) / yMax) * PANEL_H
+  const py = (v: number) => TOP + PANEL_H - (Math.min(v, axis.top) / axis.top) * PANEL_H
   const out: string[] = [
     `<g>`,
     `<text x="${panel.x + PANEL_W / 2}" y="${TOP - 14}" text-anchor="middle" font-size="13">${escapeXml(panel.title)}</text>`,
     `<line x1="${panel.x}" y1="${TOP + PANEL_H}" x2="${panel.x + PANEL_W}" y2="${TOP + PANEL_H}" stroke="#333"/>`,
     `<line x1="${panel.x}" y1="${TOP}" x2="${panel.x}" y2="${TOP + PANEL_H}" stroke="#333"/>`,
   ]
-  for (let i = 0; i <= 4; i++) {
-    const v = (yMax * i) / 4
+  for (let v = axis.step; v <= axis.top + 1e-9; v += axis.step) {
     const y = py(v)
+    out.push(`<line x1="${panel.x}" y1="${y}" x2="${panel.x + PANEL_W}" y2="${y}" stroke="#ddd"/>`)
+  }
+  for (let v = 0; v <= axis.top + 1e-9; v += axis.step) {
     out.push(
-      `<line x1="${panel.x}" y1="${y}" x2="${panel.x + PANEL_W}" y2="${y}" stroke="#ddd"/>`,
-      `<text x="${panel.x - 6}" y="${y + 4}" text-anchor="end">${escapeXml(panel.format(v))}</text>`,
+      `<text x="${panel.x - 6}" y="${py(v) + 4}" text-anchor="end">${escapeXml(panel.format(v))}</text>`,
+    )
+  }
+  if (panel.guide !== undefined) {
+    const y = py(panel.guide.value)
+    out.push(
+      `<line x1="${panel.x}" y1="${y}" x2="${panel.x + PANEL_W}" y2="${y}" stroke="#c00" stroke-dasharray="6 4"/>`,
+      `<text x="${panel.x + PANEL_W}" y="${y - 4}" text-anchor="end" fill="#c00">${escapeXml(panel.guide.label)}</text>`,
     )
   }
   for (let t = 1; t <= maxThreads; t++) {

@@ -13,7 +13,7 @@ export {
   type SweepArgs,
   USAGE_EXIT_CODE,
 } from './args.js'
-export { escapeXml, niceCeil, renderSweepSvg, renderTerminalChart, threadSeries } from './charts.js'
+export { escapeXml, niceAxis, renderSweepSvg, renderTerminalChart, threadSeries } from './charts.js'
 export {
   budgetFor,
   type CompareSpec,
