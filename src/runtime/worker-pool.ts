@@ -60,9 +60,13 @@ export class WorkerPool {
       this.live.add(w.id)
     })
     this.piscina.on('workerDestroy', (w: { id: number }) => {
-      this.live.delete(w.id)
-      if (!this.closing) this.threadsReplaced++
-      events.onThreadExit(w.id)
+      // A thread that ended on its own (process.exit, heap limit) reports id −1 by now: the dead one is
+      // then whichever thread we saw start that no longer runs.
+      for (const id of w.id >= 0 ? [w.id] : this.stoppedThreads()) {
+        if (!this.live.delete(id)) continue
+        if (!this.closing) this.threadsReplaced++
+        events.onThreadExit(id)
+      }
     })
     // A thread that dies with no task of ours is replaced by Piscina; the error itself has no one to go to.
     this.piscina.on('error', () => {})
@@ -81,6 +85,12 @@ export class WorkerPool {
     const controller = new AbortController()
     const count = this.piscina.options.maxThreads * messagesPerThread
     await Promise.all(Array.from({ length: count }, () => this.run({ executions: [], warmup: handlers }, controller.signal)))
+  }
+
+  /** Threads seen starting whose thread has ended (a Worker's threadId is −1 once its thread is gone). */
+  private stoppedThreads(): number[] {
+    const running = new Set(this.piscina.threads.map((t) => t.threadId))
+    return [...this.live].filter((id) => !running.has(id))
   }
 
   get utilization(): number {
