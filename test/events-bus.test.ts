@@ -71,6 +71,16 @@ describe('EventBus subscriptions', () => {
     expect(bus.history().map((e) => e.type)).toEqual(['first', 'nested', 'second'])
   })
 
+  it('does not deliver the current event to a subscription removed by an earlier subscriber', () => {
+    const bus = new EventBus()
+    let second = ''
+    bus.subscribe({ handler: () => void bus.unsubscribe(second) })
+    const late = collect(bus, {})
+    second = late.id
+    bus.publish({ type: 'x', streamId: 's', data: null })
+    expect(late.seen).toEqual([])
+  })
+
   it('narrows data by type for built-in events', () => {
     const bus = new EventBus()
     let progress = -1

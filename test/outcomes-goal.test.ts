@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import type { Goal } from '../src/config/index.js'
 import { ConfigError, ErrorCode, InvalidArgumentError } from '../src/errors.js'
-import type { AgentEvent } from '../src/events/index.js'
-import { OutcomeAggregator } from '../src/outcomes/index.js'
+import { type AgentEvent, EventBus } from '../src/events/index.js'
+import { createExecutionRecorder, OutcomeAggregator, routeRecords } from '../src/outcomes/index.js'
+import type { WireRecord } from '../src/protocol.js'
 import { localPipeline } from './fixtures/outcomes/pipeline.js'
 
 const goal: Goal = {
@@ -251,6 +252,39 @@ describe('goal events', () => {
     ])
     const progress = p.bus.history({ types: ['goal_progress'] }) as AgentEvent<'goal_progress'>[]
     expect(progress.at(-1)!.data.recommendation).toBe('adjust')
+  })
+})
+
+describe('goal events per batch', () => {
+  it('evaluates the goal once per routed batch, so a burst publishes one goal_progress naming its last record', () => {
+    const bus = new EventBus()
+    const aggregator = new OutcomeAggregator(goal, { bus })
+    const records: WireRecord[] = []
+    for (let i = 0; i < 10; i++) {
+      const ctx = createExecutionRecorder(
+        { push: (r) => void records.push(r) },
+        { executionId: `e${i}`, streamId: 'api', entryPointId: 'api', correlationId: `c${i}`, attempt: 1 },
+      )
+      ctx.recordOutcome(
+        ctx.decide({ intent: 'x', options: [], chosen: 'o', reasoning: '', criteria: ['resolve_rate'] }),
+        {
+          success: true,
+        },
+      )
+    }
+    records.push({
+      k: 'end',
+      executionId: 'e9',
+      streamId: 'api',
+      attempt: 1,
+      ok: true,
+      startedAt: 0,
+      completedAt: 0,
+    })
+    expect(routeRecords(records, { aggregator, bus })).toBe(20)
+    const progress = bus.history({ types: ['goal_progress'] })
+    expect(progress).toHaveLength(1)
+    expect(progress[0]).toMatchObject({ streamId: 'api', executionId: 'e9', data: { overallProgress: 0.75 } })
   })
 })
 
