@@ -162,3 +162,18 @@ describe('bad input is refused with a clear error and the old value stays', () =
     expect(mgr.stats().keys).toBe(0)
   })
 })
+
+describe('update and transaction functions must be pure', () => {
+  it('state calls from inside an update function are refused and leave the lock free', () => {
+    const mgr = SharedBufferManager.create({ maxBytes: 4 << 20, maxKeys: 64, historySize: 4 })
+    const buf = mgr.createBuffer('e', 's', 'shared')
+    buf.write('n', 1)
+    expect(() => buf.update('n', (v: number | undefined) => buf.update('m', () => v))).toThrow(
+      expect.objectContaining({ code: 'AGENTPOOL_INVALID_ARGUMENT' }),
+    )
+    expect(buf.read('n')).toBe(1)
+    expect(buf.has('m')).toBe(false)
+    expect(mgr.engine.lockOwner()).toBe(-1)
+    expect(buf.update('n', (v: number | undefined) => v! + 1)).toBe(2)
+  })
+})

@@ -18,7 +18,7 @@
  * |--------|------|---------------------------------------------------------------------------|
  * | 0      | 4    | seq: odd while being written (sequence lock for readers)                   |
  * | 4      | 4    | k: the entry's absolute number (a reader expecting another `k` skips it)   |
- * | 8      | 8    | timestamp (ms since epoch, f64)                                            |
+ * | 8      | 8    | timestamp (ms since epoch, f64, native byte order)                         |
  * | 16     | 8    | commit version (f64)                                                       |
  * | 24     | 4×8  | key length, group length, meta length, old tag, old length, new tag, new length, flags |
  * | 56     | 8    | old number (f64; INT and F64 tags)                                         |
@@ -74,7 +74,8 @@ export interface HistoryEntry {
 export class HistoryRing {
   private readonly i32: Int32Array
   private readonly u8: Uint8Array
-  private readonly view: DataView
+  /** Float fields sit at 8-byte aligned offsets (entries are multiples of 8 bytes, from byte 64). */
+  private readonly f64: Float64Array
   private readonly cap: number
   private readonly entryBytes: number
 
@@ -85,7 +86,7 @@ export class HistoryRing {
   ) {
     this.i32 = new Int32Array(sab)
     this.u8 = new Uint8Array(sab)
-    this.view = new DataView(sab)
+    this.f64 = new Float64Array(sab, 0, sab.byteLength >> 3)
     this.cap = Atomics.load(this.i32, CAP)
     this.entryBytes = Atomics.load(this.i32, ENTRY)
   }
@@ -121,9 +122,10 @@ export class HistoryRing {
     // Not journaled: after a rollback the entry claims number k, which readers then expect in the next
     // lap only, so its half-written bytes are never taken for the entry it replaced.
     this.i32[w + 1] = k
-    const v = this.view
-    v.setFloat64(at + 8, timestamp, true)
-    v.setFloat64(at + 16, version, true)
+    const f = this.f64
+    const d = at >> 3
+    f[d + 1] = timestamp
+    f[d + 2] = version
     const oldLen = old.bytes?.length ?? 0
     const newLen = now.bytes?.length ?? 0
     const room = this.entryBytes - FIXED_BYTES - key.length - meta.length
@@ -136,8 +138,8 @@ export class HistoryRing {
     this.i32[w + 11] = now.tag
     this.i32[w + 12] = fits ? newLen : 0
     this.i32[w + 13] = fits ? 0 : FLAG_TRUNCATED
-    v.setFloat64(at + 56, old.num, true)
-    v.setFloat64(at + 64, now.num, true)
+    f[d + 7] = old.num
+    f[d + 8] = now.num
     let p = at + FIXED_BYTES
     this.u8.set(key, p)
     p += key.length
@@ -186,21 +188,22 @@ export class HistoryRing {
     if (keyLen < 0 || metaLen < 0 || oldLen < 0 || newLen < 0 || total > this.entryBytes - FIXED_BYTES)
       return undefined
     const p = at + FIXED_BYTES
-    const v = this.view
+    const f = this.f64
+    const d = at >> 3
     return {
-      timestamp: v.getFloat64(at + 8, true),
-      version: v.getFloat64(at + 16, true),
+      timestamp: f[d + 1]!,
+      version: f[d + 2]!,
       key: this.u8.slice(p, p + keyLen),
       groupLen: this.i32[w + 7]!,
       meta: this.u8.slice(p + keyLen, p + keyLen + metaLen),
       old: {
         tag: this.i32[w + 9]!,
-        num: v.getFloat64(at + 56, true),
+        num: f[d + 7]!,
         bytes: oldLen ? this.u8.slice(p + keyLen + metaLen, p + keyLen + metaLen + oldLen) : undefined,
       },
       new: {
         tag: this.i32[w + 11]!,
-        num: v.getFloat64(at + 64, true),
+        num: f[d + 8]!,
         bytes: newLen ? this.u8.slice(p + keyLen + metaLen + oldLen, p + total) : undefined,
       },
       truncated: (this.i32[w + 13]! & FLAG_TRUNCATED) !== 0,

@@ -92,6 +92,8 @@ export const CommitStatus = {
   FULL_KEYS: 4,
   /** The commit touches more words than the journal holds. Nothing was written. */
   TOO_LARGE: 5,
+  /** Called from inside a `retry` callback of a commit on this thread (the lock is not re-entrant). */
+  REENTRANT: 6,
 } as const
 export type CommitStatus = (typeof CommitStatus)[keyof typeof CommitStatus]
 
@@ -235,9 +237,13 @@ export class ShmStore {
   private readonly maxKeys: number
   private scratch = new Uint8Array(256)
   private readonly oldOut = new ReadOut()
-  private readonly pendingFrees: number[] = []
+  /** Blocks this commit replaced, freed at its end; `freeCount` of them are live. */
+  private pendingFrees = new Int32Array(64)
+  private freeCount = 0
   /** Conflicting write (index into writes) or check (writes.length + index) of the last CONFLICT. */
   conflictAt = -1
+  /** True while this thread holds the commit lock inside {@link commit}. */
+  private inCommit = false
   /** Version and wall-clock time of this thread's last successful commit. */
   lastVersion = 0
   lastTimestamp = 0
@@ -385,13 +391,29 @@ export class ShmStore {
   /**
    * Any thread. Applies `writes` (distinct keys) all or nothing, provided every expected version — of
    * the writes and of `checks` — still holds. May block on a worker (see the module contract).
+   *
+   * `retry`, if given, runs once under the lock when validation fails: it may refill the ops from fresh
+   * reads (lock-free reads work there), and the commit validates again. It must not commit (that returns
+   * REENTRANT). It saves a second trip through the lock for a hot key's read-modify-write.
    */
-  commit(writes: readonly WriteOp[], checks: readonly ReadCheck[], meta: Uint8Array): CommitStatus {
+  commit(
+    writes: readonly WriteOp[],
+    checks: readonly ReadCheck[],
+    meta: Uint8Array,
+    retry?: () => void,
+  ): CommitStatus {
+    if (this.inCommit) return CommitStatus.REENTRANT
     if (!this.acquire()) return CommitStatus.BUSY
+    this.inCommit = true
     try {
-      if (!this.validate(writes, checks)) return CommitStatus.CONFLICT
+      if (!this.validate(writes, checks)) {
+        if (retry === undefined) return CommitStatus.CONFLICT
+        retry()
+        if (!this.validate(writes, checks)) return CommitStatus.CONFLICT
+      }
       return this.applyAll(writes, meta)
     } finally {
+      this.inCommit = false
       this.lock.release()
     }
   }
@@ -418,7 +440,7 @@ export class ShmStore {
           this.flushFrees()
           this.bumpVersion()
         } catch (err) {
-          this.pendingFrees.length = 0
+          this.freeCount = 0
           this.journal.rollback()
           throw err
         }
@@ -579,7 +601,7 @@ export class ShmStore {
         this.ring.append(now, version, w.key.subarray(0, w.keyLen), w.head.key.length - 1, meta, w.old, nv)
       }
     } catch (err) {
-      this.pendingFrees.length = 0
+      this.freeCount = 0
       j.rollback()
       if (err instanceof StoreFull) return err.status
       if (err instanceof AllocatorFullError) return CommitStatus.FULL_BYTES
@@ -690,7 +712,7 @@ export class ShmStore {
 
   private setValue(s: number, w: WriteOp): void {
     const ix = this.index
-    if (ix.get(s, Slot.TAG) === ValueTag.BYTES) this.pendingFrees.push(ix.get(s, Slot.V0))
+    if (ix.get(s, Slot.TAG) === ValueTag.BYTES) this.deferFree(ix.get(s, Slot.V0))
     if (w.tag === ValueTag.BYTES) {
       ix.set(s, Slot.V0, this.storeBytes(w.bytes!, w.bytes!.length))
     } else if (w.tag === ValueTag.F64) {
@@ -714,15 +736,15 @@ export class ShmStore {
   /** Both `s` and `head` touched. Deletes member `s`, and the head when it was the last member. */
   private deleteSlot(s: number, head: number): void {
     const ix = this.index
-    this.pendingFrees.push(ix.get(s, Slot.KEY))
-    if (ix.get(s, Slot.TAG) === ValueTag.BYTES) this.pendingFrees.push(ix.get(s, Slot.V0))
+    this.deferFree(ix.get(s, Slot.KEY))
+    if (ix.get(s, Slot.TAG) === ValueTag.BYTES) this.deferFree(ix.get(s, Slot.V0))
     ix.unlink(s)
     let freed = ix.remove(s)
     this.journal.set(R_CONTROL, C_KEYS, this.ctrl[C_KEYS]! - 1)
     const count = ix.get(head, Slot.V0) - 1
     ix.set(head, Slot.V0, count)
     if (count === 0) {
-      this.pendingFrees.push(ix.get(head, Slot.KEY))
+      this.deferFree(ix.get(head, Slot.KEY))
       freed += ix.remove(head)
     }
     if (freed > 0) this.journal.set(R_CONTROL, C_USED_SLOTS, this.ctrl[C_USED_SLOTS]! - freed)
@@ -730,8 +752,17 @@ export class ShmStore {
 
   /** Frees the blocks this commit replaced — last, so that no block is reused within the commit. */
   private flushFrees(): void {
-    for (const b of this.pendingFrees) this.heap.free(b)
-    this.pendingFrees.length = 0
+    for (let i = 0; i < this.freeCount; i++) this.heap.free(this.pendingFrees[i]!)
+    this.freeCount = 0
+  }
+
+  private deferFree(b: number): void {
+    if (this.freeCount === this.pendingFrees.length) {
+      const grown = new Int32Array(this.pendingFrees.length * 2)
+      grown.set(this.pendingFrees)
+      this.pendingFrees = grown
+    }
+    this.pendingFrees[this.freeCount++] = b
   }
 
   private bumpVersion(): number {

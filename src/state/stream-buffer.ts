@@ -57,9 +57,32 @@ class ScopeView {
   ) {}
 }
 
+/** The read-modify-write step of `update()`, reused so the hot path allocates no closure. */
+class UpdateStep {
+  sc!: ScopeView
+  key = ''
+  fn: ((current: unknown) => unknown) | undefined = undefined
+  next: unknown = undefined
+
+  constructor(private readonly core: BufferCore) {}
+
+  /** Reads the committed value, runs `fn` on it and fills the core's single op expecting that version. */
+  readonly prepare = (): void => {
+    const c = this.core
+    const found = c.fetch(this.sc, this.key)
+    const slot = found ? c.out.slot : EXPECT_ABSENT
+    const seq = c.out.seq
+    const next = this.fn!(found ? c.codec.decode(c.out) : undefined)
+    if (isThenable(next)) throw notSync('update fn')
+    this.next = next
+    c.op(this.sc, this.key, c.codec.encode(this.key, next), slot, seq, true)
+  }
+}
+
 /** Everything the buffers of one execution share (narrowed buffers share their parent's core). */
 export class BufferCore {
   readonly out = new ReadOut()
+  readonly updateStep: UpdateStep = new UpdateStep(this)
   private readonly views: Record<StateScope, ScopeView>
 
   constructor(
@@ -147,7 +170,7 @@ export class BufferCore {
   }
 
   /** The op single-key commits reuse (a commit is synchronous, so one per buffer core suffices). */
-  private readonly single = new WriteOp()
+  readonly single = new WriteOp()
   private readonly singleList: WriteOp[] = [this.single]
 
   /**
@@ -178,9 +201,9 @@ export class BufferCore {
     return op
   }
 
-  /** Commits the single op. */
-  commitSingle(): CommitStatus {
-    return this.store.commit(this.singleList, NO_CHECKS, this.meta)
+  /** Commits the single op (`retry`: see `ShmStore.commit`). */
+  commitSingle(retry?: () => void): CommitStatus {
+    return this.store.commit(this.singleList, NO_CHECKS, this.meta, retry)
   }
 
   /** Turns a commit status into the named error (OK and CONFLICT pass). */
@@ -389,20 +412,27 @@ export class StreamBuffer {
     if (typeof fn !== 'function')
       throw new InvalidArgumentError(`update(${JSON.stringify(key)}): fn must be a function`)
     const c = this.core
-    const sc = c.view(opts?.scope ?? 'execution')
-    const out = c.out
-    for (;;) {
-      const found = c.fetch(sc, key)
-      const slot = found ? out.slot : EXPECT_ABSENT
-      const seq = out.seq
-      const next = fn((found ? c.codec.decode(out) : undefined) as T | undefined)
-      if (isThenable(next)) throw notSync('update fn')
-      const op = c.op(sc, key, c.codec.encode(key, next), slot, seq, true)
-      const status = c.commitSingle()
-      if (status === CommitStatus.CONFLICT) continue
-      c.check(status, `update(${JSON.stringify(key)})`)
-      c.after(sc, key, op)
-      return next
+    const step = c.updateStep
+    if (step.fn !== undefined) {
+      throw new InvalidArgumentError(
+        `update(${JSON.stringify(key)}) was called from inside an update() function; update functions must be pure`,
+      )
+    }
+    step.sc = c.view(opts?.scope ?? 'execution')
+    step.key = key
+    step.fn = fn as (current: unknown) => unknown
+    try {
+      for (;;) {
+        step.prepare()
+        // On a conflict the commit re-runs `prepare` once under the lock, where nobody can interleave.
+        const status = c.commitSingle(step.prepare)
+        if (status === CommitStatus.CONFLICT) continue
+        c.check(status, `update(${JSON.stringify(key)})`)
+        c.after(step.sc, key, c.single)
+        return step.next as T
+      }
+    } finally {
+      step.fn = undefined
     }
   }
 
