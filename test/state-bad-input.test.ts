@@ -168,7 +168,7 @@ describe('update and transaction functions must be pure', () => {
     const mgr = SharedBufferManager.create({ maxBytes: 4 << 20, maxKeys: 64, historySize: 4 })
     const buf = mgr.createBuffer('e', 's', 'shared')
     buf.write('n', 1)
-    expect(() => buf.update('n', (v: number | undefined) => buf.update('m', () => v))).toThrow(
+    expect(() => buf.update('n', (v: number | undefined) => buf.update('m', () => v ?? 0))).toThrow(
       expect.objectContaining({ code: 'AGENTPOOL_INVALID_ARGUMENT' }),
     )
     expect(buf.read('n')).toBe(1)
