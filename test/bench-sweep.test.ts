@@ -3,6 +3,7 @@ import {
   analyzeSweep,
   escapeXml,
   findKnee,
+  formatTick,
   niceAxis,
   offeredLoad,
   pickWithinBudget,
@@ -175,6 +176,18 @@ describe('sweep charts', () => {
     expect(checkXml('<svg><text>a</text></svg>')).toEqual([])
   })
 
+  it('labels axis ticks compactly', () => {
+    expect([0, 0.25, 12.5, 500, 1000, 2500, 1_250_000].map(formatTick)).toEqual([
+      '0',
+      '0.25',
+      '12.5',
+      '500',
+      '1k',
+      '2.5k',
+      '1250k',
+    ])
+  })
+
   it('escapes XML special characters', () => {
     expect(escapeXml(`a<b>&"c'`)).toBe('a&lt;b&gt;&amp;&quot;c&apos;')
   })
@@ -205,11 +218,11 @@ describe('sweep charts', () => {
 })
 
 describe('sweep plan', () => {
-  it('runs threads 1 … 2 × cores at each of the three isolation levels', () => {
+  it('runs threads 1 … 2 × cores at each of the three isolation levels, alternating the levels', () => {
     const plan = planThreadSeries(2)
     expect(plan).toHaveLength(12)
     expect(plan.map((p) => `${p.isolation}:${p.threads}`)).toEqual(
-      ['isolated', 'shared', 'synchronized'].flatMap((l) => [1, 2, 3, 4].map((t) => `${l}:${t}`)),
+      [1, 2, 3, 4].flatMap((t) => ['isolated', 'shared', 'synchronized'].map((l) => `${l}:${t}`)),
     )
     expect(
       plan.every((p) => p.series === 'threads' && p.maxConcurrent === p.threads * p.tasksPerThread),

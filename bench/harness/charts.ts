@@ -48,6 +48,11 @@ export function niceAxis(max: number): { top: number; step: number } {
 
 const MAX_TICKS = 4
 
+/** An axis label: `2500` → `'2.5k'`, `12.5` → `'12.5'`, `0` → `'0'`. */
+export function formatTick(v: number): string {
+  return v >= 1000 ? `${Number((v / 1000).toFixed(2))}k` : String(Number(v.toFixed(2)))
+}
+
 interface Panel {
   title: string
   value: (p: SweepPoint) => number
@@ -69,11 +74,11 @@ export function renderSweepSvg(results: SweepResults): string {
   const all = [...series.values()].flat()
   const maxThreads = Math.max(1, ...all.map((p) => p.threads))
   const panels: Panel[] = [
-    { title: 'throughput (executions/s)', value: (p) => p.throughput, format: formatHz, x: 70 },
+    { title: 'throughput (executions/s)', value: (p) => p.throughput, format: formatTick, x: 70 },
     {
       title: 'p99 latency (ms)',
       value: (p) => p.p99Ms,
-      format: (v) => String(Number(v.toFixed(1))),
+      format: formatTick,
       x: 510,
       guide: { value: results.budgetMs, label: `budget ${results.budgetMs} ms` },
     },

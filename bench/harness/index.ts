@@ -13,7 +13,14 @@ export {
   type SweepArgs,
   USAGE_EXIT_CODE,
 } from './args.js'
-export { escapeXml, niceAxis, renderSweepSvg, renderTerminalChart, threadSeries } from './charts.js'
+export {
+  escapeXml,
+  formatTick,
+  niceAxis,
+  renderSweepSvg,
+  renderTerminalChart,
+  threadSeries,
+} from './charts.js'
 export {
   budgetFor,
   type CompareSpec,

@@ -46,8 +46,9 @@ export function offeredLoad(s: SweepSetting): number {
 /** Series 1: threads 1 … 2 × cores at every isolation level. */
 export function planThreadSeries(cores: number): PlannedPoint[] {
   const out: PlannedPoint[] = []
-  for (const isolation of SWEEP_LEVELS) {
-    for (let threads = 1; threads <= 2 * cores; threads++) {
+  // Levels alternate within each thread count, so a drift in machine load hits the three alike.
+  for (let threads = 1; threads <= 2 * cores; threads++) {
+    for (const isolation of SWEEP_LEVELS) {
       const tasksPerThread = DEFAULT_TASKS_PER_THREAD
       out.push({
         series: 'threads',
