@@ -12,6 +12,7 @@ interface Call {
   entryPointId: string
   input: unknown
   executionId: string
+  abortAfterMs?: number
 }
 
 /** Runs one worker thread that makes `calls` concurrently; resolves with its answers once it exited on its own. */
@@ -108,6 +109,19 @@ describe('delegation across threads', () => {
         details: { input: 2 },
       })
       expect(answers[2]).toMatchObject({ ok: true, result: { status: 'completed' } })
+    } finally {
+      server.close()
+    }
+  })
+
+  it("stops waiting when the delegating execution's signal aborts, and lets the thread exit", async () => {
+    const runtimeId = `rt-${process.pid}-e`
+    const server = exposeDelegation(runtimeId, () => new Promise<ExecutionResult>(() => {}))
+    try {
+      const answers = await runWorker(runtimeId, [
+        { entryPointId: 'slow', input: null, executionId: 'y1', abortAfterMs: 50 },
+      ])
+      expect(answers[0]).toMatchObject({ ok: false, name: 'TimeoutError' })
     } finally {
       server.close()
     }

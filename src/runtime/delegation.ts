@@ -26,11 +26,16 @@ export type DelegationHandler = (
   parent: DelegationParent,
 ) => Promise<ExecutionResult>
 
-/** The worker-side call behind `ctx.trigger`. */
+/**
+ * The worker-side call behind `ctx.trigger`. With `signal` (the delegating execution's `ctx.signal`), it
+ * stops waiting and rejects with the signal's reason when that execution is aborted; the delegated
+ * execution itself runs on.
+ */
 export type Delegate = (
   entryPointId: string,
   input: unknown,
   parent: DelegationParent,
+  signal?: AbortSignal,
 ) => Promise<ExecutionResult>
 
 /** The object comlink exposes on the main thread. */
@@ -121,18 +126,38 @@ export function connectDelegation(runtimeId: string): Delegate {
   replies.unref()
   const remote = wrap<DelegationApi>(channelEndpoint(replies, requests, () => true))
   let pending = 0
-  return async (entryPointId, input, parent) => {
+  return async (entryPointId, input, parent, signal) => {
+    signal?.throwIfAborted()
     if (pending++ === 0) replies.ref()
     let reply: DelegationReply<ExecutionResult>
     try {
-      reply = await remote.delegate(entryPointId, input, {
+      const call: Promise<DelegationReply<ExecutionResult>> = remote.delegate(entryPointId, input, {
         executionId: parent.executionId,
         correlationId: parent.correlationId,
       })
+      reply = signal === undefined ? await call : await abortable(call, signal)
     } finally {
       if (--pending === 0) replies.unref()
     }
     if (!reply.ok) throw deserializeError(reply.error)
     return reply.result
   }
+}
+
+/** Settles with `promise`, or rejects with the signal's reason as soon as it aborts (the call runs on). */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(err)
+      },
+    )
+  })
 }
