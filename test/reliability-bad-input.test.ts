@@ -13,7 +13,7 @@ const BODY_LIMIT = 2048
 const FUZZ_RUNS = 1000
 
 /** Bad inputs tried in this file, for the README figures. */
-const tried = { webhook: 0, slow: 0, handlerModules: 0 }
+const tried = { webhook: 0, slow: 0, handlerModules: 0, state: 0 }
 
 let rt: AgentRuntime
 let url: string
@@ -314,6 +314,38 @@ describe('bad input: slow and broken connections', () => {
   })
 })
 
+describe('bad input: handler outputs', () => {
+  it('delivers an output object with an own non-function hasOwnProperty and an inherited enumerable property intact, or refuses it', async () => {
+    const odd = new AgentRuntime({ pool: { threads: 1 }, entryPoints: [rapi('odd', 'odd-output')] })
+    await odd.start()
+    try {
+      const r = await odd.triggerAndWait('odd', null)
+      if (r.status === 'failed') expect(r.error!.code).toBe(ErrorCode.RECORD_INVALID)
+      else expect(r.output).toEqual({ inner: { hasOwnProperty: 1, own: 2 }, after: 'after' })
+      // The records that follow in the same frame are delivered too.
+      const decided = await odd.triggerAndWait('odd', { decide: true })
+      expect(decided.status).toBe('completed')
+    } finally {
+      await odd.stop({ drain: true })
+    }
+  })
+})
+
+describe('bad input: config', () => {
+  it('refuses a state.maxBytes too small for state.maxKeys as a ConfigError naming the field and the value', () => {
+    tried.handlerModules++
+    const make = () =>
+      new AgentRuntime({ state: { maxBytes: 16 * 1024 * 1024 }, entryPoints: [{ id: 'e', handler: fixture('echo'), trigger: { type: 'api' } }] })
+    expect(make).toThrow(ConfigError)
+    try {
+      make()
+    } catch (err) {
+      expect((err as ConfigError).issues.map((i) => i.path)).toContain('state.maxBytes')
+      expect((err as ConfigError).message).toContain('16777216')
+    }
+  })
+})
+
 describe('bad input: handler modules', () => {
   it('refuses a handler path that does not exist with a ConfigError naming the field', () => {
     tried.handlerModules++
@@ -352,6 +384,66 @@ describe('bad input: handler modules', () => {
       expect(mod.stats().pool.threadsReplaced).toBe(0)
     } finally {
       await mod.stop({ drain: true })
+    }
+  })
+})
+
+describe('bad input: state values and keys', () => {
+  it('refuses unstorable values and bad keys with coded errors, keeps the old value, and lets nothing pollute a prototype', async () => {
+    const st = new AgentRuntime({
+      pool: { threads: 2 },
+      state: { maxBytes: 16 * 1024 * 1024, maxKeys: 10_000 },
+      entryPoints: [rapi('bad', 'bad-values')],
+    })
+    await st.start()
+    try {
+      const main = st.state.createBuffer('main-setup', 'main', 'shared')
+      main.write('victim', { ok: 1 }, { scope: 'global' })
+      const r = await st.triggerAndWait('bad', null)
+      expect(r.status, r.error?.message).toBe('completed')
+      const out = r.output as {
+        codes: Record<string, string>
+        special: [string, unknown][]
+        victim: unknown
+        victim2: unknown
+        pollutedHere: unknown
+        readAllProto: boolean
+        readAllPolluted: unknown
+      }
+      tried.state = Object.keys(out.codes).length + out.special.length
+      expect(out.codes).toEqual({
+        'function value': ErrorCode.STATE_VALUE,
+        'symbol value': ErrorCode.STATE_VALUE,
+        'nested function': ErrorCode.STATE_VALUE,
+        'circular value': ErrorCode.STATE_VALUE,
+        'oversized value': ErrorCode.STATE_VALUE,
+        'oversized key': ErrorCode.STATE_KEY,
+        'empty key': ErrorCode.STATE_KEY,
+        'number key': ErrorCode.STATE_KEY,
+        'update fn returns a function': ErrorCode.STATE_VALUE,
+        'update fn throws': 'uncoded Error: no',
+        'transaction writes a symbol after a good write': ErrorCode.STATE_VALUE,
+        'async update fn': ErrorCode.INVALID_ARGUMENT,
+        'value with an own __proto__': ErrorCode.STATE_VALUE,
+      })
+      // Nothing of a refused write or transaction landed.
+      expect(out.victim).toEqual({ ok: 1 })
+      expect(out.victim2).toBeNull()
+      expect(main.read('victim', { scope: 'global' })).toEqual({ ok: 1 })
+      // Keys named like prototype members are plain keys, on the worker and on the main thread.
+      expect(out.special).toEqual(
+        ['__proto__', 'constructor', 'prototype', 'hasOwnProperty'].map((key) => [key, { polluted: true }]),
+      )
+      const all = main.readAll({ scope: 'global' })
+      expect(Object.getPrototypeOf(all)).toBe(Object.prototype)
+      expect(Object.hasOwn(all, '__proto__')).toBe(true)
+      expect(out.pollutedHere).toBeNull()
+      expect(out.readAllProto).toBe(true)
+      expect(out.readAllPolluted).toBeNull()
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+      st.state.cleanupExecution('main-setup')
+    } finally {
+      await st.stop({ drain: true })
     }
   })
 })
