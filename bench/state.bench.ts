@@ -7,6 +7,7 @@
  *   store options, same threads). Target ≥ 0.7: throughput is flat in the number of keys.
  *
  * Also logged (not targets): uncontended `read` of a small value per thread, and bytes per stored key.
+ * `STATE_BENCH_LARGE=<n>` replaces the million keys by `n` for a fast sanity run.
  *
  * This file is also the worker: a thread started with `workerData.stateBench` runs the command loop.
  */
@@ -176,6 +177,9 @@ const suite: BenchSuite = {
       )
       const hot = r.small.createBuffer('audit', 'bench', 'shared').read<number>('hot', { scope: 'global' })
       log(`state: hot counter ${hot} (every update counted; mutex cell ${r.mutex[1]})`)
+      // Touch both stores' index and value pages once, so neither side pays first-touch faults in round 1.
+      await r.all('rw-small', 10 * n)
+      await r.all('rw-large', 10 * n)
       results.push(
         await compareSideBySide({
           name: 'keys_1m_vs_1k',

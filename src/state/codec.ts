@@ -25,6 +25,8 @@ export const GROUP_OVERHEAD = 3
 export const META_OVERHEAD = 4
 
 const MAX_DEPTH = 64
+/** Encoded keys cached per key group. */
+const KEY_CACHE_SIZE = 4096
 const INT_MIN = -(2 ** 31)
 const INT_MAX = 2 ** 31 - 1
 const utf8 = new TextEncoder()
@@ -80,8 +82,9 @@ export class KeyGroup {
     if (written > this.maxKeyBytes) throw tooLong(name, this.maxKeyBytes, written)
     const keyLen = this.prefix.length + written
     r = { key, keyLen, hash: hashBytes(key, keyLen) }
-    if (this.cache.size >= 4096) this.cache.clear()
-    this.cache.set(name, r)
+    // Bounded: the first keys a buffer uses stay cached (hot keys are used first and most); others are
+    // encoded per call, which costs about what a cache miss would.
+    if (this.cache.size < KEY_CACHE_SIZE) this.cache.set(name, r)
     return r
   }
 

@@ -404,7 +404,10 @@ export class StreamBuffer {
 
   /**
    * Atomic read-modify-write of the committed value (default scope: execution): `fn(current)` →
-   * the new value, returned. `fn` is synchronous and may run more than once. Exact under every level.
+   * the new value, returned. Exact under every level. `fn` is synchronous, pure and may run more than
+   * once: after a conflict its last run happens while the commit lock is held (so a hot key costs one
+   * extra run, not a retry storm) — it must not call state methods (that throws
+   * `AGENTPOOL_INVALID_ARGUMENT`) and should be quick. Needs read and write permission on `key`.
    */
   update<T = unknown>(key: string, fn: (current: T | undefined) => T, opts?: ScopeOption): T {
     this.allow('read', key)
