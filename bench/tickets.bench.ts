@@ -3,12 +3,17 @@
  * identical work (same parse and classification code, counter and tally on plain Maps) in a plain loop
  * on one thread, in the same process and run. Target 0.75 × cores (1.5 on 2 cores).
  *
+ * Before measuring, it logs how much parallelism the machine gives right now (the ticket loop on plain
+ * worker threads, see `workloads/parallel-probe.ts`): on a machine shared with other work that, not
+ * agentpool, can be what caps the ratio.
+ *
  * One iteration processes a batch of `threads × 32` tickets: all at once through the runtime
  * (`triggerAndWait` each), one after another in the baseline. Both count one operation per ticket.
  */
 
 import { availableParallelism } from 'node:os'
 import { type BenchSuite, compareSideBySide } from './harness/index.js'
+import { probeParallelism } from './workloads/parallel-probe.js'
 import { createPlainStore, processTicketPlain } from './workloads/ticket-baseline.js'
 import { processBatch, startTicketRuntime, TicketSource } from './workloads/ticket-runtime.js'
 
@@ -21,6 +26,10 @@ const suite: BenchSuite = {
   async run({ quick, log }) {
     const cores = availableParallelism()
     const batchSize = cores * TICKETS_PER_THREAD
+    const ceiling = await probeParallelism(cores, quick ? 300 : 1000, 3)
+    log(
+      `the same loop on ${cores} plain worker threads runs ×${ceiling.toFixed(2)} of one thread on this machine now (the ceiling of any pool)`,
+    )
     log(`starting agentpool with ${cores} threads, batches of ${batchSize} tickets`)
     const runtime = await startTicketRuntime({
       threads: cores,

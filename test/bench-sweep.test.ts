@@ -158,6 +158,7 @@ describe('sweep charts', () => {
     expect(svg.match(/<circle /g)).toHaveLength(24)
     for (const level of ['isolated', 'shared', 'synchronized']) expect(svg).toContain(`>${level}</text>`)
     expect(svg).toContain('linux &lt;&amp;&quot;test&quot;&gt;')
+    expect(svg).toMatch(/^<svg [^>]*>\n<title>agentpool ticket workload: concurrency sweep \(2 cpus, /)
     expect(svg).toContain('throughput (executions/s)')
     expect(svg).toContain('p99 latency (ms)')
     expect(svg).toContain('>budget 10 ms</text>')

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import { probeParallelism } from '../bench/workloads/parallel-probe.js'
 import { createPlainStore, processTicketPlain } from '../bench/workloads/ticket-baseline.js'
 import {
   CATEGORIES,
@@ -134,5 +135,13 @@ describe('ticket workload through agentpool', () => {
     expect(load.latenciesMs).toHaveLength(load.completed)
     expect(load.totalCompleted).toBeGreaterThanOrEqual(load.completed)
     expect(runtime.stats().streams[TICKET_ENTRY]!.completed).toBe(load.totalCompleted)
+  })
+})
+
+describe('parallelism probe', () => {
+  it('runs the ticket loop on real worker threads and reports a finite, positive ratio', async () => {
+    const ratio = await probeParallelism(2, 50, 1)
+    expect(Number.isFinite(ratio)).toBe(true)
+    expect(ratio).toBeGreaterThan(0)
   })
 })

@@ -84,12 +84,12 @@ export function renderSweepSvg(results: SweepResults): string {
     },
   ]
   const m = results.machine
+  const title = `agentpool ticket workload: concurrency sweep (${m.cpus} cpus, node ${m.node}, ${m.os}${results.quick ? ', quick' : ''})`
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<title>${escapeXml(title)}</title>`,
     `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
-    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="16">${escapeXml(
-      `agentpool ticket workload: concurrency sweep (${m.cpus} cpus, node ${m.node}, ${m.os}${results.quick ? ', quick' : ''})`,
-    )}</text>`,
+    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="16">${escapeXml(title)}</text>`,
   ]
   for (const panel of panels) parts.push(renderPanel(panel, series, maxThreads))
   LEVELS.filter((l) => series.has(l)).forEach((level, i) => {
