@@ -50,6 +50,7 @@ export class SharedBufferManager {
   private readonly globalGroup: KeyGroup
   private readonly pendingCleanups = new Map<string, KeyGroup>()
   private retryTimer: ReturnType<typeof setTimeout> | undefined
+  private settledWaiters: (() => void)[] = []
 
   private constructor(handles: StateHandles, store: ShmStore) {
     this.handles = handles
@@ -190,6 +191,15 @@ export class SharedBufferManager {
     return this.store.threadExited(deadThreadId)
   }
 
+  /**
+   * Resolves once every cleanup the main thread had to defer (the lock was held by a live worker past
+   * the spin budget) has run. Resolves at once when none is pending.
+   */
+  cleanupsSettled(): Promise<void> {
+    if (this.pendingCleanups.size === 0) return Promise.resolve()
+    return new Promise((resolve) => this.settledWaiters.push(resolve))
+  }
+
   /** The store behind this manager (tests and benchmarks). @internal */
   get engine(): ShmStore {
     return this.store
@@ -208,6 +218,10 @@ export class SharedBufferManager {
     const groups = [...this.pendingCleanups.values()]
     this.pendingCleanups.clear()
     for (const g of groups) this.cleanupGroup(g)
+    if (this.pendingCleanups.size > 0) return
+    const waiters = this.settledWaiters
+    this.settledWaiters = []
+    for (const resolve of waiters) resolve()
   }
 }
 
