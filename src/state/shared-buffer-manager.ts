@@ -40,6 +40,8 @@ const LEVELS: readonly IsolationLevel[] = ['isolated', 'shared', 'synchronized']
 const DEFAULT_MAX_KEY_BYTES = 512
 const DEFAULT_MAIN_SPIN_MS = 50
 const MAIN_RETRY_MS = 5
+/** Stream key groups cached per thread. */
+const MAX_CACHED_STREAMS = 1024
 
 /** The shared state of one runtime: every thread attaches the same regions. */
 export class SharedBufferManager {
@@ -48,6 +50,8 @@ export class SharedBufferManager {
   private readonly store: ShmStore
   private readonly codec: ValueCodec
   private readonly globalGroup: KeyGroup
+  /** Stream groups of this thread, shared by all its buffers so their key and head caches stay warm. */
+  private readonly streamGroups = new Map<string, KeyGroup>()
   private readonly pendingCleanups = new Map<string, KeyGroup>()
   private retryTimer: ReturnType<typeof setTimeout> | undefined
   private settledWaiters: (() => void)[] = []
@@ -115,7 +119,7 @@ export class SharedBufferManager {
     const h = this.handles
     const groups: Record<StateScope, KeyGroup> = {
       execution: new KeyGroup('execution', idArg('executionId', executionId), h.maxKeyBytes),
-      stream: new KeyGroup('stream', idArg('streamId', streamId), h.maxKeyBytes),
+      stream: this.streamGroup(idArg('streamId', streamId)),
       global: this.globalGroup,
     }
     const core = new BufferCore(
@@ -142,7 +146,7 @@ export class SharedBufferManager {
 
   /** Frees every stream-scope key of `streamId`. Idempotent. */
   cleanupStream(streamId: string): void {
-    this.cleanupGroup(new KeyGroup('stream', idArg('streamId', streamId), this.handles.maxKeyBytes))
+    this.cleanupGroup(this.streamGroup(idArg('streamId', streamId)))
   }
 
   /** Up to `limit` most recent stream/global changes, newest first (bounded by `historySize`). Any thread. */
@@ -203,6 +207,16 @@ export class SharedBufferManager {
   /** The store behind this manager (tests and benchmarks). @internal */
   get engine(): ShmStore {
     return this.store
+  }
+
+  private streamGroup(streamId: string): KeyGroup {
+    let g = this.streamGroups.get(streamId)
+    if (g === undefined) {
+      if (this.streamGroups.size >= MAX_CACHED_STREAMS) this.streamGroups.clear()
+      g = new KeyGroup('stream', streamId, this.handles.maxKeyBytes)
+      this.streamGroups.set(streamId, g)
+    }
+    return g
   }
 
   private cleanupGroup(group: KeyGroup): void {

@@ -2,9 +2,10 @@
  * `StreamBuffer`: one execution's view of the three state scopes, and `StateTransaction`.
  *
  * Thread contract: a buffer belongs to one execution on one thread (any thread, the main thread
- * included); every method is synchronous. Reads never take a lock and never wait on another key. Commits
- * take the store's commit lock for a few microseconds — on a worker that may block briefly; on the main
- * thread it spins at most `mainSpinMs` and then throws `StateBusyError` (the main thread never blocks).
+ * included); every method is synchronous. Reads never take a lock and never wait on another key; a read
+ * of a key whose commit is in flight retries until that commit ends (microseconds). Commits take the
+ * store's commit lock for a few microseconds — on a worker that may block briefly; on the main thread it
+ * spins at most `mainSpinMs` and then throws `StateBusyError` (the main thread never blocks).
  *
  * @module
  */
