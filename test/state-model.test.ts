@@ -76,7 +76,7 @@ describe('state against a sequential model', () => {
           expect(mgr.stats().keys).toBe(model.size)
         },
       ),
-      { numRuns: 12, seed: 424242, endOnFailure: true },
+      { numRuns: 8, seed: 424242, endOnFailure: true },
     )
   })
 })
