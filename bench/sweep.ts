@@ -43,8 +43,9 @@ import { driveClosedLoop, startTicketRuntime, TicketSource } from './workloads/t
 const SEED = 20261125
 const MiB = 1024 * 1024
 
-// A full collection before each point frees the shared memory of the runtimes measured before it, so each
-// point's memory figures are its own. `--expose-gc` set at run time, since `npm run bench:sweep` runs tsx.
+// A full collection before each point frees what the runtimes measured before it left behind, so their
+// garbage is not counted again (RSS can still include memory the allocator has not returned to the system).
+// `--expose-gc` is set at run time because `npm run bench:sweep` starts plain tsx.
 setFlagsFromString('--expose-gc')
 const collectGarbage = runInNewContext('gc') as () => void
 
