@@ -34,6 +34,8 @@ export interface ExecutionTask {
 /** The Piscina task payload: one pool message, one or more executions. */
 export interface BatchTask {
   executions: ExecutionTask[]
+  /** Where the worker records which thread took this message (-1: nowhere); see `WorkerPool.threadOf`. */
+  slot?: number
   /** Handler modules to load ahead of use (sent once per thread at start, with no executions). */
   warmup?: string[]
 }

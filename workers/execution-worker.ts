@@ -24,6 +24,7 @@ const setup = workerData as WorkerSetup
 const writer = RecordWriter.attach(setup.channel as Parameters<typeof RecordWriter.attach>[0], threadId)
 const state = SharedBufferManager.attach(setup.state as Parameters<typeof SharedBufferManager.attach>[0])
 const delegate = connectDelegation(setup.runtimeId)
+const messageThreads = new Int32Array(setup.messageThreads!)
 const aborts = new Map<string, AbortController>()
 /**
  * Aborts heard for executions not running here. One may be for an execution whose pool message still waits
@@ -211,6 +212,8 @@ function pushEnd(end: EndRecord, largeOutputs: Record<string, unknown>): void {
 
 /** Runs every execution of one pool message concurrently; resolves when all have ended. */
 export default async function run(task: BatchTask): Promise<BatchResult> {
+  // Release: tells the main thread which thread to terminate if this message must be stopped.
+  if (task.slot !== undefined && task.slot >= 0) Atomics.store(messageThreads, task.slot, threadId + 1)
   if (task.warmup !== undefined) {
     // A module that fails to load fails each execution that needs it, with the reason; not the warm-up.
     await Promise.allSettled(task.warmup.map(loadHandler))

@@ -114,12 +114,11 @@ export class AgentRuntime {
       this.config.pool.tasksPerThread,
     )
     this.channel.listen()
-    this.delegation = exposeDelegation(this.runtimeId, (entryPointId, input, parent) =>
-      this.triggerAndWait(entryPointId, input, {
-        correlationId: parent.correlationId,
-        meta: { trigger: 'delegation', parentExecutionId: parent.executionId },
-      }),
-    )
+    this.delegation = exposeDelegation(this.runtimeId, async (entryPointId, input, parent) => {
+      const opts = { correlationId: parent.correlationId, meta: { trigger: 'delegation', parentExecutionId: parent.executionId } }
+      const id = this.engine.admit(entryPointId, input, opts, this.engine.depthOf(parent.executionId) + 1, true)
+      return this.engine.wait(id)!
+    })
     this.engine.attach(this.pool)
     for (const ep of this.config.entryPoints) {
       this.events.publish({ type: 'stream_started', streamId: ep.id, data: { entryPointId: ep.id } })

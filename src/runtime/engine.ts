@@ -10,12 +10,15 @@
  * Ends. A worker reports each attempt's end as an `end` record on its record ring, after every other record
  * of that attempt, so by the time the engine settles an execution it has consumed all its records. A pool
  * message that resolves only confirms; one that rejects means its thread died: whatever ended before the
- * death was already reported, and the rest are re-run each in a message of its own (`solo`), so the one
- * that kills its thread is found and fails with `AGENTPOOL_WORKER_CRASHED` while the innocent complete.
+ * death was already reported. A thread runs several messages at once, so the rest are suspects: each is
+ * re-run alone on a thread (`solo`), and one whose thread dies while it runs alone is the culprit and fails
+ * with `AGENTPOOL_WORKER_CRASHED`, while the innocent complete. The same attempt is re-run: an attempt
+ * counts when its handler ran to an end.
  *
  * Timeouts and cancellation. The result is final at once (`timed_out` / `cancelled`), the handler's
  * `ctx.signal` aborts through the control channel, and if its pool message has not finished
- * {@link ABORT_GRACE_MS} later the message is aborted, which terminates and replaces its thread.
+ * {@link ABORT_GRACE_MS} later its thread is terminated (and replaced); the other messages that thread
+ * was running are re-run.
  *
  * @module
  */
@@ -43,6 +46,8 @@ import type { WorkerPool } from './worker-pool.js'
 
 /** Most executions carried by one pool message. */
 export const MAX_BATCH = 64
+/** Pool messages per thread beyond `tasksPerThread`, kept for delegated executions. */
+export const DELEGATION_HEADROOM = 16
 /** How long a timed-out or cancelled handler may keep its thread before the thread is replaced. */
 export const ABORT_GRACE_MS = 1000
 /** Finished results kept for `waitForExecution` after nobody was waiting. */
@@ -60,11 +65,14 @@ export interface StateCleanup {
 /** One pool message in flight. */
 interface Batch {
   executions: Execution[]
-  abort: AbortController
+  /** The pool's message slot, which tells the thread running it. */
+  slot: number
+  /** Runs alone on its thread (a suspect after a thread death): if that thread dies, this message killed it. */
+  alone: boolean
   /** Ended (by an `end` record) executions of this batch. */
   ended: Set<string>
   killTimer: NodeJS.Timeout | undefined
-  /** Set when the engine itself aborted the message (timeout grace passed, or stop without drain). */
+  /** Set when the engine terminated the message's thread (timeout grace passed, or stop without drain). */
   killedByUs: boolean
   /** Ends whose output was too large for the ring; completed with the message's result. */
   largeEnds: EndRecord[]
@@ -122,7 +130,7 @@ export class RuntimeEngine {
   }
 
   /** Admits one execution; returns its id, or the remembered id for a repeated idempotency key. */
-  admit(entryPointId: string, input: unknown, opts: TriggerOptions = {}, depth = 0): string {
+  admit(entryPointId: string, input: unknown, opts: TriggerOptions = {}, depth = 0, delegated = false): string {
     const stream = this.streams.get(entryPointId)
     if (stream === undefined) throw new UnknownEntryPointError(entryPointId, [...this.streams.keys()])
     if (!this.accepting) throw new NotRunningError(`trigger(${JSON.stringify(entryPointId)})`)
@@ -136,7 +144,7 @@ export class RuntimeEngine {
       stream.rejected++
       throw new QueueFullError(stream.id, stream.entryPoint.maxQueue)
     }
-    const e = newExecution(randomUUID(), stream, input, opts, this.seq++, depth)
+    const e = newExecution(randomUUID(), stream, input, opts, this.seq++, depth, delegated)
     if (key !== undefined) this.idempotency.set(key, e.id)
     this.executions.set(e.id, e)
     stream.admitted++
@@ -214,10 +222,7 @@ export class RuntimeEngine {
         }
       }
       // Nothing admitted is left to finish: stop the threads now rather than after the grace period.
-      for (const batch of this.inFlight) {
-        batch.killedByUs = true
-        batch.abort.abort()
-      }
+      for (const batch of this.inFlight) this.kill(batch)
     }
     if (this.active > 0 || this.messagesInFlight > 0) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
@@ -240,6 +245,7 @@ export class RuntimeEngine {
 
   private dispatch(): void {
     if (this.pool === undefined) return
+    this.dispatchDelegated()
     while (this.messagesInFlight < this.messageSlots) {
       let startable = 0
       for (const s of this.streamOrder) startable += s.startable
@@ -249,6 +255,22 @@ export class RuntimeEngine {
       const batch = this.takeBatch(size)
       if (batch.length === 0) return
       this.send(batch)
+    }
+  }
+
+  /**
+   * A delegated execution's parent holds a pool slot while it waits, so when every slot is held by such
+   * parents, waiting for a free slot would deadlock: delegated executions go out at once, one per message
+   * (the pool keeps {@link DELEGATION_HEADROOM} spare messages per thread for them).
+   */
+  private dispatchDelegated(): void {
+    for (const s of this.streamOrder) {
+      while (s.startable > 0 && s.peek()!.delegated) {
+        const e = s.dequeue()!
+        s.running++
+        e.phase = 'running'
+        this.send([e])
+      }
     }
   }
 
@@ -282,7 +304,8 @@ export class RuntimeEngine {
     const now = Date.now()
     const batch: Batch = {
       executions,
-      abort: new AbortController(),
+      slot: this.pool!.takeSlot(),
+      alone: executions.length === 1 && executions[0]!.solo,
       ended: new Set(),
       killTimer: undefined,
       killedByUs: false,
@@ -314,7 +337,7 @@ export class RuntimeEngine {
     }
     this.messagesInFlight++
     this.inFlight.add(batch)
-    this.pool!.run({ executions: tasks }, batch.abort.signal).then(
+    this.pool!.run({ executions: tasks, slot: batch.slot }, batch.alone).then(
       (result) => this.onBatchSettled(batch, undefined, result),
       (err: unknown) => this.onBatchSettled(batch, err, undefined),
     )
@@ -323,6 +346,7 @@ export class RuntimeEngine {
   private onBatchSettled(batch: Batch, err: unknown, result: BatchResult | undefined): void {
     this.messagesInFlight--
     this.inFlight.delete(batch)
+    this.pool!.releaseSlot(batch.slot)
     if (batch.killTimer !== undefined) clearTimeout(batch.killTimer)
     // Every record the thread published is in shared memory now, even if the thread is gone.
     this.hooks.drainRecords()
@@ -345,8 +369,11 @@ export class RuntimeEngine {
       this.state.cleanupExecution(e.id)
       this.clearTimer(e)
       e.stream.running--
-      if (batch.killedByUs || batch.executions.length > 1) {
-        // Innocent (or not yet known to be guilty): run it again, alone, same attempt.
+      if (batch.killedByUs) {
+        // Its thread was stopped for another execution's sake: run it again, same attempt.
+        e.stream.enqueue(e)
+      } else if (!batch.alone) {
+        // Its thread died with other messages on it: a suspect, not yet a culprit. Run it again alone.
         e.solo = true
         e.stream.enqueue(e)
       } else {
@@ -480,11 +507,29 @@ export class RuntimeEngine {
     const batch = this.batchOf.get(e.id)
     if (batch === undefined || batch.killTimer !== undefined) return
     batch.killTimer = setTimeout(() => {
+      batch.killTimer = undefined
       if (batch.executions.every((x) => batch.ended.has(x.id))) return
-      batch.killedByUs = true
-      batch.abort.abort()
+      this.kill(batch)
     }, ABORT_GRACE_MS)
     batch.killTimer.unref()
+  }
+
+  /**
+   * Terminates the thread running `batch`. Every message on that thread dies with it; they are all marked
+   * as killed by us, so their unfinished executions are re-run rather than failed as crashes.
+   */
+  private kill(batch: Batch): void {
+    const threadId = this.pool!.threadOf(batch.slot)
+    if (threadId < 0) {
+      // Not on a thread yet: look again after another grace period.
+      batch.killTimer = setTimeout(() => this.kill(batch), ABORT_GRACE_MS)
+      batch.killTimer.unref()
+      return
+    }
+    for (const other of this.inFlight) {
+      if (this.pool!.threadOf(other.slot) === threadId) other.killedByUs = true
+    }
+    this.pool!.terminateThread(threadId)
   }
 
   private publishEnd(e: Execution, r: ExecutionResult): void {

@@ -21,6 +21,11 @@ export interface Execution {
   readonly signal: AbortSignal | undefined
   /** Cascade depth: 0 for outside triggers, parent + 1 for executions started by events or delegation. */
   readonly depth: number
+  /**
+   * Started by `ctx.trigger` from another execution, which holds a pool slot while it waits: it starts
+   * before the other queued executions of its stream and does not wait for a free pool slot.
+   */
+  readonly delegated: boolean
   /** Admission order; ties in priority start first-come. */
   readonly seq: number
   readonly admittedAt: number
@@ -43,6 +48,7 @@ export function newExecution(
   opts: TriggerOptions,
   seq: number,
   depth: number,
+  delegated = false,
 ): Execution {
   const now = Date.now()
   return {
@@ -55,6 +61,7 @@ export function newExecution(
     timeoutMs: opts.timeoutMs ?? stream.entryPoint.timeoutMs,
     signal: opts.signal,
     depth,
+    delegated,
     seq,
     admittedAt: now,
     attempt: 1,
@@ -105,7 +112,12 @@ export class ExecutionStream {
     this.siftUp(this.heap.length - 1)
   }
 
-  /** The next execution to start: highest priority, then first admitted. */
+  /** The execution {@link dequeue} would return, left in place. */
+  peek(): Execution | undefined {
+    return this.heap[0]
+  }
+
+  /** The next execution to start: delegated first, then highest priority, then first admitted. */
   dequeue(): Execution | undefined {
     const top = this.heap[0]
     if (top === undefined) return undefined
@@ -173,6 +185,7 @@ export class ExecutionStream {
   }
 
   private before(a: Execution, b: Execution): boolean {
+    if (a.delegated !== b.delegated) return a.delegated
     return a.priority !== b.priority ? a.priority > b.priority : a.seq < b.seq
   }
 

@@ -13,12 +13,15 @@ import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
 import type { ResolvedRuntimeConfig } from '../config/index.js'
 import type { BatchResult, BatchTask } from '../protocol.js'
+import { DELEGATION_HEADROOM } from './engine.js'
 
 /** What every pool thread receives as `workerData`. */
 export interface WorkerSetup {
   runtimeId: string
   channel: unknown
   state: unknown
+  /** Int32 per in-flight pool message slot: the id + 1 of the thread that took it (see {@link WorkerPool.threadOf}). */
+  messageThreads?: SharedArrayBuffer
   /** For `workers/bootstrap.mjs`: the worker entry to load, and whether to register tsx first. */
   bootstrap?: { entry: string; typescript: boolean }
 }
@@ -36,6 +39,9 @@ export interface WorkerPoolEvents {
 
 export class WorkerPool {
   private readonly piscina: Piscina
+  /** `messageThreads[slot]` = thread id + 1 of the thread running the message in `slot`; 0 = not started. */
+  private readonly messageThreads: Int32Array
+  private readonly freeSlots: number[]
   threadsReplaced = 0
   private readonly live = new Set<number>()
   private closing = false
@@ -43,17 +49,25 @@ export class WorkerPool {
   constructor(config: ResolvedRuntimeConfig, setup: WorkerSetup, events: WorkerPoolEvents) {
     const typescript = fromSource || config.entryPoints.some((ep) => /\.[cm]?tsx?$/.test(ep.handler))
     const { threads, tasksPerThread, idleTimeoutMs, maxHeapMb } = config.pool
+    const slots = 2 * threads * (tasksPerThread + DELEGATION_HEADROOM) + 64
+    this.messageThreads = new Int32Array(new SharedArrayBuffer(4 * slots))
+    this.freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i)
     this.piscina = new Piscina({
       filename: bootstrapFile,
       minThreads: threads,
       maxThreads: threads,
-      concurrentTasksPerWorker: tasksPerThread,
+      // The engine caps ordinary messages at threads × tasksPerThread; the headroom is for delegated ones.
+      concurrentTasksPerWorker: tasksPerThread + DELEGATION_HEADROOM,
       idleTimeout: idleTimeoutMs,
       // Handlers are async and use their thread's event loop (timers, abort messages): never park the
       // loop in a blocking Atomics.wait between tasks.
       atomics: 'async',
       maxQueue: 'auto',
-      workerData: { ...setup, bootstrap: { entry: workerEntry, typescript } },
+      workerData: {
+        ...setup,
+        messageThreads: this.messageThreads.buffer as SharedArrayBuffer,
+        bootstrap: { entry: workerEntry, typescript },
+      },
       ...(maxHeapMb > 0 ? { resourceLimits: { maxOldGenerationSizeMb: maxHeapMb } } : {}),
     })
     this.piscina.on('workerCreate', (w: { id: number }) => {
@@ -72,9 +86,40 @@ export class WorkerPool {
     this.piscina.on('error', () => {})
   }
 
-  /** Runs one pool message. Rejects if its thread dies or `signal` aborts it (which terminates the thread). */
-  run(task: BatchTask, signal: AbortSignal): Promise<BatchResult> {
-    return this.piscina.run(task, { signal })
+  /**
+   * Runs one pool message; rejects if its thread dies. With `alone`, no other message shares its thread
+   * while it runs (Piscina runs a task that carries an AbortSignal by itself on a thread; the signal is
+   * never aborted). A message is stopped by terminating its thread ({@link terminateThread}).
+   */
+  run(task: BatchTask, alone = false): Promise<BatchResult> {
+    return alone ? this.piscina.run(task, { signal: new AbortController().signal }) : this.piscina.run(task)
+  }
+
+  /** Takes a message slot for a new pool message; -1 when none is free (its thread cannot be known). */
+  takeSlot(): number {
+    const slot = this.freeSlots.pop()
+    if (slot === undefined) return -1
+    // Cleared before the message is sent; the worker that takes it stores its thread id.
+    Atomics.store(this.messageThreads, slot, 0)
+    return slot
+  }
+
+  releaseSlot(slot: number): void {
+    if (slot >= 0) this.freeSlots.push(slot)
+  }
+
+  /** The thread running the message in `slot`, or -1 if no thread has taken it yet. */
+  threadOf(slot: number): number {
+    // Acquire: pairs with the worker's store when it starts the message.
+    return slot < 0 ? -1 : Atomics.load(this.messageThreads, slot) - 1
+  }
+
+  /** Terminates one pool thread (Piscina replaces it and rejects the messages it was running). */
+  terminateThread(threadId: number): boolean {
+    const worker = this.piscina.threads.find((w) => w.threadId === threadId)
+    if (worker === undefined) return false
+    void worker.terminate()
+    return true
   }
 
   /**
@@ -82,9 +127,8 @@ export class WorkerPool {
    * thread start-up inside their timeout.
    */
   async warmUp(handlers: string[], messagesPerThread: number): Promise<void> {
-    const controller = new AbortController()
     const count = this.piscina.options.maxThreads * messagesPerThread
-    await Promise.all(Array.from({ length: count }, () => this.run({ executions: [], warmup: handlers }, controller.signal)))
+    await Promise.all(Array.from({ length: count }, () => this.run({ executions: [], warmup: handlers })))
   }
 
   /** Threads seen starting whose thread has ended (a Worker's threadId is −1 once its thread is gone). */
