@@ -118,26 +118,37 @@ function rig() {
   const workers = Array.from({ length: THREADS }, () =>
     startWorker({ stateBench: true, small: small.handles, large: large.handles, mutex }),
   )
-  const pending = new Map<Worker, { resolve: () => void; reject: (e: unknown) => void }>()
+  // A worker answers its commands in order: one FIFO of waiters per worker.
+  const pending = new Map<Worker, { resolve: () => void; reject: (e: unknown) => void }[]>()
   for (const w of workers) {
-    w.on('message', () => pending.get(w)?.resolve())
-    w.on('error', (e) => pending.get(w)?.reject(e))
+    pending.set(w, [])
+    w.on('message', () => pending.get(w)!.shift()?.resolve())
+    w.on('error', (e) => {
+      for (const p of pending.get(w)!.splice(0)) p.reject(e)
+    })
   }
   const send = (w: Worker, c: Command) =>
     new Promise<void>((resolve, reject) => {
-      pending.set(w, { resolve, reject })
+      pending.get(w)!.push({ resolve, reject })
       w.postMessage(c)
     })
   return {
     small,
     large,
     mutex,
-    all: (mode: Mode, n: number) => Promise.all(workers.map((w, part) => send(w, { mode, n, part }))),
+    /** Operations sent per mode, over all threads. */
+    sent: new Map<Mode, number>(),
+    all(mode: Mode, n: number) {
+      this.sent.set(mode, (this.sent.get(mode) ?? 0) + n * workers.length)
+      return Promise.all(workers.map((w, part) => send(w, { mode, n, part })))
+    },
     one: (mode: Mode, n: number) => send(workers[0]!, { mode, n }),
     close: () => Promise.all(workers.map((w) => w.terminate())),
   }
 }
 
+// Each side's `fn` is an `async` function: tinybench probes a plain function by calling it once without
+// awaiting, which would leave a command in flight and skew both the timing and the lost-update check.
 const suite: BenchSuite = {
   name: 'state',
   async run({ quick, log }) {
@@ -165,18 +176,24 @@ const suite: BenchSuite = {
           log,
           baseline: {
             name: `raw Atomics mutex increment, ${THREADS} threads`,
-            fn: () => r.all('atomics', n),
+            fn: async () => {
+              await r.all('atomics', n)
+            },
             opsPerIteration: THREADS * n,
           },
           contender: {
             name: `StreamBuffer.update() of one hot key, ${THREADS} threads`,
-            fn: () => r.all('update', n),
+            fn: async () => {
+              await r.all('update', n)
+            },
             opsPerIteration: THREADS * n,
           },
         }),
       )
       const hot = r.small.createBuffer('audit', 'bench', 'shared').read<number>('hot', { scope: 'global' })
-      log(`state: hot counter ${hot} (every update counted; mutex cell ${r.mutex[1]})`)
+      const updates = r.sent.get('update') ?? 0
+      if (hot !== updates) throw new Error(`update() lost increments: counter ${hot}, updates ${updates}`)
+      log(`state: hot counter ${hot} = updates issued ${updates} (none lost; mutex cell ${r.mutex[1]})`)
       // Touch both stores' index and value pages once, so neither side pays first-touch faults in round 1.
       await r.all('rw-small', 10 * n)
       await r.all('rw-large', 10 * n)
@@ -189,12 +206,16 @@ const suite: BenchSuite = {
           log,
           baseline: {
             name: `random read+write, ${SMALL_KEYS} live keys, ${THREADS} threads`,
-            fn: () => r.all('rw-small', n),
+            fn: async () => {
+              await r.all('rw-small', n)
+            },
             opsPerIteration: THREADS * n,
           },
           contender: {
             name: `random read+write, ${LARGE_KEYS} live keys, ${THREADS} threads`,
-            fn: () => r.all('rw-large', n),
+            fn: async () => {
+              await r.all('rw-large', n)
+            },
             opsPerIteration: THREADS * n,
           },
         }),
