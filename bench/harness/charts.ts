@@ -129,7 +129,7 @@ function renderPanel(panel: Panel, series: Map<IsolationLevel, SweepPoint[]>, ma
     const y = py(panel.guide.value)
     out.push(
       `<line x1="${panel.x}" y1="${y}" x2="${panel.x + PANEL_W}" y2="${y}" stroke="#c00" stroke-dasharray="6 4"/>`,
-      `<text x="${panel.x + PANEL_W}" y="${y - 4}" text-anchor="end" fill="#c00">${escapeXml(panel.guide.label)}</text>`,
+      `<text x="${panel.x + 4}" y="${y - 4}" fill="#c00">${escapeXml(panel.guide.label)}</text>`,
     )
   }
   for (let t = 1; t <= maxThreads; t++) {
