@@ -21,6 +21,16 @@ export type {
 export { loadConfigFile, resolveConfig } from './config/index.js'
 export * from './errors.js'
 export * from './events/index.js'
+export type {
+  Decision,
+  DecisionInput,
+  GoalProgress,
+  Outcome,
+  OutcomeAggregatorOptions,
+  OutcomeInput,
+  OutcomeStats,
+  ProblemSeverity,
+} from './outcomes/index.js'
 export { OutcomeAggregator } from './outcomes/index.js'
 export * from './runtime/index.js'
 export { SharedBufferManager, StreamBuffer } from './state/index.js'

@@ -92,7 +92,7 @@ function loadHandler(path: string): Promise<Handler> {
   return loaded
 }
 
-function buildContext(task: ExecutionTask, signal: AbortSignal): HandlerContext {
+function buildContext(task: ExecutionTask, signal: AbortSignal): { ctx: HandlerContext; close(): void } {
   const ids = {
     executionId: task.executionId,
     streamId: task.streamId,
@@ -127,7 +127,7 @@ function buildContext(task: ExecutionTask, signal: AbortSignal): HandlerContext 
       })
     },
   })
-  return {
+  const ctx: HandlerContext = {
     ...ids,
     meta: task.meta,
     signal,
@@ -138,8 +138,10 @@ function buildContext(task: ExecutionTask, signal: AbortSignal): HandlerContext 
     violateConstraint: recorder.violateConstraint,
     emit: recorder.emit,
     trigger: (entryPointId: string, input: unknown) =>
-      delegate(entryPointId, input, { executionId: task.executionId, correlationId: task.correlationId }),
+      delegate(entryPointId, input, { executionId: task.executionId, correlationId: task.correlationId }, signal),
   }
+  // After the end, a late call (from a timer the handler left behind) is refused rather than recorded.
+  return { ctx, close: recorder.close }
 }
 
 async function runOne(task: ExecutionTask, largeOutputs: Record<string, unknown>): Promise<void> {
@@ -170,14 +172,18 @@ async function runOne(task: ExecutionTask, largeOutputs: Record<string, unknown>
   let ok = false
   let output: unknown
   let error: EndRecord['error']
+  let close = (): void => {}
   try {
     const handler = await loadHandler(task.handler)
-    output = await handler(task.input, buildContext(task, controller.signal))
+    const built = buildContext(task, controller.signal)
+    close = built.close
+    output = await handler(task.input, built.ctx)
     ok = true
   } catch (err) {
     error = serializeError(err)
     error.code ??= 'AGENTPOOL_HANDLER_FAILED'
   } finally {
+    close()
     aborts.delete(task.executionId)
     state.cleanupExecution(task.executionId)
   }

@@ -55,7 +55,7 @@ function ringAt(h: RecordChannelHandles, i: number): FrameRing {
 
 function encodingError(err: unknown, record: { k?: unknown }): RecordInvalidError {
   const why = err instanceof Error ? err.message : String(err)
-  return new RecordInvalidError(`a ${String(record.k)} record could not be encoded (${why}); nothing of it was sent`, {
+  return new RecordInvalidError(`${withArticle(String(record.k))} record could not be encoded (${why}); nothing of it was sent`, {
     kind: record.k,
   })
 }
@@ -119,7 +119,7 @@ export class RecordWriter {
       this.packr = new Packr({ sequential: true, moreTypes: true })
       this.needsReset = true
       throw new RecordInvalidError(
-        `a ${String((record as { k?: unknown }).k)} record of ${bytes.length} bytes is larger than the record channel carries (${this.ring.maxFrameBytes} bytes)`,
+        `${withArticle(String((record as { k?: unknown }).k))} record of ${bytes.length} bytes is larger than the record channel carries (${this.ring.maxFrameBytes} bytes)`,
         { kind: (record as { k?: unknown }).k, bytes: bytes.length, tooLarge: true },
       )
     }
@@ -288,6 +288,10 @@ export class RecordChannel {
       if (waited.async) await waited.value
     }
   }
+}
+
+function withArticle(word: string): string {
+  return `${/^[aeiou]/i.test(word) ? 'an' : 'a'} ${word}`
 }
 
 function newUnpackr(): Unpackr {

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto'
 import { loadConfigFile, type ResolvedRuntimeConfig, resolveConfig, type RuntimeConfig } from '../config/index.js'
 import { InvalidArgumentError, NotRunningError } from '../errors.js'
 import { EventBus } from '../events/index.js'
-import { OutcomeAggregator, RecordChannel, routeRecord } from '../outcomes/index.js'
+import { OutcomeAggregator, RecordChannel, routeRecords } from '../outcomes/index.js'
 import { SharedBufferManager } from '../state/index.js'
 import { startTriggers, type Triggers } from '../triggers/index.js'
 import { exposeDelegation } from './delegation.js'
@@ -70,9 +70,8 @@ export class AgentRuntime {
     this.channel = RecordChannel.create({ slots: pool.threads + SPARE_RINGS })
     const sinks = { aggregator: this.outcomes, bus: this.events }
     this.engine = new RuntimeEngine(this.config, this.runtimeId, this.events, this.state, {
-      onRecords: (records) => {
-        for (const r of records) routeRecord(r, sinks)
-      },
+      // One goal evaluation per frame, not per record.
+      onRecords: (records) => void routeRecords(records, sinks),
       drainRecords: () => {
         this.channel.drain()
       },
@@ -106,6 +105,7 @@ export class AgentRuntime {
           // What the thread published before dying is delivered first, then its ring and locks are freed.
           this.channel.releaseThread(threadId)
           this.state.threadExited(threadId)
+          this.engine.threadExited(threadId)
         },
       },
     )

@@ -10,10 +10,11 @@
  * Ends. A worker reports each attempt's end as an `end` record on its record ring, after every other record
  * of that attempt, so by the time the engine settles an execution it has consumed all its records. A pool
  * message that resolves only confirms; one that rejects means its thread died: whatever ended before the
- * death was already reported. A thread runs several messages at once, so the rest are suspects: each is
- * re-run alone on a thread (`solo`), and one whose thread dies while it runs alone is the culprit and fails
- * with `AGENTPOOL_WORKER_CRASHED`, while the innocent complete. The same attempt is re-run: an attempt
- * counts when its handler ran to an end.
+ * death was already reported. When exactly one execution was unfinished on the dead thread, it is the
+ * culprit and fails with `AGENTPOOL_WORKER_CRASHED` (or retries, within `maxRetries`). A thread runs
+ * several messages at once, though, so when several were unfinished each is a suspect and re-runs alone on
+ * a thread (`solo`): the culprit kills its thread again, alone, and is named; the innocent complete. An
+ * execution whose handler had started counts the lost run as an attempt (its records carry that attempt).
  *
  * Timeouts and cancellation. The result is final at once (`timed_out` / `cancelled`), the handler's
  * `ctx.signal` aborts through the control channel, and if its pool message has not finished
@@ -69,6 +70,10 @@ interface Batch {
   slot: number
   /** Runs alone on its thread (a suspect after a thread death): if that thread dies, this message killed it. */
   alone: boolean
+  /** Whether a thread had taken the message when it died (set by {@link RuntimeEngine.threadExited}). */
+  started: boolean
+  /** Executions found to have killed their thread (set by {@link RuntimeEngine.threadExited}). */
+  culprits: Set<string> | undefined
   /** Ended (by an `end` record) executions of this batch. */
   ended: Set<string>
   killTimer: NodeJS.Timeout | undefined
@@ -192,6 +197,22 @@ export class RuntimeEngine {
     }
   }
 
+  /**
+   * A pool thread is gone; called after its records were drained and before its messages reject. Judges
+   * which unfinished executions it carried: when exactly one was running there (and the engine did not
+   * stop the thread itself), that one killed it; otherwise each is a suspect and re-runs alone.
+   */
+  threadExited(threadId: number): void {
+    const onThread = [...this.inFlight].filter((b) => this.pool!.threadOf(b.slot) === threadId)
+    const unfinished: { batch: Batch; id: string }[] = []
+    for (const b of onThread) {
+      b.started = true
+      for (const e of b.executions) if (!b.ended.has(e.id) && e.phase === 'running') unfinished.push({ batch: b, id: e.id })
+    }
+    const only = unfinished.length === 1 ? unfinished[0]! : undefined
+    if (only !== undefined && !only.batch.killedByUs) only.batch.culprits = new Set([only.id])
+  }
+
   /** Takes the end records out of a decoded frame and hands the rest on. */
   consume(records: WireRecord[]): void {
     let others: WireRecord[] | undefined
@@ -306,6 +327,8 @@ export class RuntimeEngine {
       executions,
       slot: this.pool!.takeSlot(),
       alone: executions.length === 1 && executions[0]!.solo,
+      started: false,
+      culprits: undefined,
       ended: new Set(),
       killTimer: undefined,
       killedByUs: false,
@@ -369,11 +392,14 @@ export class RuntimeEngine {
       this.state.cleanupExecution(e.id)
       this.clearTimer(e)
       e.stream.running--
-      if (batch.killedByUs) {
-        // Its thread was stopped for another execution's sake: run it again, same attempt.
+      const culprit = batch.culprits?.has(e.id) === true
+      // A handler that ran (even partly) made an attempt, whose records are kept; the re-run is a new one.
+      if (!culprit && batch.started) e.attempt++
+      if (batch.killedByUs && !culprit) {
+        // Its thread was stopped for another execution's sake: run it again.
         e.stream.enqueue(e)
-      } else if (!batch.alone) {
-        // Its thread died with other messages on it: a suspect, not yet a culprit. Run it again alone.
+      } else if (!culprit) {
+        // Its thread died with other executions on it: a suspect, not yet a culprit. Run it again alone.
         e.solo = true
         e.stream.enqueue(e)
       } else {
