@@ -14,6 +14,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import {
   analyzeSweep,
+  combinePasses,
   DEFAULT_TASKS_PER_THREAD,
   describeSetting,
   EXIT,
@@ -79,33 +80,42 @@ async function measurePoint(p: PlannedPoint, durations: PointDurations): Promise
   }
 }
 
+/**
+ * Measures every point of `plan` `repeat` times, every other pass in reverse order so a drift in machine
+ * load does not always favour the same end of the series, and combines each point's passes.
+ */
 async function runSeries(
   plan: PlannedPoint[],
   durations: PointDurations,
-  progress: { done: number; log: (m: string) => void },
+  progress: { done: number; repeat: number; log: (m: string) => void },
 ): Promise<SweepPoint[]> {
-  const out: SweepPoint[] = []
-  for (const p of plan) {
-    const point = await measurePoint(p, durations)
-    out.push(point)
-    progress.done++
-    progress.log(
-      `[${progress.done}] ${describeSetting(p)}: ${formatHz(point.throughput)}/s p50 ${point.p50Ms.toFixed(1)} ms p99 ${point.p99Ms.toFixed(1)} ms conflicts ${(point.conflictRate * 100).toFixed(2)} % failed ${point.failed} rss ${point.rssMb.toFixed(0)} MiB`,
-    )
+  const passes: SweepPoint[][] = plan.map(() => [])
+  for (let pass = 0; pass < progress.repeat; pass++) {
+    const order = plan.map((_, i) => i)
+    if (pass % 2 === 1) order.reverse()
+    for (const i of order) {
+      const point = await measurePoint(plan[i]!, durations)
+      passes[i]!.push(point)
+      progress.done++
+      progress.log(
+        `[${progress.done}] ${describeSetting(point)}: ${formatHz(point.throughput)}/s p50 ${point.p50Ms.toFixed(1)} ms p99 ${point.p99Ms.toFixed(1)} ms conflicts ${(point.conflictRate * 100).toFixed(2)} % failed ${point.failed} rss ${point.rssMb.toFixed(0)} MiB`,
+      )
+    }
   }
-  return out
+  return passes.map(combinePasses)
 }
 
 /** Runs the whole sweep and returns its results. */
 async function runSweep(opts: {
   quick: boolean
   budgetMs: number
+  repeat: number
   log: (m: string) => void
 }): Promise<SweepResults> {
   const startedAt = new Date().toISOString()
   const cores = availableParallelism()
   const durations = pointDurations(opts.quick)
-  const progress = { done: 0, log: opts.log }
+  const progress = { done: 0, repeat: opts.repeat, log: opts.log }
   const threadPoints = await runSeries(planThreadSeries(cores), durations, progress)
   const threads = findKnee(threadPoints.filter((p) => p.isolation === SERIES_LEVEL))?.threads ?? cores
   const tptPoints = await runSeries(planTasksPerThreadSeries(threads, opts.quick), durations, progress)
@@ -132,6 +142,7 @@ async function main(argv: readonly string[]): Promise<number> {
       const results = await runSweep({
         quick: args.quick,
         budgetMs: args.budgetMs,
+        repeat: args.repeat,
         log: (m) => process.stderr.write(`${m}\n`),
       })
       await mkdir(args.outDir, { recursive: true })

@@ -59,19 +59,34 @@ describe('bench command line', () => {
     )
   })
 
-  it('reads the sweep flags and names a bad --budget-ms value', () => {
-    expect(parseSweepArgs([])).toEqual({ quick: false, budgetMs: 100, outDir: 'bench/results', help: false })
-    expect(parseSweepArgs(['--quick', '--budget-ms', '25.5', '--out-dir', 'x'])).toEqual({
+  it('reads the sweep flags and names a bad --budget-ms or --repeat value', () => {
+    expect(parseSweepArgs([])).toEqual({
+      quick: false,
+      budgetMs: 100,
+      outDir: 'bench/results',
+      repeat: 1,
+      help: false,
+    })
+    expect(parseSweepArgs(['--quick', '--budget-ms', '25.5', '--out-dir', 'x', '--repeat', '3'])).toEqual({
       quick: true,
       budgetMs: 25.5,
       outDir: 'x',
+      repeat: 3,
       help: false,
     })
     for (const bad of ['0', '-3', 'abc', '', 'Infinity']) {
-      expect(() => parseSweepArgs(['--budget-ms', bad])).toThrow(
+      expect(() => parseSweepArgs([`--budget-ms=${bad}`])).toThrow(
         expect.objectContaining({
           code: 'AGENTPOOL_INVALID_ARGUMENT',
-          message: expect.stringContaining('--budget-ms'),
+          message: expect.stringContaining('--budget-ms must be a positive number of milliseconds'),
+        }),
+      )
+    }
+    for (const bad of ['0', '1.5', 'two', '']) {
+      expect(() => parseSweepArgs([`--repeat=${bad}`])).toThrow(
+        expect.objectContaining({
+          code: 'AGENTPOOL_INVALID_ARGUMENT',
+          message: `--repeat must be a whole number of passes, 1 or more, got ${JSON.stringify(bad)}`,
         }),
       )
     }
@@ -145,7 +160,9 @@ describe('side-by-side comparison', () => {
     expect(baselineCalls).toBeGreaterThan(0)
     expect(contenderCalls).toBeGreaterThan(0)
     expect(logs).toHaveLength(2)
-    expect(logs[1]).toMatch(/^demo_vs_loop: round 2\/2 baseline .* ops\/s \(×\d+\.\d\d; cores used \d+\.\d\d \/ \d+\.\d\d\)$/)
+    expect(logs[1]).toMatch(
+      /^demo_vs_loop: round 2\/2 baseline .* ops\/s \(×\d+\.\d\d; cores used \d+\.\d\d \/ \d+\.\d\d\)$/,
+    )
   })
 
   it('fails when a side throws', async () => {

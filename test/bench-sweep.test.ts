@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   analyzeSweep,
+  combinePasses,
   escapeXml,
   findKnee,
   formatTick,
@@ -104,6 +105,44 @@ describe('sweep knee', () => {
       ['knee of threads (synchronized)', 1, 4],
       ['knee of tasksPerThread', 1, 4],
     ])
+  })
+})
+
+describe('sweep passes', () => {
+  it('combines repeated passes of a setting into medians and summed counts', () => {
+    const passes = [
+      point({ throughput: 900, p50Ms: 3, p99Ms: 30, completed: 900, failed: 0, rssMb: 300, conflictRate: 0 }),
+      point({
+        throughput: 1500,
+        p50Ms: 1,
+        p99Ms: 10,
+        completed: 1500,
+        failed: 1,
+        rssMb: 320,
+        conflictRate: 0.02,
+      }),
+      point({
+        throughput: 1100,
+        p50Ms: 2,
+        p99Ms: 90,
+        completed: 1100,
+        failed: 0,
+        rssMb: 310,
+        conflictRate: 0.01,
+      }),
+    ]
+    expect(combinePasses(passes)).toEqual({
+      ...passes[0],
+      throughput: 1100,
+      p50Ms: 2,
+      p99Ms: 30,
+      conflictRate: 0.01,
+      rssMb: 310,
+      heapUsedMb: 20,
+      completed: 3500,
+      failed: 1,
+    })
+    expect(combinePasses([passes[1]!])).toEqual(passes[1])
   })
 })
 

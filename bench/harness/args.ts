@@ -30,6 +30,8 @@ export interface SweepArgs {
   budgetMs: number
   /** Folder for `sweep.json` and `sweep.svg`. @default 'bench/results' */
   outDir: string
+  /** Passes over each series; each point reports the median of its passes. @default 1 */
+  repeat: number
   /** Print usage and exit. @default false */
   help: boolean
 }
@@ -45,10 +47,12 @@ exit code: 0 every entry met its target, 1 an entry missed its target,
            2 a suite failed (threw, or no suite matched --filter), 64 bad arguments`
 
 /** Usage text of `npm run bench:sweep`. */
-export const SWEEP_USAGE = `usage: npm run bench:sweep -- [--quick] [--budget-ms <ms>] [--out-dir <dir>]
+export const SWEEP_USAGE = `usage: npm run bench:sweep -- [--quick] [--budget-ms <ms>] [--repeat <n>] [--out-dir <dir>]
 
   --quick            fewer points, shorter measurements (under ~3 minutes on 2 cores)
   --budget-ms <ms>   p99 latency budget for the recommended setting (default 100)
+  --repeat <n>       passes over each series, every other one in reverse order;
+                     each point reports the median of its passes (default 1)
   --out-dir <dir>    where sweep.json and sweep.svg go (default bench/results)
 
 exit code: 0 done, 2 the sweep failed, 64 bad arguments`
@@ -91,26 +95,34 @@ export function parseSweepArgs(argv: readonly string[]): SweepArgs {
   const v = parse(argv, {
     quick: { type: 'boolean' },
     'budget-ms': { type: 'string' },
+    repeat: { type: 'string' },
     'out-dir': { type: 'string' },
     help: { type: 'boolean' },
   })
   const budgetText = v['budget-ms'] as string | undefined
   const budgetMs = budgetText === undefined ? 100 : Number(budgetText)
   if (!Number.isFinite(budgetMs) || budgetMs <= 0 || budgetText?.trim() === '') {
-    throw new InvalidArgumentError(
-      `--budget-ms must be a positive number of milliseconds, got ${JSON.stringify(budgetText)}`,
-      {
-        flag: '--budget-ms',
-        value: budgetText,
-      },
-    )
+    throw badValue('--budget-ms', 'a positive number of milliseconds', budgetText)
+  }
+  const repeatText = v.repeat as string | undefined
+  const repeat = repeatText === undefined ? 1 : Number(repeatText)
+  if (!Number.isInteger(repeat) || repeat < 1 || repeatText?.trim() === '') {
+    throw badValue('--repeat', 'a whole number of passes, 1 or more', repeatText)
   }
   return {
     quick: v.quick === true,
     budgetMs,
     outDir: (v['out-dir'] as string | undefined) ?? 'bench/results',
+    repeat,
     help: v.help === true,
   }
+}
+
+function badValue(flag: string, expected: string, got: string | undefined): InvalidArgumentError {
+  return new InvalidArgumentError(`${flag} must be ${expected}, got ${JSON.stringify(got)}`, {
+    flag,
+    value: got,
+  })
 }
 
 /**

@@ -49,6 +49,7 @@ export {
 export { median, percentile } from './stats.js'
 export {
   analyzeSweep,
+  combinePasses,
   compareSettings,
   describeSetting,
   findKnee,

@@ -6,6 +6,7 @@
 
 import type { IsolationLevel } from '../../src/config/types.js'
 import { formatHz } from './compare.js'
+import { median } from './stats.js'
 import type { MachineInfo } from './types.js'
 
 /** The knobs one sweep point sets. */
@@ -86,6 +87,25 @@ export function pickWithinBudget(points: readonly SweepPoint[], budgetMs: number
   return points
     .filter((p) => p.p99Ms <= budgetMs && p.failed === 0 && p.throughput > 0)
     .sort((a, b) => b.throughput - a.throughput || compareSettings(a, b))[0]
+}
+
+/**
+ * One point from several passes over the same setting: the median of throughput, p50, p99, conflict rate
+ * and memory; completed and failed executions summed.
+ */
+export function combinePasses(passes: readonly SweepPoint[]): SweepPoint {
+  const of = (f: (p: SweepPoint) => number) => median(passes.map(f))
+  return {
+    ...passes[0]!,
+    throughput: of((p) => p.throughput),
+    p50Ms: of((p) => p.p50Ms),
+    p99Ms: of((p) => p.p99Ms),
+    conflictRate: of((p) => p.conflictRate),
+    rssMb: of((p) => p.rssMb),
+    heapUsedMb: of((p) => p.heapUsedMb),
+    completed: passes.reduce((sum, p) => sum + p.completed, 0),
+    failed: passes.reduce((sum, p) => sum + p.failed, 0),
+  }
 }
 
 /** `threads=2 tasksPerThread=4 maxConcurrent=8 isolation=shared`. */
