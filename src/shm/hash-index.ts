@@ -82,6 +82,9 @@ export class HashIndex {
     this.mask = this.slots - 1
   }
 
+  /** The (even) sequence number at which the last successful {@link find} on this thread validated its slot. */
+  lastSeq = 0
+
   /**
    * Any thread, lock-free. The slot holding `key`, `-1` if absent, or `-2` (retry) when a commit touched
    * a slot on the way. Validates each candidate with its sequence word.
@@ -98,7 +101,10 @@ export class HashIndex {
       if (seq & 1) return -2
       const same = this.keyEquals(a[at + Slot.KEY]!, key, len)
       if (Atomics.load(a, at + Slot.SEQ) !== seq) return -2
-      if (same && a[at] === hash) return s
+      if (same && a[at] === hash) {
+        this.lastSeq = seq
+        return s
+      }
     }
     return -1
   }

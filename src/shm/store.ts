@@ -173,6 +173,9 @@ export class WriteOp {
   readonly old: RawValue = { tag: ValueTag.NONE, num: 0, bytes: undefined }
   /** Internal: the slot found while validating. */
   found = -1
+  /** Internal: where a lock-free lookup just before the lock saw the key (-1: not seen), and its seq. */
+  hint = -1
+  hintSeq = 0
 }
 
 /** A version a commit requires of a key it read but does not write. */
@@ -403,6 +406,7 @@ export class ShmStore {
     retry?: () => void,
   ): CommitStatus {
     if (this.inCommit) return CommitStatus.REENTRANT
+    this.prelocate(writes)
     if (!this.acquire()) return CommitStatus.BUSY
     this.inCommit = true
     try {
@@ -547,9 +551,28 @@ export class ShmStore {
   }
 
   /**
+   * Before the lock: finds, lock-free, the keys a commit will search for (blind writes, expected-absent
+   * keys). The lookup pulls their slots and key blocks into this core's cache outside the critical
+   * section, and an unchanged seq under the lock then proves the slot without a second key comparison.
+   */
+  private prelocate(writes: readonly WriteOp[]): void {
+    const ix = this.index
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i]!
+      w.hint = -1
+      if (w.expectSlot >= 0) continue
+      const s = ix.find(w.key, w.keyLen, w.hash)
+      if (s >= 0) {
+        w.hint = s
+        w.hintSeq = ix.lastSeq
+      }
+    }
+  }
+
+  /**
    * Lock holder. Where the key is now (slot, or -1 when absent) if it meets its expectation, else -2.
-   * A key expected in slot `s` with seq `q` needs no search: every change to a slot moves its seq, so an
-   * unchanged seq means the slot still holds that key, unchanged.
+   * A key expected (or hinted) in slot `s` with seq `q` needs no search: every change to a slot moves its
+   * seq, so an unchanged seq means the slot still holds that key, unchanged.
    */
   private locate(
     key: Uint8Array,
@@ -557,8 +580,12 @@ export class ShmStore {
     hash: number,
     expectSlot: number,
     expectSeq: number,
+    hint = -1,
+    hintSeq = 0,
   ): number {
     if (expectSlot >= 0) return this.index.get(expectSlot, Slot.SEQ) === expectSeq ? expectSlot : -2
+    if (hint >= 0 && this.index.get(hint, Slot.SEQ) === hintSeq)
+      return expectSlot === EXPECT_ABSENT ? -2 : hint
     const s = this.index.findForInsert(key, keyLen, hash)
     if (expectSlot === EXPECT_ABSENT && s >= 0) return -2
     return s >= 0 ? s : -1
@@ -567,7 +594,7 @@ export class ShmStore {
   private validate(writes: readonly WriteOp[], checks: readonly ReadCheck[]): boolean {
     for (let i = 0; i < writes.length; i++) {
       const w = writes[i]!
-      w.found = this.locate(w.key, w.keyLen, w.hash, w.expectSlot, w.expectSeq)
+      w.found = this.locate(w.key, w.keyLen, w.hash, w.expectSlot, w.expectSeq, w.hint, w.hintSeq)
       if (w.found === -2) {
         this.conflictAt = i
         return false
