@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  BENCH_DIR,
   type BenchEntry,
   type BenchResults,
   compareSideBySide,
@@ -10,6 +11,7 @@ import {
   EXIT,
   exitCodeFor,
   formatTable,
+  loadSuite,
   makeEntry,
   median,
   parseRunArgs,
@@ -218,6 +220,16 @@ describe('bench runner', () => {
   })
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true })
+  })
+
+  it('finds the repository suites, each exporting a named suite with a run function', async () => {
+    const files = await discoverSuites(BENCH_DIR)
+    expect(files.map(suiteStem)).toContain('tickets')
+    for (const file of files) {
+      const suite = await loadSuite(file)
+      expect(suite.name).toMatch(/\S/)
+      expect(typeof suite.run).toBe('function')
+    }
   })
 
   it('finds only *.bench.ts files, sorted', async () => {

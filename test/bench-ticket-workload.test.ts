@@ -1,4 +1,6 @@
+import { availableParallelism } from 'node:os'
 import { afterEach, describe, expect, it } from 'vitest'
+import ticketsSuite from '../bench/tickets.bench.js'
 import { probeParallelism } from '../bench/workloads/parallel-probe.js'
 import { createPlainStore, processTicketPlain } from '../bench/workloads/ticket-baseline.js'
 import {
@@ -143,5 +145,24 @@ describe('parallelism probe', () => {
     const ratio = await probeParallelism(2, 50, 1)
     expect(Number.isFinite(ratio)).toBe(true)
     expect(ratio).toBeGreaterThan(0)
+  })
+})
+
+describe('tickets suite', () => {
+  it('returns one tickets_vs_single_thread entry, measured side by side, with target 0.75 × cores', async () => {
+    const lines: string[] = []
+    const entries = await ticketsSuite.run({ quick: true, log: (m) => lines.push(m) })
+    expect(entries).toHaveLength(1)
+    const [e] = entries
+    expect(e).toMatchObject({
+      name: 'tickets_vs_single_thread',
+      unit: 'tickets/s',
+      baseline: { name: 'plain loop, one thread' },
+      contender: { name: expect.stringMatching(/^agentpool triggerAndWait, \d+ threads$/) },
+      target: 0.75 * availableParallelism(),
+    })
+    expect(e!.ratio).toBeCloseTo(e!.contender.hz / e!.baseline.hz, 9)
+    expect(lines[0]).toMatch(/plain worker threads runs ×\d+\.\d\d of one thread/)
+    expect(lines.filter((l) => l.startsWith('tickets_vs_single_thread: round '))).toHaveLength(3)
   })
 })
