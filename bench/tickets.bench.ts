@@ -57,7 +57,7 @@ const suite: BenchSuite = {
         contender: {
           name: `agentpool triggerAndWait, ${cores} threads`,
           opsPerIteration: batchSize,
-          fn: () => processBatch(runtime, poolSource.take(batchSize)),
+          fn: async () => processBatch(runtime, poolSource.take(batchSize)),
         },
       })
       return [entry]

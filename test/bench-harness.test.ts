@@ -167,6 +167,35 @@ describe('side-by-side comparison', () => {
     )
   })
 
+  it('never calls a side outside its measured iterations to find out whether it is async', async () => {
+    let inFlight = 0
+    let overlapped = false
+    const side = (name: string, declared?: boolean) => ({
+      name,
+      ...(declared === undefined ? {} : { async: declared }),
+      fn: () => {
+        if (inFlight > 0) overlapped = true
+        inFlight++
+        return new Promise<void>((resolve) =>
+          setImmediate(() => {
+            inFlight--
+            resolve()
+          }),
+        )
+      },
+    })
+    await compareSideBySide({
+      name: 'promise_sides',
+      unit: 'ops/s',
+      target: 1,
+      quick: true,
+      budget: { rounds: 2, timeMs: 10, warmupMs: 2 },
+      baseline: side('declared async', true),
+      contender: { name: 'async function', fn: async () => side('inner', true).fn() },
+    })
+    expect(overlapped).toBe(false)
+  })
+
   it('fails when a side throws', async () => {
     await expect(
       compareSideBySide({

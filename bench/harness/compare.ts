@@ -24,6 +24,13 @@ export interface SideSpec {
   /** One iteration. May be async; each call is awaited before the next starts. */
   fn: () => unknown
   /**
+   * Whether `fn` returns a promise. Left out, tinybench decides: an `async` function is async, but a plain
+   * function is called once, unawaited, to see whether it returns a promise, and that stray call overlaps
+   * the measured iterations. So write a side that returns a promise as an `async` function, or say so here.
+   * @default an `async` function is async; a plain one is probed
+   */
+  async?: boolean
+  /**
    * Operations one iteration completes (an iteration that completes N concurrent executions counts N).
    * `hz` is iterations per second times this.
    * @default 1
@@ -118,7 +125,7 @@ async function measureOnce(side: SideSpec, budget: RoundBudget): Promise<RoundSa
     retainSamples: true,
     throws: true,
   })
-  bench.add(side.name, side.fn)
+  bench.add(side.name, side.fn, side.async === undefined ? {} : { async: side.async })
   const cpuBefore = process.cpuUsage()
   const wallBefore = performance.now()
   const [task] = await bench.run()
