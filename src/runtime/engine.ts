@@ -217,6 +217,9 @@ export class RuntimeEngine {
   consume(records: WireRecord[]): void {
     let others: WireRecord[] | undefined
     for (const r of records) {
+      // msgpackr can mis-encode a value it was handed (an own non-function `hasOwnProperty` plus inherited
+      // enumerable keys): the frame then decodes into stray values. They are dropped, never routed.
+      if (typeof r !== 'object' || r === null || typeof r.k !== 'string' || typeof r.executionId !== 'string') continue
       if (r.k === 'end') {
         if (others !== undefined && others.length > 0) {
           this.hooks.onRecords(others)
