@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { SharedBufferManager } from '../src/state/index.js'
-import { runAll } from './fixtures/state-threads.js'
+import { runAll, spawn } from './fixtures/state-threads.js'
 
 const THREADS = 3
 
@@ -59,6 +59,35 @@ describe('update() and transaction() are exact across threads', () => {
     expect(Object.values(all).every((v) => v >= 0)).toBe(true)
   })
 
+  it('readAll() snapshots stay consistent (the bank total holds) while other threads transfer', async () => {
+    const mgr = manager()
+    const accounts = 300
+    const setup = mgr.createBuffer('setup', 'bank', 'shared')
+    for (let k = 0; k < accounts; k++) setup.write(`acct:${k}`, 100, { scope: 'global' })
+    const total = accounts * 100
+    const flags = new Int32Array(new SharedArrayBuffer(8))
+    const auditor = spawn(mgr, 'audit', { total, accounts }, flags)
+    try {
+      await runAll(
+        mgr,
+        'bank',
+        Array.from({ length: 2 }, (_, t) => ({
+          level: 'shared',
+          seed: 77 + t,
+          accounts,
+          transfers: 8000,
+          total,
+        })),
+      )
+      Atomics.store(flags, 0, 1)
+      const r = await auditor.result
+      expect(r.audits).toBeGreaterThan(0)
+      expect(r.bad).toBe(0)
+    } finally {
+      await auditor.worker.terminate()
+    }
+  })
+
   it('a transaction that throws commits nothing; one that returns a promise is refused', () => {
     const mgr = manager()
     const buf = mgr.createBuffer('e', 's', 'shared')
@@ -78,6 +107,37 @@ describe('update() and transaction() are exact across threads', () => {
     expect(() => buf.update('x', async () => 1, { scope: 'global' })).toThrow(
       expect.objectContaining({ code: 'AGENTPOOL_INVALID_ARGUMENT' }),
     )
+  })
+
+  it('a transaction that keeps losing races runs under the commit lock and finishes', () => {
+    const mgr = manager()
+    const buf = mgr.createBuffer('e', 's', 'shared')
+    const rival = mgr.createBuffer('rival', 's', 'shared')
+    const g = { scope: 'global' as const }
+    rival.write('k', 0, g)
+    let runs = 0
+    const seen = buf.transaction((tx) => {
+      runs++
+      const v = tx.read<number>('k', g)!
+      // A rival commit after every optimistic read: each optimistic attempt conflicts.
+      if (runs <= 8) rival.write('k', runs, g)
+      tx.write('copy', v, g)
+      return v
+    })
+    expect(runs).toBe(9)
+    expect(seen).toBe(8)
+    expect(buf.read('copy', g)).toBe(8)
+    expect(mgr.engine.lockOwner()).toBe(-1)
+    // Under the lock, state calls other than through tx are refused (they would need the lock again).
+    let tries = 0
+    expect(() =>
+      buf.transaction((tx) => {
+        tries++
+        tx.read('k', g)
+        rival.write('k', 100 + tries, g)
+      }),
+    ).toThrow(expect.objectContaining({ code: 'AGENTPOOL_INVALID_ARGUMENT' }))
+    expect(mgr.engine.lockOwner()).toBe(-1)
   })
 
   it('inside a transaction, reads see its own pending writes and deletes', () => {

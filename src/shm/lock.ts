@@ -99,10 +99,14 @@ export class AtomicsLock {
    * Takes the lock. Returns true when held. Workers: spin, then `Atomics.wait` in {@link WAIT_SLICE_MS}
    * slices, taking the lock over if its owner is in the dead table — may block, never forever once the
    * owner's exit is recorded. Main thread: spins at most `mainSpinMs` (never `Atomics.wait`), taking over
-   * dead owners too, and returns false if a live owner still holds it.
+   * dead owners too, and returns false if a live owner still holds it. Throws if this thread holds it
+   * already (not re-entrant) instead of waiting for itself forever.
    */
   acquire(): boolean {
     if (this.tryAcquire()) return true
+    if (Atomics.load(this.i32, this.base + OWNER) === this.tag) {
+      throw new Error('AtomicsLock is not re-entrant: this thread already holds it')
+    }
     for (let i = 0; i < SPIN_TRIES; i++) {
       // Test before test-and-set: spinning on a load keeps the lock's cache line shared until it is free.
       const cur = Atomics.load(this.i32, this.base + OWNER)

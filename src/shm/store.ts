@@ -71,6 +71,8 @@ const JOURNAL_ENTRIES = 1 << 15
 const DELETE_CHUNK = 256
 /** Reader retries before it checks whether a commit in its way belongs to a dead thread. */
 const READ_SPINS_BEFORE_CHECK = 1 << 12
+/** Lock-free walks of a group before {@link ShmStore.readGroup} walks it under the commit lock. */
+const READ_GROUP_TRIES = 16
 /** Slots that may be non-EMPTY, as a fraction of all slots. */
 const MAX_FILL = 0.9
 
@@ -240,6 +242,7 @@ export class ShmStore {
   private readonly maxKeys: number
   private scratch = new Uint8Array(256)
   private readonly oldOut = new ReadOut()
+  private readonly groupOut = new ReadOut()
   /** Blocks this commit replaced, freed at its end; `freeCount` of them are live. */
   private pendingFrees = new Int32Array(64)
   private freeCount = 0
@@ -348,47 +351,56 @@ export class ShmStore {
   }
 
   /**
-   * Any thread, lock-free. Every member of the group whose head key is `headKey` (= `group ‖ 0xFF`), as
-   * one consistent snapshot; empty when the group does not exist.
+   * Any thread. Every member of the group whose head key is `headRef.key` (= `group ‖ 0xFF`), as one
+   * consistent snapshot; empty when the group does not exist. Lock-free first; if commits to the group
+   * keep moving its head for {@link READ_GROUP_TRIES} walks, the walk runs under the commit lock instead
+   * (so a big group under a hot writer still gets read). `undefined` only on the main thread when that
+   * lock stays held past `mainSpinMs` (BUSY).
    */
-  readGroup(headRef: HeadRef): GroupMember[] {
+  readGroup(headRef: HeadRef): GroupMember[] | undefined {
     const { key: headKey, hash: headHash } = headRef
     const ix = this.index
     const a = ix.i32
-    const groupLen = headKey.length - 1
-    const out = new ReadOut()
-    for (let attempt = 1; ; attempt++) {
-      if (attempt % 64 === 0) this.waitOutDeadCommit()
+    for (let attempt = 1; attempt <= READ_GROUP_TRIES; attempt++) {
       const head = ix.find(headKey, headKey.length, headHash)
       if (head === -2) continue
       if (head === -1) return []
       const hseq = Atomics.load(a, head * 8 + Slot.SEQ)
       if (hseq & 1) continue
-      const members: GroupMember[] = []
-      let ok = true
-      for (let m = a[head * 8 + Slot.NEXT]!, steps = 0; m !== 0; m = a[(m - 1) * 8 + Slot.NEXT]!, steps++) {
-        const at = (m - 1) * 8
-        if (steps > ix.slots || !this.readValue(at, out)) {
-          ok = false
-          break
-        }
-        const kb = a[at + Slot.KEY]!
-        const kl = this.heap.blockLength(kb)
-        if (kl < groupLen) {
-          ok = false
-          break
-        }
-        const off = this.heap.payloadOffset(kb)
-        members.push({
-          name: this.heap.u8.slice(off + groupLen, off + kl),
-          slot: m - 1,
-          seq: a[at + Slot.SEQ]!,
-          value: { tag: out.tag, num: out.num, bytes: out.bytes?.slice() },
-        })
-      }
+      const members = this.walkGroup(head, headKey.length - 1)
       // The head's seq moves on every change to a member: unchanged means the walk saw one snapshot.
-      if (ok && Atomics.load(a, head * 8 + Slot.SEQ) === hseq) return members
+      if (members !== undefined && Atomics.load(a, head * 8 + Slot.SEQ) === hseq) return members
     }
+    const held = this.inCommit
+    if (!held && !this.acquire()) return undefined
+    try {
+      const head = ix.findForInsert(headKey, headKey.length, headHash)
+      return head < 0 ? [] : (this.walkGroup(head, headKey.length - 1) ?? [])
+    } finally {
+      if (!held) this.lock.release()
+    }
+  }
+
+  /** Walks a group list from its head; `undefined` if the walk met something torn. */
+  private walkGroup(head: number, groupLen: number): GroupMember[] | undefined {
+    const a = this.index.i32
+    const out = this.groupOut
+    const members: GroupMember[] = []
+    for (let m = a[head * 8 + Slot.NEXT]!, steps = 0; m !== 0; m = a[(m - 1) * 8 + Slot.NEXT]!, steps++) {
+      const at = (m - 1) * 8
+      if (steps > this.index.slots || !this.readValue(at, out)) return undefined
+      const kb = a[at + Slot.KEY]!
+      const kl = this.heap.blockLength(kb)
+      if (kl < groupLen) return undefined
+      const off = this.heap.payloadOffset(kb)
+      members.push({
+        name: this.heap.u8.slice(off + groupLen, off + kl),
+        slot: m - 1,
+        seq: a[at + Slot.SEQ]!,
+        value: { tag: out.tag, num: out.num, bytes: out.bytes?.slice() },
+      })
+    }
+    return members
   }
 
   /**
@@ -422,8 +434,32 @@ export class ShmStore {
     }
   }
 
+  /**
+   * Any thread. Like {@link commit}, but `build` runs under the commit lock and returns the ops: what it
+   * reads cannot change before they apply. For a transaction that keeps losing optimistic races. An empty
+   * `writes` commits nothing and returns OK.
+   */
+  commitLocked(
+    build: () => { writes: readonly WriteOp[]; checks: readonly ReadCheck[] },
+    meta: Uint8Array,
+  ): CommitStatus {
+    if (this.inCommit) return CommitStatus.REENTRANT
+    if (!this.acquire()) return CommitStatus.BUSY
+    this.inCommit = true
+    try {
+      const { writes, checks } = build()
+      if (writes.length === 0) return CommitStatus.OK
+      if (!this.validate(writes, checks)) return CommitStatus.CONFLICT
+      return this.applyAll(writes, meta)
+    } finally {
+      this.inCommit = false
+      this.lock.release()
+    }
+  }
+
   /** Any thread. Deletes every member of a group, in commits of a bounded size. False only on BUSY. */
   deleteGroup(headRef: HeadRef): boolean {
+    if (this.inCommit) throw new Error('state cleanup cannot run inside an update or transaction function')
     const { key: headKey, hash: headHash } = headRef
     const ix = this.index
     for (;;) {

@@ -40,6 +40,8 @@ interface Version {
 const ABSENT_VERSION: Version = Object.freeze({ slot: EXPECT_ABSENT, seq: 0 })
 const NO_CHECKS: readonly ReadCheck[] = []
 const ABSENT = Symbol('absent')
+/** Optimistic runs of a transaction before it runs under the commit lock. */
+const OPTIMISTIC_TRIES = 8
 const LOOKUP_ORDER: readonly StateScope[] = ['execution', 'stream', 'global']
 const MERGE_ORDER: readonly StateScope[] = ['global', 'stream', 'execution']
 
@@ -153,7 +155,9 @@ export class BufferCore {
   /** Every key of `sc` in this execution's view, as raw values. */
   entries(sc: ScopeView): Map<string, RawValue> {
     const all = new Map<string, RawValue>()
-    for (const m of this.store.readGroup(sc.group.head)) {
+    const members = this.store.readGroup(sc.group.head)
+    if (members === undefined) throw new StateBusyError('readAll', this.mainSpinMs)
+    for (const m of members) {
       const name = decodeName(m.name, 0)
       if (sc.level === 'isolated') {
         if (!sc.pinned.has(name)) sc.pinned.set(name, m.value)
@@ -228,6 +232,10 @@ export class BufferCore {
         throw new StateCapacityError(`${operation} touches too many keys for one atomic commit; split it`, {
           operation,
         })
+      case CommitStatus.REENTRANT:
+        throw new InvalidArgumentError(
+          `${operation} was called while this thread holds the state commit lock (from inside an update or transaction function); those functions must be pure and use only their tx`,
+        )
     }
   }
 
@@ -442,18 +450,43 @@ export class StreamBuffer {
 
   /**
    * Runs `fn(tx)` and commits all its writes and deletes, over any keys and scopes, atomically — or none
-   * of them. If a key `fn` read changed before the commit, `fn` runs again on fresh values; so `fn` is
-   * synchronous and pure. Returns what `fn` returns.
+   * of them. If a key `fn` read changed before the commit, `fn` runs again on fresh values; after 8 such
+   * races it runs once more with the commit lock held, so it always finishes. So `fn` is synchronous and
+   * pure: it uses `tx` only (state calls on a buffer from inside it throw `AGENTPOOL_INVALID_ARGUMENT`
+   * when it runs under the lock). Returns what `fn` returns.
    */
   transaction<R>(fn: (tx: StateTransaction) => R): R {
     if (typeof fn !== 'function') throw new InvalidArgumentError('transaction(fn): fn must be a function')
     const c = this.core
-    for (;;) {
+    for (let attempt = 0; attempt < OPTIMISTIC_TRIES; attempt++) {
       const tx = new StateTransaction(c, this)
       const result = fn(tx)
       if (isThenable(result)) throw notSync('transaction fn')
       if (tx.commit()) return result
     }
+    return this.transactionLocked(fn)
+  }
+
+  /**
+   * The fallback after {@link OPTIMISTIC_TRIES} conflicts: `fn` runs with the commit lock held, so no
+   * other commit can move what it reads — a transaction that keeps losing to writers still finishes.
+   */
+  private transactionLocked<R>(fn: (tx: StateTransaction) => R): R {
+    const c = this.core
+    let tx: StateTransaction | undefined
+    let result: R | undefined
+    const status = c.store.commitLocked(() => {
+      tx = new StateTransaction(c, this)
+      result = fn(tx)
+      if (isThenable(result)) throw notSync('transaction fn')
+      return tx.build()
+    }, c.meta)
+    c.check(status, 'transaction')
+    // Under the lock nothing read inside `fn` can change; a conflict can only come from a key read before
+    // the transaction (`synchronized`), for which settle() throws.
+    if (!tx!.settle(status))
+      throw new Error('agentpool internal: transaction conflicted under the commit lock')
+    return result as R
   }
 
   /**
@@ -567,23 +600,26 @@ export class StateTransaction {
     return existed
   }
 
-  /** @internal Commits; false when a key read here changed (the caller re-runs the function). */
-  commit(): boolean {
+  private ops: WriteOp[] = []
+  private fromRead: boolean[] = []
+  private checks: ReadCheck[] = []
+
+  /** @internal Builds the commit's ops (expecting the versions read) and checks (keys only read). */
+  build(): { writes: readonly WriteOp[]; checks: readonly ReadCheck[] } {
     const c = this.core
-    if (this.writes.size === 0) return this.stillCurrent()
-    const ops: WriteOp[] = []
-    const fromRead: boolean[] = []
+    this.ops = []
+    this.fromRead = []
+    this.checks = []
     for (const [k, w] of this.writes) {
       const read = this.reads.get(k)
       const v = read ? read.version : w.sc.level === 'synchronized' ? w.sc.seen.get(w.name) : undefined
-      ops.push(c.op(w.sc, w.name, w.raw, v ? v.slot : EXPECT_ANY, v ? v.seq : 0))
-      fromRead.push(read !== undefined)
+      this.ops.push(c.op(w.sc, w.name, w.raw, v ? v.slot : EXPECT_ANY, v ? v.seq : 0))
+      this.fromRead.push(read !== undefined)
     }
-    const checks: ReadCheck[] = []
     for (const [k, r] of this.reads) {
       if (this.writes.has(k)) continue
       const ref = r.sc.group.ref(r.name)
-      checks.push({
+      this.checks.push({
         key: ref.key,
         keyLen: ref.keyLen,
         hash: ref.hash,
@@ -591,10 +627,26 @@ export class StateTransaction {
         expectSeq: r.version.seq,
       })
     }
-    const status = c.store.commit(ops, checks, c.meta)
+    return { writes: this.ops, checks: this.checks }
+  }
+
+  /** @internal Commits optimistically; false when a key read here changed (the caller re-runs the function). */
+  commit(): boolean {
+    if (this.writes.size === 0) return this.stillCurrent()
+    const { writes, checks } = this.build()
+    return this.settle(this.core.store.commit(writes, checks, this.core.meta))
+  }
+
+  /**
+   * @internal After a commit of {@link build}'s ops: true when committed (private views and hooks
+   * follow), false on a conflict with a key read here; throws on a conflict with a key this execution
+   * read before the transaction (`synchronized`) and on every other failure.
+   */
+  settle(status: CommitStatus): boolean {
+    const c = this.core
     if (status === CommitStatus.CONFLICT) {
       const at = c.store.conflictAt
-      if (at < ops.length && !fromRead[at]) {
+      if (at < this.ops.length && !this.fromRead[at]) {
         const w = [...this.writes.values()][at]!
         throw c.conflict(w.sc, w.name)
       }
@@ -602,7 +654,7 @@ export class StateTransaction {
     }
     c.check(status, 'transaction')
     let i = 0
-    for (const w of this.writes.values()) c.after(w.sc, w.name, ops[i++]!)
+    for (const w of this.writes.values()) c.after(w.sc, w.name, this.ops[i++]!)
     return true
   }
 
