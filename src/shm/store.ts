@@ -31,11 +31,16 @@
  * slots' sequence words odd; store the commit point; make the sequence words even; release. A commit that
  * fails validation or capacity is rolled back from the journal before the lock is released.
  *
- * Thread contract: reads (`get`, `readGroup`, `history`, `stats`) — any thread, lock-free, never block
- * (they retry while a commit on the same key is in flight, and after a long streak check whether its
- * thread died). `commit`/`deleteGroup` — any thread; on a worker they may block on the commit lock (never
- * forever: a dead holder is taken over); on the main thread they spin at most `mainSpinMs` and return
- * BUSY. `threadExited` — the main thread, never blocks.
+ * Before taking the lock a commit looks its keys up lock-free, so the cache misses of a big index are
+ * paid outside the critical section. A read-modify-write that loses the race may re-run its step once
+ * under the lock (`commit`'s `retry`, `commitLocked`), so a hot key or a long transaction still finishes.
+ *
+ * Thread contract: reads (`get`, `history`, `stats`) — any thread, lock-free, never block (they retry
+ * while a commit on the same key is in flight, and after a long streak check whether its thread died).
+ * `readGroup` — lock-free, unless writers keep moving the group: then it walks under the lock like a
+ * commit. `commit`/`commitLocked`/`deleteGroup` — any thread; on a worker they may block on the commit
+ * lock (never forever: a dead holder is taken over); on the main thread they spin at most `mainSpinMs`
+ * and return BUSY. `threadExited` — the main thread, never blocks.
  *
  * @module
  */
