@@ -17,19 +17,33 @@
  */
 import type { SerializedError } from './errors.js'
 
-/** One execution as it travels to a worker. */
+/**
+ * One execution as it travels to a worker. Everything the entry point fixes (stream id, handler module,
+ * isolation) is sent once per thread in {@link PoolEntryPoint}s, and defaults are left out, so a deep
+ * queue's pool messages stay small to copy.
+ */
 export interface ExecutionTask {
   executionId: string
-  streamId: string
-  entryPointId: string
-  correlationId: string
+  /** Index into the {@link PoolEntryPoint}s every thread received at start. */
+  entryPoint: number
   attempt: number
+  input: unknown
+  /** Absent when it equals `executionId`. */
+  correlationId?: string
+  /** Absent when it is {@link API_META}. */
+  meta?: Record<string, unknown>
+}
+
+/** What a thread needs to know of each entry point, sent once in `workerData`. */
+export interface PoolEntryPoint {
+  id: string
   /** Absolute path of the handler module. */
   handler: string
-  input: unknown
-  meta: Record<string, unknown>
   isolation: { stream: 'isolated' | 'shared' | 'synchronized'; global: 'isolated' | 'shared' | 'synchronized' }
 }
+
+/** `ctx.meta` of an execution started through the runtime's API. */
+export const API_META: Readonly<Record<string, unknown>> = Object.freeze({ trigger: 'api' })
 
 /** The Piscina task payload: one pool message, one or more executions. */
 export interface BatchTask {

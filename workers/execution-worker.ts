@@ -12,12 +12,13 @@
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads'
 import { pathToFileURL } from 'node:url'
 import { ExecutionCancelledError, HandlerModuleError, RecordInvalidError, serializeError } from '../src/errors.js'
-import { createExecutionRecorder, RecordWriter } from '../src/outcomes/index.js'
-import type { BatchResult, BatchTask, ControlMessage, EndRecord, ExecutionTask, WireRecord } from '../src/protocol.js'
-import { controlChannelName } from '../src/protocol.js'
+import { createExecutionRecorder, type ExecutionRecorder, RecordWriter } from '../src/outcomes/index.js'
+import type { BatchResult, BatchTask, ControlMessage, EndRecord, ExecutionTask, PoolEntryPoint, WireRecord } from '../src/protocol.js'
+import { API_META, controlChannelName } from '../src/protocol.js'
 import { connectDelegation } from '../src/runtime/delegation.js'
+import type { ExecutionResult } from '../src/runtime/types.js'
 import type { WorkerSetup } from '../src/runtime/worker-pool.js'
-import { SharedBufferManager } from '../src/state/index.js'
+import { SharedBufferManager, type StateHooks, type StreamBuffer } from '../src/state/index.js'
 import type { Handler, HandlerContext } from '../src/handler.js'
 
 const setup = workerData as WorkerSetup
@@ -25,7 +26,37 @@ const writer = RecordWriter.attach(setup.channel as Parameters<typeof RecordWrit
 const state = SharedBufferManager.attach(setup.state as Parameters<typeof SharedBufferManager.attach>[0])
 const delegate = connectDelegation(setup.runtimeId)
 const messageThreads = new Int32Array(setup.messageThreads!)
-const aborts = new Map<string, AbortController>()
+const entryPoints = setup.entryPoints!
+
+/** An {@link ExecutionTask} with what its entry point fixes and its defaults filled in. */
+interface Job {
+  executionId: string
+  streamId: string
+  entryPointId: string
+  correlationId: string
+  attempt: number
+  handler: string
+  isolation: PoolEntryPoint['isolation']
+  input: unknown
+  meta: Readonly<Record<string, unknown>>
+}
+
+function jobOf(task: ExecutionTask): Job {
+  const ep = entryPoints[task.entryPoint]!
+  return {
+    executionId: task.executionId,
+    streamId: ep.id,
+    entryPointId: ep.id,
+    correlationId: task.correlationId ?? task.executionId,
+    attempt: task.attempt,
+    handler: ep.handler,
+    isolation: ep.isolation,
+    input: task.input,
+    meta: task.meta ?? API_META,
+  }
+}
+/** Executions running on this thread, by id. */
+const running = new Map<string, ExecutionContext>()
 /**
  * Aborts heard for executions not running here. One may be for an execution whose pool message still waits
  * for this thread: it must then never start. Every thread hears every abort, so only the latest are kept.
@@ -38,9 +69,9 @@ const control = new BroadcastChannel(controlChannelName(setup.runtimeId))
 control.onmessage = (event: unknown) => {
   const message = (event as { data: ControlMessage }).data
   if (message.kind !== 'abort') return
-  const running = aborts.get(message.executionId)
-  if (running !== undefined) {
-    running.abort(message.reason)
+  const ctx = running.get(message.executionId)
+  if (ctx !== undefined) {
+    ctx.abort(message.reason)
     return
   }
   earlyAborts.set(message.executionId, message.reason)
@@ -92,16 +123,77 @@ function loadHandler(path: string): Promise<Handler> {
   return loaded
 }
 
-function buildContext(task: ExecutionTask, signal: AbortSignal): { ctx: HandlerContext; close(): void } {
-  const ids = {
-    executionId: task.executionId,
-    streamId: task.streamId,
-    entryPointId: task.entryPointId,
-    correlationId: task.correlationId,
-    attempt: task.attempt,
+/**
+ * The `ctx` of one execution. Its costlier parts — the state buffer, the decision recorder and the abort
+ * signal — are made on first use, so a handler pays only for what it touches.
+ */
+class ExecutionContext implements HandlerContext {
+  readonly executionId: string
+  readonly streamId: string
+  readonly entryPointId: string
+  readonly correlationId: string
+  readonly attempt: number
+  readonly meta: Readonly<Record<string, unknown>>
+  private buffer: StreamBuffer | undefined
+  private recorder: ExecutionRecorder | undefined
+  private controller: AbortController | undefined
+  /** Set when an abort arrives before anything asked for the signal. */
+  private abortReason: unknown
+
+  constructor(private readonly task: Job) {
+    this.executionId = task.executionId
+    this.streamId = task.streamId
+    this.entryPointId = task.entryPointId
+    this.correlationId = task.correlationId
+    this.attempt = task.attempt
+    this.meta = task.meta
   }
-  const recorder = createExecutionRecorder(sink, ids)
-  const buffer = state.createBuffer(task.executionId, task.streamId, task.isolation, {
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController()
+      if (this.abortReason !== undefined) this.controller.abort(this.abortReason)
+    }
+    return this.controller.signal
+  }
+
+  /** Aborts `signal` (now, or when it is first asked for). */
+  abort(reason: unknown): void {
+    if (this.controller !== undefined) this.controller.abort(reason)
+    else this.abortReason ??= reason
+  }
+
+  get state(): StreamBuffer {
+    this.buffer ??= state.createBuffer(this.executionId, this.streamId, this.task.isolation, stateHooks(this.task))
+    return this.buffer
+  }
+
+  private records(): ExecutionRecorder {
+    this.recorder ??= createExecutionRecorder(sink, this)
+    return this.recorder
+  }
+
+  readonly decide: HandlerContext['decide'] = (decision) => this.records().decide(decision)
+  readonly recordOutcome: HandlerContext['recordOutcome'] = (id, outcome) => this.records().recordOutcome(id, outcome)
+  readonly reportProblem: HandlerContext['reportProblem'] = (severity, description, options) =>
+    this.records().reportProblem(severity, description, options)
+  readonly violateConstraint: HandlerContext['violateConstraint'] = (id, details) =>
+    this.records().violateConstraint(id, details)
+  readonly emit: HandlerContext['emit'] = (type, data) => this.records().emit(type, data)
+
+  readonly trigger = (entryPointId: string, input: unknown): Promise<ExecutionResult> =>
+    delegate(entryPointId, input, { executionId: this.executionId, correlationId: this.correlationId }, this.signal)
+
+  /** After the end: late calls (from timers the handler left behind) are refused; state is freed. */
+  close(): void {
+    this.recorder?.close()
+    if (this.buffer !== undefined) state.cleanupExecution(this.executionId)
+  }
+}
+
+/** Forwards committed changes and refused synchronized writes as records. */
+function stateHooks(task: Job): StateHooks {
+  return {
     onChange(change) {
       sink.push({
         k: 'state_change',
@@ -126,25 +218,10 @@ function buildContext(task: ExecutionTask, signal: AbortSignal): { ctx: HandlerC
         timestamp: Date.now(),
       })
     },
-  })
-  const ctx: HandlerContext = {
-    ...ids,
-    meta: task.meta,
-    signal,
-    state: buffer,
-    decide: recorder.decide,
-    recordOutcome: recorder.recordOutcome,
-    reportProblem: recorder.reportProblem,
-    violateConstraint: recorder.violateConstraint,
-    emit: recorder.emit,
-    trigger: (entryPointId: string, input: unknown) =>
-      delegate(entryPointId, input, { executionId: task.executionId, correlationId: task.correlationId }, signal),
   }
-  // After the end, a late call (from a timer the handler left behind) is refused rather than recorded.
-  return { ctx, close: recorder.close }
 }
 
-async function runOne(task: ExecutionTask, largeOutputs: Record<string, unknown>): Promise<void> {
+async function runOne(task: Job, largeOutputs: Record<string, unknown>): Promise<void> {
   const aborted = earlyAborts.get(task.executionId)
   if (aborted !== undefined) {
     // Already final on the main thread (timed out or cancelled while its message waited): never run it.
@@ -166,26 +243,22 @@ async function runOne(task: ExecutionTask, largeOutputs: Record<string, unknown>
     )
     return
   }
-  const controller = new AbortController()
-  aborts.set(task.executionId, controller)
+  const ctx = new ExecutionContext(task)
+  running.set(task.executionId, ctx)
   const startedAt = Date.now()
   let ok = false
   let output: unknown
   let error: EndRecord['error']
-  let close = (): void => {}
   try {
     const handler = await loadHandler(task.handler)
-    const built = buildContext(task, controller.signal)
-    close = built.close
-    output = await handler(task.input, built.ctx)
+    output = await handler(task.input, ctx)
     ok = true
   } catch (err) {
     error = serializeError(err)
     error.code ??= 'AGENTPOOL_HANDLER_FAILED'
   } finally {
-    close()
-    aborts.delete(task.executionId)
-    state.cleanupExecution(task.executionId)
+    ctx.close()
+    running.delete(task.executionId)
   }
   const end: EndRecord = {
     k: 'end',
@@ -226,8 +299,8 @@ export default async function run(task: BatchTask): Promise<BatchResult> {
     return {}
   }
   const largeOutputs: Record<string, unknown> = {}
-  if (task.executions.length === 1) await runOne(task.executions[0]!, largeOutputs)
-  else await Promise.all(task.executions.map((t) => runOne(t, largeOutputs)))
+  if (task.executions.length === 1) await runOne(jobOf(task.executions[0]!), largeOutputs)
+  else await Promise.all(task.executions.map((t) => runOne(jobOf(t), largeOutputs)))
   // Every end must be in shared memory before the pool message returns.
   writer.flush()
   for (const _ in largeOutputs) return { largeOutputs }

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto'
 import { loadConfigFile, type ResolvedRuntimeConfig, resolveConfig, type RuntimeConfig } from '../config/index.js'
 import { InvalidArgumentError, NotRunningError } from '../errors.js'
+import { API_META } from '../protocol.js'
 import { EventBus } from '../events/index.js'
 import { OutcomeAggregator, RecordChannel, routeRecords } from '../outcomes/index.js'
 import { SharedBufferManager } from '../state/index.js'
@@ -145,7 +146,7 @@ export class AgentRuntime {
    */
   async trigger(entryPointId: string, input?: unknown, opts?: TriggerOptions): Promise<string> {
     checkOptions(opts)
-    return this.engine.admit(entryPointId, input, { meta: { trigger: 'api' }, ...opts })
+    return this.engine.admit(entryPointId, input, { meta: API_META, ...opts })
   }
 
   /** Admits one execution and resolves with its result once it is final and its records are consumed. */
@@ -155,7 +156,7 @@ export class AgentRuntime {
     opts?: TriggerOptions,
   ): Promise<ExecutionResult<Output>> {
     checkOptions(opts)
-    const id = this.engine.admit(entryPointId, input, { meta: { trigger: 'api' }, ...opts })
+    const id = this.engine.admit(entryPointId, input, { meta: API_META, ...opts })
     return this.engine.wait(id) as Promise<ExecutionResult<Output>>
   }
 

@@ -39,7 +39,7 @@ import {
 } from '../errors.js'
 import type { EventBus } from '../events/index.js'
 import type { BatchResult, ControlMessage, EndRecord, ExecutionTask, WireRecord } from '../protocol.js'
-import { controlChannelName } from '../protocol.js'
+import { API_META, controlChannelName } from '../protocol.js'
 import { type Execution, ExecutionStream, newExecution } from './execution-stream.js'
 import { IdempotencyCache } from './idempotency-cache.js'
 import type { ExecutionResult, ExecutionStatus, RuntimeStats, StopOptions, TriggerOptions } from './types.js'
@@ -95,6 +95,12 @@ export class RuntimeEngine {
   private readonly streamOrder: ExecutionStream[]
   private readonly executions = new Map<string, Execution>()
   private readonly results = new Map<string, ExecutionResult>()
+  /**
+   * Ids in `results`, oldest first, as a ring: evicting through `Map.keys().next()` instead would skip an
+   * ever longer run of deleted entries on every call.
+   */
+  private readonly resultOrder: (string | undefined)[] = new Array(RESULT_RETENTION)
+  private resultNext = 0
   private readonly batchOf = new Map<string, Batch>()
   private readonly inFlight = new Set<Batch>()
   private readonly idempotency: IdempotencyCache
@@ -117,7 +123,7 @@ export class RuntimeEngine {
     private readonly state: StateCleanup,
     private readonly hooks: EngineHooks,
   ) {
-    for (const ep of config.entryPoints) this.streams.set(ep.id, new ExecutionStream(ep))
+    for (const [i, ep] of config.entryPoints.entries()) this.streams.set(ep.id, new ExecutionStream(ep, i))
     this.streamOrder = [...this.streams.values()].sort((a, b) => b.entryPoint.priority - a.entryPoint.priority)
     this.idempotency = new IdempotencyCache(config.idempotency.ttlMs, config.idempotency.maxKeys)
     this.control = new BroadcastChannel(controlChannelName(runtimeId))
@@ -342,17 +348,10 @@ export class RuntimeEngine {
       if (e.startedAt === 0) e.startedAt = now
       this.batchOf.set(e.id, batch)
       if (e.timeoutMs > 0) e.timer = setTimeout(() => this.onTimeout(e), e.timeoutMs)
-      tasks.push({
-        executionId: e.id,
-        streamId: e.stream.id,
-        entryPointId: e.stream.id,
-        correlationId: e.correlationId,
-        attempt: e.attempt,
-        handler: e.stream.entryPoint.handler,
-        input: e.input,
-        meta: e.meta,
-        isolation: e.stream.entryPoint.isolation,
-      })
+      const task: ExecutionTask = { executionId: e.id, entryPoint: e.stream.index, attempt: e.attempt, input: e.input }
+      if (e.correlationId !== e.id) task.correlationId = e.correlationId
+      if (e.meta !== API_META) task.meta = e.meta
+      tasks.push(task)
       this.bus.publish({
         type: 'execution_started',
         streamId: e.stream.id,
@@ -582,8 +581,11 @@ export class RuntimeEngine {
   }
 
   private remember(r: ExecutionResult): void {
+    const evicted = this.resultOrder[this.resultNext]
+    if (evicted !== undefined) this.results.delete(evicted)
+    this.resultOrder[this.resultNext] = r.executionId
+    this.resultNext = (this.resultNext + 1) % RESULT_RETENTION
     this.results.set(r.executionId, r)
-    if (this.results.size > RESULT_RETENTION) this.results.delete(this.results.keys().next().value!)
   }
 
   private clearTimer(e: Execution): void {

@@ -15,7 +15,7 @@ export interface Execution {
   readonly stream: ExecutionStream
   readonly correlationId: string
   readonly input: unknown
-  readonly meta: Record<string, unknown>
+  readonly meta: Readonly<Record<string, unknown>>
   readonly priority: number
   readonly timeoutMs: number
   readonly signal: AbortSignal | undefined
@@ -88,7 +88,11 @@ export class ExecutionStream {
   private readonly heap: Execution[] = []
   private readonly latency = new LatencyWindow()
 
-  constructor(readonly entryPoint: ResolvedEntryPoint) {
+  constructor(
+    readonly entryPoint: ResolvedEntryPoint,
+    /** Position of the entry point in the config, as pool threads know it. */
+    readonly index: number,
+  ) {
     this.id = entryPoint.id
   }
 

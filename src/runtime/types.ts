@@ -20,7 +20,7 @@ export interface TriggerOptions {
   /** Aborting it cancels the execution, queued or running. */
   signal?: AbortSignal
   /** Free-form facts about how the execution was triggered; the handler sees them as `ctx.meta`. */
-  meta?: Record<string, unknown>
+  meta?: Readonly<Record<string, unknown>>
 }
 
 export type ExecutionStatus = 'completed' | 'failed' | 'cancelled' | 'timed_out'

@@ -12,7 +12,7 @@ import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
 import type { ResolvedRuntimeConfig } from '../config/index.js'
-import type { BatchResult, BatchTask } from '../protocol.js'
+import type { BatchResult, BatchTask, PoolEntryPoint } from '../protocol.js'
 import { DELEGATION_HEADROOM } from './engine.js'
 
 /** What every pool thread receives as `workerData`. */
@@ -20,6 +20,8 @@ export interface WorkerSetup {
   runtimeId: string
   channel: unknown
   state: unknown
+  /** The entry points, in config order; tasks name them by index. */
+  entryPoints?: PoolEntryPoint[]
   /** Int32 per in-flight pool message slot: the id + 1 of the thread that took it (see {@link WorkerPool.threadOf}). */
   messageThreads?: SharedArrayBuffer
   /** For `workers/bootstrap.mjs`: the worker entry to load, and whether to register tsx first. */
@@ -61,10 +63,11 @@ export class WorkerPool {
       idleTimeout: idleTimeoutMs,
       // Handlers are async and use their thread's event loop (timers, abort messages): never park the
       // loop in a blocking Atomics.wait between tasks.
-      atomics: 'async',
+      atomics: 'sync',
       maxQueue: 'auto',
       workerData: {
         ...setup,
+        entryPoints: config.entryPoints.map(({ id, handler, isolation }) => ({ id, handler, isolation })),
         messageThreads: this.messageThreads.buffer as SharedArrayBuffer,
         bootstrap: { entry: workerEntry, typescript },
       },
