@@ -6,7 +6,8 @@
  * - `keys_1m_vs_1k`: random `read` + `write` pairs with a million live keys against a thousand (same
  *   store options, same threads). Target ≥ 0.7: throughput is flat in the number of keys.
  *
- * Also logged (not targets): uncontended `read` of a small value per thread, and bytes per stored key.
+ * Also logged (not targets): uncontended `read` of a small value per thread, bytes per stored key, and
+ * the read+write pairs of one thread alone at both sizes.
  * `STATE_BENCH_LARGE=<n>` replaces the million keys by `n` for a fast sanity run.
  *
  * This file is also the worker: a thread started with `workerData.stateBench` runs the command loop.
@@ -220,6 +221,15 @@ const suite: BenchSuite = {
           },
         }),
       )
+      // One thread alone (no lock contention): separates the memory-hierarchy cost of a big index from
+      // the cost of two threads sharing the commit lock.
+      for (const mode of ['rw-small', 'rw-large'] as const) {
+        const t = performance.now()
+        await r.one(mode, 100_000)
+        log(
+          `state: one thread, ${mode}: ${formatHz(100_000 / ((performance.now() - t) / 1000))} read+write pairs/s`,
+        )
+      }
       const reads = 200_000
       const t1 = performance.now()
       await r.one('read', reads)
