@@ -342,9 +342,9 @@ export class ShmStore {
         return false
       }
       const at = s * 8
+      // find() proved the key at seq `lastSeq`; the same seq now means the slot still holds it.
       const seq = Atomics.load(a, at + Slot.SEQ)
-      if (seq & 1) continue
-      if (a[at + Slot.HASH] !== hash || !ix.keyEquals(a[at + Slot.KEY]!, key, len)) continue
+      if (seq !== ix.lastSeq) continue
       if (!this.readValue(at, out)) continue
       // Same even seq after copying: the key, tag and value bytes are one committed version.
       if (Atomics.load(a, at + Slot.SEQ) !== seq) continue
