@@ -66,32 +66,74 @@ export class KeyGroup {
     this.head = new HeadRef(headKey, hashBytes(headKey, headKey.length))
   }
 
-  /** The encoded key for `name` (validated). */
-  ref(name: string): KeyRef {
-    let r = this.cache.get(name)
-    if (r !== undefined) return r
+  /**
+   * The encoded key for `name` (validated). `transient`: the caller uses the result before its next call
+   * on this group and keeps nothing (a lock-free read) — then a key the full cache cannot hold is encoded
+   * into a reused scratch buffer instead of a fresh one.
+   */
+  ref(name: string, transient = false): KeyRef {
+    const cached = this.cache.get(name)
+    if (cached !== undefined) return cached
     if (typeof name !== 'string') {
       throw new StateKeyError(`state key must be a string, got ${describeValue(name)}`, {
         key: describeValue(name),
       })
     }
     if (name.length > this.maxKeyBytes) throw tooLong(name, this.maxKeyBytes, name.length)
-    const key = new Uint8Array(this.prefix.length + name.length * 3)
-    key.set(this.prefix)
-    const { written } = utf8.encodeInto(name, key.subarray(this.prefix.length))
+    const keep = !transient || this.cache.size < KEY_CACHE_SIZE
+    const p = this.prefix.length
+    let key: Uint8Array
+    if (keep) {
+      key = new Uint8Array(p + name.length * 3)
+      key.set(this.prefix)
+    } else {
+      key = this.scratchKey(p + name.length * 3)
+    }
+    const written = encodeName(name, key, p)
     if (written > this.maxKeyBytes) throw tooLong(name, this.maxKeyBytes, written)
-    const keyLen = this.prefix.length + written
-    r = { key, keyLen, hash: hashBytes(key, keyLen) }
-    // Bounded: the first keys a buffer uses stay cached (hot keys are used first and most); others are
-    // encoded per call, which costs about what a cache miss would.
+    const keyLen = p + written
+    const hash = hashBytes(key, keyLen)
+    if (!keep) {
+      const r = this.scratchRef
+      r.key = key
+      r.keyLen = keyLen
+      r.hash = hash
+      return r
+    }
+    const r = { key, keyLen, hash }
+    // Bounded: the first keys a group sees stay cached (hot keys come early and often); others are encoded
+    // per call, which costs about what a miss in a bigger cache would.
     if (this.cache.size < KEY_CACHE_SIZE) this.cache.set(name, r)
     return r
+  }
+
+  private scratch: Uint8Array | undefined
+  private readonly scratchRef: KeyRef = { key: new Uint8Array(0), keyLen: 0, hash: 0 }
+
+  private scratchKey(bytes: number): Uint8Array {
+    if (this.scratch === undefined || this.scratch.length < bytes) {
+      this.scratch = new Uint8Array(Math.max(bytes, 64))
+      this.scratch.set(this.prefix)
+    }
+    return this.scratch
   }
 
   /** Group prefix length (the offset of the name in a key). */
   get groupLen(): number {
     return this.prefix.length
   }
+}
+
+/** Writes `name` as UTF-8 into `out` from `at` (room for 3 bytes per UTF-16 unit); returns the byte count. */
+function encodeName(name: string, out: Uint8Array, at: number): number {
+  const n = name.length
+  for (let i = 0; i < n; i++) {
+    const c = name.charCodeAt(i)
+    // ASCII, the common case, byte by byte; anything else through the encoder.
+    if (c >= 0x80) return utf8.encodeInto(name, out.subarray(at)).written
+    out[at + i] = c
+  }
+  return n
 }
 
 function tooLong(name: string, max: number, atLeast: number): StateKeyError {

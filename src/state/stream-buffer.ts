@@ -121,7 +121,7 @@ export class BufferCore {
 
   /** Reads the committed value of `name` in `sc` (raw in `out`); true when present. */
   fetch(sc: ScopeView, name: string): boolean {
-    const r = sc.group.ref(name)
+    const r = sc.group.ref(name, true)
     return this.store.get(r.key, r.keyLen, r.hash, this.out)
   }
 
