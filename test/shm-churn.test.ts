@@ -41,6 +41,26 @@ describe('memory under churn and at capacity', () => {
     expect(s.indexSlotsInUse).toBeLessThan(s.indexSlots / 4)
   })
 
+  it('keys beyond the per-group key cache read, update, transact and delete exactly', () => {
+    const mgr = SharedBufferManager.create({ maxBytes: 16 << 20, maxKeys: 20_000, historySize: 10 })
+    const buf = mgr.createBuffer('e', 's', 'shared')
+    const g = { scope: 'stream' as const }
+    const n = 10_000 // well past the 4096 keys a group caches encoded
+    for (let i = 0; i < n; i++) buf.write(`key-${i}`, i, g)
+    for (let i = 0; i < n; i++) expect(buf.read(`key-${i}`, g)).toBe(i)
+    for (let i = 0; i < n; i += 7) buf.update(`key-${i}`, (v: number | undefined) => v! + n, g)
+    buf.transaction((tx) => {
+      tx.write('key-9999', tx.read<number>('key-9998', g)! + tx.read<number>('key-9997', g)!, g)
+      tx.delete('key-9996', g)
+    })
+    for (let i = 0; i < n - 4; i++) expect(buf.read(`key-${i}`, g)).toBe(i % 7 === 0 ? i + n : i)
+    expect(buf.read('key-9999', g)).toBe(9998 + 9997)
+    expect(buf.has('key-9996', g)).toBe(false)
+    expect(Object.keys(buf.readAll(g))).toHaveLength(n - 1)
+    for (let i = 0; i < n; i++) buf.delete(`key-${i}`, g)
+    expect(mgr.stats().keys).toBe(0)
+  })
+
   it('value-region exhaustion is StateCapacityError, nothing half-written, stored data stays readable', () => {
     const mgr = SharedBufferManager.create({
       maxBytes: 2 << 20,

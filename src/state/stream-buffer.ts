@@ -190,7 +190,9 @@ export class BufferCore {
     seq: number,
     reuse = false,
   ): WriteOp {
-    const r = sc.group.ref(name)
+    // The single op is committed before this core encodes another key for a write, so its key may live in
+    // the group's scratch (every path that fills it encodes its key last, after any reads).
+    const r = sc.group.ref(name, reuse)
     const op = reuse ? this.single : new WriteOp()
     op.key = r.key
     op.keyLen = r.keyLen
