@@ -26,6 +26,7 @@ describe('memory under churn and at capacity', () => {
     expect(s.bytesUsed).toBeLessThan(3 * live)
     // The high-water mark of the value region stays a small multiple of the live data: freed blocks are reused.
     expect(s.bytesReserved).toBeLessThan(8 * live)
+    expect(mgr.engine.audit()).toEqual([])
   })
 
   it('executions that come and go leave neither keys nor index slots behind', async () => {
@@ -39,6 +40,7 @@ describe('memory under churn and at capacity', () => {
     expect(s.bytesUsed).toBe(0)
     // 80 000 keys went through a 1024-key store; tombstones did not pile up.
     expect(s.indexSlotsInUse).toBeLessThan(s.indexSlots / 4)
+    expect(mgr.engine.audit()).toEqual([])
   })
 
   it('keys beyond the per-group key cache read, update, transact and delete exactly', () => {
@@ -57,8 +59,11 @@ describe('memory under churn and at capacity', () => {
     expect(buf.read('key-9999', g)).toBe(9998 + 9997)
     expect(buf.has('key-9996', g)).toBe(false)
     expect(Object.keys(buf.readAll(g))).toHaveLength(n - 1)
+    expect(mgr.engine.audit()).toEqual([])
     for (let i = 0; i < n; i++) buf.delete(`key-${i}`, g)
     expect(mgr.stats().keys).toBe(0)
+    expect(mgr.stats().bytesUsed).toBe(0)
+    expect(mgr.engine.audit()).toEqual([])
   })
 
   it('value-region exhaustion is StateCapacityError, nothing half-written, stored data stays readable', () => {
@@ -99,6 +104,7 @@ describe('memory under churn and at capacity', () => {
     for (let i = 0; i < 5; i++) buf.delete(`k${i}`, { scope: 'stream' })
     buf.write('after', { body: body(9) }, { scope: 'stream' })
     expect(buf.read<any>('after', { scope: 'stream' }).body).toBe(body(9))
+    expect(mgr.engine.audit()).toEqual([])
   })
 
   it('maxKeys exhaustion is StateCapacityError and the stored keys stay readable', () => {

@@ -15,6 +15,8 @@ function bank(): SharedBufferManager {
 /** Every invariant a crash must not break. */
 function expectIntact(mgr: SharedBufferManager): void {
   expect(mgr.engine.lockOwner()).toBe(-1)
+  // Index, group lists, counters and allocator agree with each other (no leaked or doubly owned block).
+  expect(mgr.engine.audit()).toEqual([])
   const buf = mgr.createBuffer('audit', 'bank', 'shared')
   const all = buf.readAll({ scope: 'global' }) as Record<string, any>
   let sum = 0

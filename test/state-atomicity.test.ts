@@ -57,6 +57,7 @@ describe('update() and transaction() are exact across threads', () => {
     expect(Object.keys(all)).toHaveLength(accounts)
     expect(Object.values(all).reduce((a, b) => a + b, 0)).toBe(total)
     expect(Object.values(all).every((v) => v >= 0)).toBe(true)
+    expect(mgr.engine.audit()).toEqual([])
   })
 
   it('readAll() snapshots stay consistent (the bank total holds) while other threads transfer', async () => {

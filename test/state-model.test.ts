@@ -74,6 +74,7 @@ describe('state against a sequential model', () => {
           const actual = mgr.createBuffer('check', 'model', 'shared').readAll({ scope: 'global' })
           expect(actual).toEqual(Object.fromEntries(model))
           expect(mgr.stats().keys).toBe(model.size)
+          expect(mgr.engine.audit()).toEqual([])
         },
       ),
       { numRuns: 8, seed: 424242, endOnFailure: true },

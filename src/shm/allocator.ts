@@ -146,6 +146,53 @@ export class BlockAllocator {
     return len
   }
 
+  /**
+   * Consistency audit (tests, tools): the free lists, `top` and `used` against the allocated blocks the
+   * caller found reachable (`[block, class]`). Returns the problems found, none when consistent. Lock
+   * holder, or a quiet store.
+   */
+  audit(allocated: readonly [number, number][]): string[] {
+    const problems: string[] = []
+    const top = this.ctrl[this.base + TOP]!
+    this.ensure(top * 8)
+    const owner = new Map<number, string>()
+    const claim = (b: number, c: number, what: string) => {
+      const end = b + (2 << c)
+      if (b < FIRST_UNIT || end > top)
+        problems.push(`${what} block ${b} (class ${c}) lies outside [${FIRST_UNIT}, ${top})`)
+      for (let u = b; u < end; u += 2) {
+        const prev = owner.get(u)
+        if (prev !== undefined) {
+          problems.push(`${what} block ${b} overlaps ${prev}`)
+          return
+        }
+        owner.set(u, `${what} block ${b}`)
+      }
+    }
+    let usedUnits = 0
+    for (const [b, c] of allocated) {
+      if (this.i32[2 * b] !== c)
+        problems.push(`allocated block ${b} has class ${this.i32[2 * b]}, expected ${c}`)
+      claim(b, c, 'allocated')
+      usedUnits += 2 << c
+    }
+    for (let c = 0; c < SIZE_CLASSES; c++) {
+      let steps = 0
+      for (let b = this.ctrl[this.base + HEADS + c]!; b !== 0; b = this.i32[2 * b + 1]!) {
+        if (++steps > top) {
+          problems.push(`free list ${c} has a cycle`)
+          break
+        }
+        if (this.i32[2 * b] !== c) problems.push(`free block ${b} on list ${c} has class ${this.i32[2 * b]}`)
+        claim(b, c, 'free')
+      }
+    }
+    if (usedUnits !== this.ctrl[this.base + USED]) {
+      problems.push(`used is ${this.ctrl[this.base + USED]} units but allocated blocks hold ${usedUnits}`)
+    }
+    return problems
+  }
+
   private pop(c: number): number {
     const head = this.base + HEADS + c
     const b = this.ctrl[head]!

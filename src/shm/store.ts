@@ -546,6 +546,58 @@ export class ShmStore {
     }
   }
 
+  /**
+   * Consistency audit for tests and tools: takes the commit lock (recovering a dead holder's commit
+   * first) and checks the index, group lists, counters and allocator against each other. Returns the
+   * problems found; an empty list means consistent. Any thread; blocks like a commit.
+   */
+  audit(): string[] {
+    if (!this.acquire()) return ['commit lock busy']
+    try {
+      const problems: string[] = []
+      const ix = this.index
+      const allocated: [number, number][] = []
+      const blockOf = (b: number) => [b, this.heap.i32[2 * b]!] as [number, number]
+      let live = 0
+      let used = 0
+      const memberOf = new Map<number, number>()
+      for (let s = 0; s < ix.slots; s++) {
+        const h = ix.get(s, Slot.HASH)
+        if (h === 0) continue
+        used++
+        if (ix.get(s, Slot.SEQ) & 1) problems.push(`slot ${s} has an odd seq`)
+        if (h === 1) continue
+        allocated.push(blockOf(ix.get(s, Slot.KEY)))
+        const tag = ix.get(s, Slot.TAG)
+        if (tag === ValueTag.BYTES) allocated.push(blockOf(ix.get(s, Slot.V0)))
+        if (tag === ValueTag.HEAD) {
+          let n = 0
+          for (let m = ix.get(s, Slot.NEXT); m !== 0 && n <= ix.slots; m = ix.get(m - 1, Slot.NEXT), n++) {
+            memberOf.set(m - 1, s)
+          }
+          if (n !== ix.get(s, Slot.V0))
+            problems.push(`group head ${s} counts ${ix.get(s, Slot.V0)} members, lists ${n}`)
+        } else {
+          live++
+        }
+      }
+      for (let s = 0; s < ix.slots; s++) {
+        const h = ix.get(s, Slot.HASH)
+        if (h > 1 || h < 0) {
+          if (ix.get(s, Slot.TAG) !== ValueTag.HEAD && !memberOf.has(s))
+            problems.push(`slot ${s} is in no group list`)
+        }
+      }
+      if (live !== this.ctrl[C_KEYS]) problems.push(`keys counter ${this.ctrl[C_KEYS]}, live slots ${live}`)
+      if (used !== this.ctrl[C_USED_SLOTS])
+        problems.push(`used-slots counter ${this.ctrl[C_USED_SLOTS]}, non-empty ${used}`)
+      problems.push(...this.heap.audit(allocated))
+      return problems
+    } finally {
+      this.lock.release()
+    }
+  }
+
   /** Any thread. Whether a thread currently holds the commit lock, and which. -1 when free. */
   lockOwner(): number {
     return this.lock.owner()
