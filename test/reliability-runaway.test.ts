@@ -40,9 +40,17 @@ describe('runaway handlers', () => {
     }
     const echoResults = await Promise.all(echoes)
     expect(tally(echoResults)).toEqual({ completed: 300 })
-    expect(echoResults.map((r) => r.output)).toEqual(echoes.map((_, k) => expect.objectContaining({ input: { round: Math.floor(k / 100), i: k % 100 } })))
+    expect(echoResults.map((r) => r.output)).toEqual(
+      echoes.map((_, k) => expect.objectContaining({ input: { round: Math.floor(k / 100), i: k % 100 } })),
+    )
     expect(rt.stats().streams.hog).toMatchObject({ admitted: 3, failed: 3, running: 0, queued: 0 })
-    expect(rt.stats().streams.echo).toMatchObject({ admitted: 300, completed: 300, failed: 0, running: 0, queued: 0 })
+    expect(rt.stats().streams.echo).toMatchObject({
+      admitted: 300,
+      completed: 300,
+      failed: 0,
+      running: 0,
+      queued: 0,
+    })
     expect(rt.stats().pool.threadsReplaced).toBeGreaterThanOrEqual(3)
     const after = await Promise.all(Array.from({ length: 50 }, (_, i) => rt.triggerAndWait('echo', i)))
     expect(tally(after)).toEqual({ completed: 50 })
@@ -102,7 +110,9 @@ describe('runaway handlers', () => {
     expect(s.echo).toMatchObject({ admitted: 200, completed: 200, failed: 0, timedOut: 0 })
     // Every runaway thread is terminated and replaced; the runtime keeps serving on the new ones.
     await expect.poll(() => rt.stats().pool.threadsReplaced, { timeout: 20_000 }).toBeGreaterThanOrEqual(1)
-    expect(tally(await Promise.all(Array.from({ length: 50 }, (_, i) => rt.triggerAndWait('echo', i))))).toEqual({
+    expect(
+      tally(await Promise.all(Array.from({ length: 50 }, (_, i) => rt.triggerAndWait('echo', i)))),
+    ).toEqual({
       completed: 50,
     })
     // The runaway messages are all terminated, none is left holding a thread.

@@ -1,7 +1,7 @@
 import { connect } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { afterEach, describe, expect, it } from 'vitest'
-import { AgentRuntime, type AgentEvent, ErrorCode } from '../src/index.js'
+import { type AgentEvent, AgentRuntime, ErrorCode } from '../src/index.js'
 import { SIGNATURE_HEADER, signWebhookBody } from '../src/triggers/index.js'
 import { rapi } from './fixtures/reliability/paths.js'
 import { fixture } from './helpers/runtime.js'
@@ -52,7 +52,9 @@ describe('security', () => {
     const holding = rt.events.waitFor({ types: ['holding'], timeoutMs: 10_000 })
     const held = rt.triggerAndWait('vault', { mode: 'hold', token: 'tok-7f3a' }, { signal: holder.signal })
     await holding
-    const peeks = await Promise.all(Array.from({ length: 12 }, () => rt.triggerAndWait('vault', { mode: 'peek' })))
+    const peeks = await Promise.all(
+      Array.from({ length: 12 }, () => rt.triggerAndWait('vault', { mode: 'peek' })),
+    )
     for (const p of peeks) {
       expect(p.status).toBe('completed')
       expect(p.output).toEqual({ read: null, has: false, execution: {}, merged: {} })
@@ -95,8 +97,16 @@ describe('security', () => {
     try {
       const rt = await started({
         entryPoints: [
-          { id: 'signed', handler: fixture('echo'), trigger: { type: 'webhook', path: '/signed', secretEnv: SECRET_ENV } },
-          { id: 'failing', handler: fixture('fail'), trigger: { type: 'webhook', path: '/failing', secretEnv: SECRET_ENV } },
+          {
+            id: 'signed',
+            handler: fixture('echo'),
+            trigger: { type: 'webhook', path: '/signed', secretEnv: SECRET_ENV },
+          },
+          {
+            id: 'failing',
+            handler: fixture('fail'),
+            trigger: { type: 'webhook', path: '/failing', secretEnv: SECRET_ENV },
+          },
         ],
       })
       const events: AgentEvent[] = []
@@ -105,7 +115,10 @@ describe('security', () => {
       const post = async (path: string, body: string, signature?: string) => {
         const res = await fetch(`${rt.webhookUrl}${path}`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', ...(signature === undefined ? {} : { [SIGNATURE_HEADER]: signature }) },
+          headers: {
+            'content-type': 'application/json',
+            ...(signature === undefined ? {} : { [SIGNATURE_HEADER]: signature }),
+          },
           body,
         })
         const text = await res.text()
@@ -113,7 +126,13 @@ describe('security', () => {
         return { status: res.status, text }
       }
       const body = '{"ticket":1}'
-      for (const signature of [undefined, 'sha256=00', signWebhookBody('wrong', body), `sha256=${SECRET}`, SECRET]) {
+      for (const signature of [
+        undefined,
+        'sha256=00',
+        signWebhookBody('wrong', body),
+        `sha256=${SECRET}`,
+        SECRET,
+      ]) {
         expect((await post('/signed', body, signature)).status).toBe(401)
       }
       const ids: string[] = []

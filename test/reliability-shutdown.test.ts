@@ -22,7 +22,13 @@ describe('shutdown', () => {
     const rt = new AgentRuntime({
       pool: { threads: 2, tasksPerThread: 4 },
       entryPoints: [
-        { id: 'work', handler: reliabilityFixture('work'), trigger: { type: 'api' }, maxConcurrent: 16, maxQueue: 10_000 },
+        {
+          id: 'work',
+          handler: reliabilityFixture('work'),
+          trigger: { type: 'api' },
+          maxConcurrent: 16,
+          maxQueue: 10_000,
+        },
         {
           id: 'hook',
           handler: reliabilityFixture('work'),
@@ -63,11 +69,18 @@ describe('shutdown', () => {
     expect(metrics.successfulOutcomes).toBe(API + HOOKS)
     expect(emitted).toBe(API + HOOKS)
     expect(rt.stats().streams.work).toMatchObject({ admitted: API, completed: API, running: 0, queued: 0 })
-    expect(rt.stats().streams.hook).toMatchObject({ admitted: HOOKS, completed: HOOKS, running: 0, queued: 0 })
+    expect(rt.stats().streams.hook).toMatchObject({
+      admitted: HOOKS,
+      completed: HOOKS,
+      running: 0,
+      queued: 0,
+    })
     await expect(rt.trigger('work', { n: -1 })).rejects.toBeInstanceOf(NotRunningError)
   })
 
-  it('SIGTERM to `agentpool run <config>` drains every admitted webhook execution and exits 0', { timeout: 120_000 }, async () => {
+  it('SIGTERM to `agentpool run <config>` drains every admitted webhook execution and exits 0', {
+    timeout: 120_000,
+  }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'agentpool-shutdown-'))
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
     const marker = join(dir, 'done.txt')
@@ -85,7 +98,10 @@ describe('shutdown', () => {
         '',
       ].join('\n'),
     )
-    const child = spawn(process.execPath, [BIN, 'run', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [BIN, 'run', config], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     cleanups.push(() => {
       if (child.exitCode === null) child.kill('SIGKILL')
     })

@@ -68,7 +68,9 @@ function checkLedger(rt: AgentRuntime): { committed: number } {
 }
 
 describe('thread death inside update() and transaction()', () => {
-  it(`conserves a bank's total over ${RUNS} seeded runs of threads dying mid-transaction; every commit is whole and no lock stays held`, { timeout: 180_000 }, async () => {
+  it(`conserves a bank's total over ${RUNS} seeded runs of threads dying mid-transaction; every commit is whole and no lock stays held`, {
+    timeout: 180_000,
+  }, async () => {
     const rt = await startRuntime(
       {
         entryPoints: [
@@ -84,16 +86,33 @@ describe('thread death inside update() and transaction()', () => {
     rt.state.cleanupExecution('opening')
 
     const rand = prng(20261125)
-    const injected: Record<Fault, number> = Object.fromEntries(FAULTS.map((f) => [f, 0])) as Record<Fault, number>
+    const injected: Record<Fault, number> = Object.fromEntries(FAULTS.map((f) => [f, 0])) as Record<
+      Fault,
+      number
+    >
     let healthy = 0
     for (let run = 0; run < RUNS; run++) {
       const fault = FAULTS[run % FAULTS.length]!
-      const faulty: BankInput = { seed: 1_000_000 + run, accounts: ACCOUNTS, transfers: TRANSFERS, fault, faultAt: Math.floor(rand() * TRANSFERS) }
+      const faulty: BankInput = {
+        seed: 1_000_000 + run,
+        accounts: ACCOUNTS,
+        transfers: TRANSFERS,
+        fault,
+        faultAt: Math.floor(rand() * TRANSFERS),
+      }
       const others = Array.from({ length: HEALTHY_PER_RUN }, (_, j) =>
-        rt.triggerAndWait(j % 2 === 0 ? 'bank' : 'bank-isolated', { seed: run * 100 + j, accounts: ACCOUNTS, transfers: TRANSFERS }),
+        rt.triggerAndWait(j % 2 === 0 ? 'bank' : 'bank-isolated', {
+          seed: run * 100 + j,
+          accounts: ACCOUNTS,
+          transfers: TRANSFERS,
+        }),
       )
       // A spinning handler is stopped by its timeout: the pool terminates its thread at an arbitrary instruction.
-      const bad = await rt.triggerAndWait('faulty', faulty, fault.startsWith('spin') ? { timeoutMs: 200 } : {})
+      const bad = await rt.triggerAndWait(
+        'faulty',
+        faulty,
+        fault.startsWith('spin') ? { timeoutMs: 200 } : {},
+      )
       injected[fault]++
       expect({ fault, status: bad.status, code: bad.error?.code }).toEqual({ fault, ...EXPECTED[fault] })
       // Every healthy execution, on whatever thread, completes: no lock of the dead thread is left held.
@@ -105,15 +124,24 @@ describe('thread death inside update() and transaction()', () => {
     }
 
     const final = await Promise.all(
-      Array.from({ length: 16 }, (_, j) => rt.triggerAndWait('bank', { seed: 9_000_000 + j, accounts: ACCOUNTS, transfers: TRANSFERS })),
+      Array.from({ length: 16 }, (_, j) =>
+        rt.triggerAndWait('bank', { seed: 9_000_000 + j, accounts: ACCOUNTS, transfers: TRANSFERS }),
+      ),
     )
     expect(final.map((r) => r.status)).toEqual(Array(16).fill('completed'))
     const { committed } = checkLedger(rt)
     const s = rt.stats().streams
     expect(s.bank!.completed + s['bank-isolated']!.completed).toBe(healthy + 16)
     expect(s.bank!.admitted + s['bank-isolated']!.admitted).toBe(healthy + 16)
-    expect(s.faulty).toMatchObject({ admitted: RUNS, completed: 0, failed: RUNS - injected.spin - injected['spin-update'], timedOut: injected.spin + injected['spin-update'] })
-    console.log(`thread death: ${RUNS} runs, faults injected ${JSON.stringify(injected)}, ${healthy + 16} healthy executions all completed, ${committed} transfers committed and whole, threads replaced ${rt.stats().pool.threadsReplaced}`)
+    expect(s.faulty).toMatchObject({
+      admitted: RUNS,
+      completed: 0,
+      failed: RUNS - injected.spin - injected['spin-update'],
+      timedOut: injected.spin + injected['spin-update'],
+    })
+    console.log(
+      `thread death: ${RUNS} runs, faults injected ${JSON.stringify(injected)}, ${healthy + 16} healthy executions all completed, ${committed} transfers committed and whole, threads replaced ${rt.stats().pool.threadsReplaced}`,
+    )
   })
 })
 
@@ -148,7 +176,9 @@ describe('synchronized state under concurrent commits (found by the bank runs)',
         },
         (fn) => cleanups.push(fn),
       )
-      const results = await Promise.all(Array.from({ length: 4 }, () => rt.triggerAndWait('own', { times: 2000, via })))
+      const results = await Promise.all(
+        Array.from({ length: 4 }, () => rt.triggerAndWait('own', { times: 2000, via })),
+      )
       expect(results.map((r) => r.error?.message ?? r.status)).toEqual(Array(4).fill('completed'))
       expect(results.map((r) => r.output)).toEqual(Array(4).fill(1999))
       expect(rt.state.stats().conflicts).toBe(0)
