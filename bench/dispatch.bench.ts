@@ -46,12 +46,12 @@ const suite: BenchSuite = {
         baseline: {
           name: `raw piscina run() (${threads} threads)`,
           opsPerIteration: IN_FLIGHT,
-          fn: () => Promise.all(Array.from({ length: IN_FLIGHT }, (_, i) => piscina.run(i))),
+          fn: async () => Promise.all(Array.from({ length: IN_FLIGHT }, (_, i) => piscina.run(i))),
         },
         contender: {
           name: `agentpool triggerAndWait (${threads} threads)`,
           opsPerIteration: IN_FLIGHT,
-          fn: () => Promise.all(Array.from({ length: IN_FLIGHT }, (_, i) => runtime.triggerAndWait('noop', i))),
+          fn: async () => Promise.all(Array.from({ length: IN_FLIGHT }, (_, i) => runtime.triggerAndWait('noop', i))),
         },
       })
       return [entry]

@@ -138,12 +138,12 @@ const suite: BenchSuite = {
         baseline: {
           name: `structured-clone postMessage per record (${PRODUCERS} threads)`,
           opsPerIteration: PRODUCERS * EXECUTIONS_PER_ITERATION * RECORDS_PER_EXECUTION,
-          fn: () => rig.run('post', EXECUTIONS_PER_ITERATION),
+          fn: async () => rig.run('post', EXECUTIONS_PER_ITERATION),
         },
         contender: {
           name: `agentpool record channel, ${PER_FRAME} records/frame (${PRODUCERS} threads)`,
           opsPerIteration: PRODUCERS * EXECUTIONS_PER_ITERATION * RECORDS_PER_EXECUTION,
-          fn: () => rig.run('channel', EXECUTIONS_PER_ITERATION),
+          fn: async () => rig.run('channel', EXECUTIONS_PER_ITERATION),
         },
       })
 

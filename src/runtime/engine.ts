@@ -79,6 +79,8 @@ interface Batch {
   killTimer: NodeJS.Timeout | undefined
   /** Set when the engine terminated the message's thread (timeout grace passed, or stop without drain). */
   killedByUs: boolean
+  /** Counted in `messagesBusy` (until every execution ended, or the message settled). */
+  busy: boolean
   /** Ends whose output was too large for the ring; completed with the message's result. */
   largeEnds: EndRecord[]
 }
@@ -107,6 +109,12 @@ export class RuntimeEngine {
   private readonly control: BroadcastChannel
   private pool: WorkerPool | undefined
   private messagesInFlight = 0
+  /**
+   * Messages in flight with an execution not yet ended. A message whose every end was consumed no longer
+   * occupies its thread, though Piscina's reply may still be on its way; counting it as busy until then
+   * would make the next burst's messages too few and too big, and pile them onto one thread.
+   */
+  private messagesBusy = 0
   private readonly messageSlots: number
   private seq = 0
   private rr = 0
@@ -276,12 +284,13 @@ export class RuntimeEngine {
   private dispatch(): void {
     if (this.pool === undefined) return
     this.dispatchDelegated()
-    while (this.messagesInFlight < this.messageSlots) {
+    while (this.messagesBusy < this.messageSlots) {
       let startable = 0
       for (const s of this.streamOrder) startable += s.startable
       if (startable === 0) return
-      const free = this.messageSlots - this.messagesInFlight
-      const size = Math.min(MAX_BATCH, Math.ceil(startable / free))
+      // Spread over every slot, not just the free ones: what does not fit waits here for the next free
+      // slot rather than piling onto whichever thread happens to take a big message.
+      const size = Math.min(MAX_BATCH, Math.ceil(startable / this.messageSlots))
       const batch = this.takeBatch(size)
       if (batch.length === 0) return
       this.send(batch)
@@ -342,6 +351,7 @@ export class RuntimeEngine {
       killTimer: undefined,
       killedByUs: false,
       largeEnds: [],
+      busy: true,
     }
     const tasks: ExecutionTask[] = []
     for (const e of executions) {
@@ -361,6 +371,7 @@ export class RuntimeEngine {
       })
     }
     this.messagesInFlight++
+    this.messagesBusy++
     this.inFlight.add(batch)
     this.pool!.run({ executions: tasks, slot: batch.slot }, batch.alone).then(
       (result) => this.onBatchSettled(batch, undefined, result),
@@ -370,6 +381,7 @@ export class RuntimeEngine {
 
   private onBatchSettled(batch: Batch, err: unknown, result: BatchResult | undefined): void {
     this.messagesInFlight--
+    this.release(batch)
     this.inFlight.delete(batch)
     this.pool!.releaseSlot(batch.slot)
     if (batch.killTimer !== undefined) clearTimeout(batch.killTimer)
@@ -421,6 +433,7 @@ export class RuntimeEngine {
     const batch = this.batchOf.get(r.executionId)
     if (batch !== undefined) {
       batch.ended.add(r.executionId)
+      if (batch.ended.size === batch.executions.length) this.release(batch)
       if (r.largeOutput === true) {
         batch.largeEnds.push(r)
         return
@@ -437,6 +450,13 @@ export class RuntimeEngine {
       this.failAttempt(e, error as unknown as AgentPoolError)
     }
     this.scheduleDispatch()
+  }
+
+  /** The message no longer holds a slot for dispatch. */
+  private release(batch: Batch): void {
+    if (!batch.busy) return
+    batch.busy = false
+    this.messagesBusy--
   }
 
   /** A failed attempt: retry if allowed, else the execution fails. */
