@@ -154,28 +154,27 @@ export class HashIndex {
     return this.i32[s * SLOT_WORDS + word]!
   }
 
-  /** Lock holder, after touching `s` and `head`. Makes a fresh slot `s` the first member of `head`'s group. */
+  /**
+   * Lock holder, after touching `s` and `head`. Makes a fresh slot `s` the first member of `head`'s group.
+   *
+   * The neighbour's list words change without touching its seq: a slot's seq is also the version of its
+   * value (what `synchronized` compares), and a neighbour's value does not change here. Group walks are
+   * guarded by the head's seq, which every membership change moves.
+   */
   link(head: number, s: number): void {
     const first = this.get(head, Slot.NEXT)
     this.set(s, Slot.NEXT, first)
     this.set(s, Slot.PREV, head + 1)
-    if (first !== 0) {
-      this.touch(first - 1)
-      this.set(first - 1, Slot.PREV, s + 1)
-    }
+    if (first !== 0) this.set(first - 1, Slot.PREV, s + 1)
     this.set(head, Slot.NEXT, s + 1)
   }
 
-  /** Lock holder, after touching `s`. Takes `s` out of its group list. */
+  /** Lock holder, after touching `s` and its group's head. Takes `s` out of its group list (see {@link link}). */
   unlink(s: number): void {
     const next = this.get(s, Slot.NEXT)
     const prev = this.get(s, Slot.PREV)
-    this.touch(prev - 1)
     this.set(prev - 1, Slot.NEXT, next)
-    if (next !== 0) {
-      this.touch(next - 1)
-      this.set(next - 1, Slot.PREV, prev)
-    }
+    if (next !== 0) this.set(next - 1, Slot.PREV, prev)
   }
 
   /**
