@@ -12,7 +12,7 @@
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads'
 import { pathToFileURL } from 'node:url'
 import { ExecutionCancelledError, HandlerModuleError, RecordInvalidError, serializeError } from '../src/errors.js'
-import { createExecutionRecorder, type ExecutionRecorder, RecordWriter } from '../src/outcomes/index.js'
+import { assertPackable, createExecutionRecorder, type ExecutionRecorder, RecordWriter } from '../src/outcomes/index.js'
 import type { BatchResult, BatchTask, ControlMessage, EndRecord, ExecutionTask, PoolEntryPoint, WireRecord } from '../src/protocol.js'
 import { API_META, controlChannelName } from '../src/protocol.js'
 import { connectDelegation } from '../src/runtime/delegation.js'
@@ -277,6 +277,7 @@ async function runOne(task: Job, largeOutputs: Record<string, unknown>): Promise
 /** Pushes an end record; an output too large for the ring travels in the pool message's result instead. */
 function pushEnd(end: EndRecord, largeOutputs: Record<string, unknown>): void {
   try {
+    if (end.ok) assertPackable(end.output, 'the handler output')
     sink.push(end)
   } catch (err) {
     if (end.ok && err instanceof RecordInvalidError && err.details?.tooLarge === true) {

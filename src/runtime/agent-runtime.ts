@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { loadConfigFile, type ResolvedRuntimeConfig, resolveConfig, type RuntimeConfig } from '../config/index.js'
-import { InvalidArgumentError, NotRunningError } from '../errors.js'
+import { ConfigError, InvalidArgumentError, NotRunningError } from '../errors.js'
 import { API_META } from '../protocol.js'
 import { EventBus } from '../events/index.js'
 import { OutcomeAggregator, RecordChannel, routeRecords } from '../outcomes/index.js'
@@ -63,11 +63,7 @@ export class AgentRuntime {
     const { state, pool, goal } = this.config
     this.events = new EventBus()
     this.outcomes = new OutcomeAggregator(goal, { bus: this.events })
-    this.state = SharedBufferManager.create({
-      maxBytes: state.maxBytes,
-      maxKeys: state.maxKeys,
-      historySize: state.historySize,
-    })
+    this.state = createState(this.config)
     this.channel = RecordChannel.create({ slots: pool.threads + SPARE_RINGS })
     const sinks = { aggregator: this.outcomes, bus: this.events }
     this.engine = new RuntimeEngine(this.config, this.runtimeId, this.events, this.state, {
@@ -217,6 +213,17 @@ export class AgentRuntime {
   private requireTriggers(what: string): Triggers {
     if (this.triggers === undefined) throw new NotRunningError(`${what}()`)
     return this.triggers
+  }
+}
+
+/** The state regions; sizes they cannot hold (say `maxBytes` too small for `maxKeys`) are a config error. */
+function createState(config: ResolvedRuntimeConfig): SharedBufferManager {
+  const { maxBytes, maxKeys, historySize } = config.state
+  try {
+    return SharedBufferManager.create({ maxBytes, maxKeys, historySize })
+  } catch (err) {
+    if (!(err instanceof InvalidArgumentError)) throw err
+    throw new ConfigError([{ path: 'state.maxBytes', message: err.message, value: maxBytes }])
   }
 }
 

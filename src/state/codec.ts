@@ -79,6 +79,7 @@ export class KeyGroup {
         key: describeValue(name),
       })
     }
+    if (name.length === 0) throw new StateKeyError('state key must not be empty', { key: '' })
     if (name.length > this.maxKeyBytes) throw tooLong(name, this.maxKeyBytes, name.length)
     const keep = !transient || this.cache.size < KEY_CACHE_SIZE
     const p = this.prefix.length
