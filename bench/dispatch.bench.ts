@@ -51,7 +51,8 @@ const suite: BenchSuite = {
         contender: {
           name: `agentpool triggerAndWait (${threads} threads)`,
           opsPerIteration: IN_FLIGHT,
-          fn: async () => Promise.all(Array.from({ length: IN_FLIGHT }, (_, i) => runtime.triggerAndWait('noop', i))),
+          fn: async () =>
+            Promise.all(Array.from({ length: IN_FLIGHT }, (_, i) => runtime.triggerAndWait('noop', i))),
         },
       })
       return [entry]

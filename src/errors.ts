@@ -44,7 +44,11 @@ export class AgentPoolError extends Error {
   /** Structured facts about the failure (the offending field, value, key …), safe to log. */
   readonly details?: Record<string, unknown>
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.code = code
     if (options?.details !== undefined) this.details = options.details
@@ -66,7 +70,10 @@ export class UnknownEntryPointError extends AgentPoolError {
 /** The runtime is not started, or is stopping. */
 export class NotRunningError extends AgentPoolError {
   constructor(what: string) {
-    super(ErrorCode.NOT_RUNNING, `${what}: the runtime is not running (call start() first, or it was stopped)`)
+    super(
+      ErrorCode.NOT_RUNNING,
+      `${what}: the runtime is not running (call start() first, or it was stopped)`,
+    )
   }
 }
 
@@ -94,10 +101,17 @@ export class ConfigError extends AgentPoolError {
   readonly issues: ConfigIssue[]
 
   constructor(issues: ConfigIssue[], source?: string) {
-    const lines = issues.map((i) => `  - ${i.path || '(root)'}: ${i.message}${'value' in i ? ` (got ${describeValue(i.value)})` : ''}`)
-    super(ErrorCode.CONFIG, `invalid agentpool config${source ? ` in ${source}` : ''}:\n${lines.join('\n')}`, {
-      details: { issues },
-    })
+    const lines = issues.map(
+      (i) =>
+        `  - ${i.path || '(root)'}: ${i.message}${'value' in i ? ` (got ${describeValue(i.value)})` : ''}`,
+    )
+    super(
+      ErrorCode.CONFIG,
+      `invalid agentpool config${source ? ` in ${source}` : ''}:\n${lines.join('\n')}`,
+      {
+        details: { issues },
+      },
+    )
     this.issues = issues
   }
 }
@@ -164,7 +178,9 @@ export class ExecutionTimeoutError extends AgentPoolError {
 /** The execution was cancelled (its `signal` aborted, or the runtime stopped without drain). */
 export class ExecutionCancelledError extends AgentPoolError {
   constructor(executionId: string, reason: string) {
-    super(ErrorCode.CANCELLED, `execution ${executionId} was cancelled: ${reason}`, { details: { executionId } })
+    super(ErrorCode.CANCELLED, `execution ${executionId} was cancelled: ${reason}`, {
+      details: { executionId },
+    })
   }
 }
 
@@ -298,7 +314,8 @@ export function deserializeError(s: SerializedError): Error {
   const err: Error = cls ? Object.create(cls.prototype) : new Error(s.message)
   Object.defineProperty(err, 'message', { value: s.message, writable: true, configurable: true })
   Object.defineProperty(err, 'name', { value: s.name, writable: true, configurable: true })
-  if (s.stack !== undefined) Object.defineProperty(err, 'stack', { value: s.stack, writable: true, configurable: true })
+  if (s.stack !== undefined)
+    Object.defineProperty(err, 'stack', { value: s.stack, writable: true, configurable: true })
   if (s.code !== undefined) (err as { code?: string }).code = s.code
   if (s.details !== undefined) (err as { details?: unknown }).details = s.details
   if (s.cause !== undefined) (err as { cause?: unknown }).cause = deserializeError(s.cause)

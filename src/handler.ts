@@ -48,18 +48,25 @@ export interface HandlerContext {
 }
 
 /** A handler: an async function of the input and the context. */
-export type Handler<Input = any, Output = unknown> = (input: Input, ctx: HandlerContext) => Output | Promise<Output>
+export type Handler<Input = any, Output = unknown> = (
+  input: Input,
+  ctx: HandlerContext,
+) => Output | Promise<Output>
 
 const HANDLER = Symbol.for('agentpool.handler')
 
 /** A handler marked by {@link defineHandler}. */
-export type DefinedHandler<Input = any, Output = unknown> = Handler<Input, Output> & { readonly [HANDLER]: true }
+export type DefinedHandler<Input = any, Output = unknown> = Handler<Input, Output> & {
+  readonly [HANDLER]: true
+}
 
 /**
  * Declares a module's handler; `export default` the result. Only types the handler — no behaviour is
  * added — so a plain exported function works too.
  */
-export function defineHandler<Input = any, Output = unknown>(fn: Handler<Input, Output>): DefinedHandler<Input, Output> {
+export function defineHandler<Input = any, Output = unknown>(
+  fn: Handler<Input, Output>,
+): DefinedHandler<Input, Output> {
   if (typeof fn !== 'function') {
     throw new TypeError(`defineHandler expects a function (input, ctx) => …, got ${typeof fn}`)
   }

@@ -34,4 +34,10 @@ export type {
 export { OutcomeAggregator } from './outcomes/index.js'
 export * from './runtime/index.js'
 export { SharedBufferManager, StreamBuffer } from './state/index.js'
-export { MAX_EVENT_DEPTH, SIGNATURE_HEADER, signWebhookBody, TRIGGER_REFUSED, type TriggerRefusedData } from './triggers/index.js'
+export {
+  MAX_EVENT_DEPTH,
+  SIGNATURE_HEADER,
+  signWebhookBody,
+  TRIGGER_REFUSED,
+  type TriggerRefusedData,
+} from './triggers/index.js'

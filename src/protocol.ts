@@ -39,7 +39,10 @@ export interface PoolEntryPoint {
   id: string
   /** Absolute path of the handler module. */
   handler: string
-  isolation: { stream: 'isolated' | 'shared' | 'synchronized'; global: 'isolated' | 'shared' | 'synchronized' }
+  isolation: {
+    stream: 'isolated' | 'shared' | 'synchronized'
+    global: 'isolated' | 'shared' | 'synchronized'
+  }
 }
 
 /** `ctx.meta` of an execution started through the runtime's API. */
@@ -110,7 +113,11 @@ export interface StateConflictRecord extends RecordBase {
 export type WireRecord = EndRecord | StateChangeRecord | StateConflictRecord | OutcomeWireRecord
 
 /** Main → workers control messages. */
-export type ControlMessage = { kind: 'abort'; executionId: string; reason: 'timeout' | 'cancelled' | 'stopping' }
+export type ControlMessage = {
+  kind: 'abort'
+  executionId: string
+  reason: 'timeout' | 'cancelled' | 'stopping'
+}
 
 /** Name of the BroadcastChannel a runtime uses for {@link ControlMessage}s. */
 export function controlChannelName(runtimeId: string): string {

@@ -1,6 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { ErrorCode, NotRunningError, QueueFullError, UnknownEntryPointError } from '../src/index.js'
-import { AgentRuntime } from '../src/index.js'
+import {
+  AgentRuntime,
+  ErrorCode,
+  NotRunningError,
+  QueueFullError,
+  UnknownEntryPointError,
+} from '../src/index.js'
 import { api, startRuntime } from './helpers/runtime.js'
 
 const cleanups: (() => Promise<void>)[] = []
@@ -58,20 +63,33 @@ describe('admission', () => {
     expect((refused as QueueFullError).code).toBe(ErrorCode.QUEUE_FULL)
     const results = await Promise.all(ids.map((id) => rt.waitForExecution(id)))
     expect(results.map((r) => r.output)).toEqual([1, 2, 3])
-    expect(rt.stats().streams.slow).toMatchObject({ admitted: 3, completed: 3, rejected: 1, queued: 0, running: 0 })
+    expect(rt.stats().streams.slow).toMatchObject({
+      admitted: 3,
+      completed: 3,
+      rejected: 1,
+      queued: 0,
+      running: 0,
+    })
   })
 
   it('starts queued executions by priority, first-come among equals', async () => {
     const rt = await startRuntime({ entryPoints: [api('one', 'sleep', { maxConcurrent: 1 })] }, onCleanup)
     const started: string[] = []
     const names = new Map<string, string>()
-    rt.events.subscribe({ types: ['execution_started'], handler: (e) => {
+    rt.events.subscribe({
+      types: ['execution_started'],
+      handler: (e) => {
         started.push(e.executionId!)
       },
     })
     const blocker = await rt.trigger('one', { ms: 100 })
     names.set(blocker, 'blocker')
-    for (const [name, priority] of [['low', 1], ['highA', 5], ['mid', 3], ['highB', 5]] as const) {
+    for (const [name, priority] of [
+      ['low', 1],
+      ['highA', 5],
+      ['mid', 3],
+      ['highB', 5],
+    ] as const) {
       names.set(await rt.trigger('one', { ms: 1 }, { priority }), name)
     }
     await Promise.all([...names.keys()].map((id) => rt.waitForExecution(id)))
@@ -118,9 +136,14 @@ describe('admission', () => {
   })
 
   it('carries many executions through batched pool messages, each with its own result', async () => {
-    const rt = await startRuntime({ entryPoints: [api('tickets', 'echo', { maxConcurrent: 1000, maxQueue: 5000 })] }, onCleanup)
+    const rt = await startRuntime(
+      { entryPoints: [api('tickets', 'echo', { maxConcurrent: 1000, maxQueue: 5000 })] },
+      onCleanup,
+    )
     const results = await Promise.all(Array.from({ length: 2000 }, (_, i) => rt.triggerAndWait('tickets', i)))
-    expect(results.map((r) => (r.output as { input: number }).input)).toEqual(Array.from({ length: 2000 }, (_, i) => i))
+    expect(results.map((r) => (r.output as { input: number }).input)).toEqual(
+      Array.from({ length: 2000 }, (_, i) => i),
+    )
     expect(new Set(results.map((r) => r.executionId)).size).toBe(2000)
   })
 })

@@ -13,7 +13,10 @@ describe('failures, timeouts and cancellation', () => {
     const rt = await startRuntime({ entryPoints: [api('parse', 'fail')] }, onCleanup)
     const r = await rt.triggerAndWait('parse', {})
     expect(r.status).toBe('failed')
-    expect(r.error).toMatchObject({ code: ErrorCode.HANDLER_FAILED, message: 'attempt 1 could not parse the ticket' })
+    expect(r.error).toMatchObject({
+      code: ErrorCode.HANDLER_FAILED,
+      message: 'attempt 1 could not parse the ticket',
+    })
     expect(r.error!.name).toBe('TicketParseError')
     expect(r.error!.stack).toContain('fail.ts')
   })

@@ -4,7 +4,10 @@ import { api, fixture } from './helpers/runtime.js'
 
 describe('lifecycle', () => {
   it('stop({ drain: true }) finishes every admitted execution before it resolves', async () => {
-    const rt = new AgentRuntime({ pool: { threads: 2 }, entryPoints: [api('slow', 'sleep', { maxConcurrent: 2 })] })
+    const rt = new AgentRuntime({
+      pool: { threads: 2 },
+      entryPoints: [api('slow', 'sleep', { maxConcurrent: 2 })],
+    })
     await rt.start()
     const waits = []
     for (let i = 0; i < 10; i++) waits.push(rt.triggerAndWait('slow', { ms: 20, value: i }))
@@ -15,7 +18,10 @@ describe('lifecycle', () => {
   })
 
   it('stop({ drain: false }) cancels queued and running executions', async () => {
-    const rt = new AgentRuntime({ pool: { threads: 2 }, entryPoints: [api('slow', 'sleep', { maxConcurrent: 2 })] })
+    const rt = new AgentRuntime({
+      pool: { threads: 2 },
+      entryPoints: [api('slow', 'sleep', { maxConcurrent: 2 })],
+    })
     await rt.start()
     const waits = []
     for (let i = 0; i < 10; i++) waits.push(rt.triggerAndWait('slow', { ms: 60_000 }))

@@ -13,7 +13,11 @@ async function post(rt: AgentRuntime, path: string, body: string, secret: string
   const signature = `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`
   return fetch(`${rt.webhookUrl}${path}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-agentpool-signature': signature, 'x-ticket-source': 'zendesk' },
+    headers: {
+      'content-type': 'application/json',
+      'x-agentpool-signature': signature,
+      'x-ticket-source': 'zendesk',
+    },
     body,
   })
 }
@@ -34,12 +38,20 @@ describe('triggers through the runtime', () => {
       onCleanup,
     )
     expect(rt.webhookUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
-    const res = await post(rt, '/hooks/tickets?source=test', JSON.stringify({ ticketId: 'T-9' }), 'webhook-secret-for-tests')
+    const res = await post(
+      rt,
+      '/hooks/tickets?source=test',
+      JSON.stringify({ ticketId: 'T-9' }),
+      'webhook-secret-for-tests',
+    )
     expect(res.status).toBe(202)
     const { executionId } = (await res.json()) as { executionId: string }
     const r = await rt.waitForExecution(executionId)
     expect(r.status).toBe('completed')
-    const out = r.output as { input: unknown; meta: { trigger: string; path: string; query: unknown; headers: Record<string, string> } }
+    const out = r.output as {
+      input: unknown
+      meta: { trigger: string; path: string; query: unknown; headers: Record<string, string> }
+    }
     expect(out.input).toEqual({ ticketId: 'T-9' })
     expect(out.meta).toMatchObject({ trigger: 'webhook', path: '/hooks/tickets', query: { source: 'test' } })
     expect(out.meta.headers['x-ticket-source']).toBe('zendesk')
@@ -50,12 +62,18 @@ describe('triggers through the runtime', () => {
 
   it('fires an interval timer repeatedly', async () => {
     const rt = await startRuntime(
-      { entryPoints: [{ id: 'sweep', handler: fixture('echo'), trigger: { type: 'timer', intervalMs: 40 } }] },
+      {
+        entryPoints: [{ id: 'sweep', handler: fixture('echo'), trigger: { type: 'timer', intervalMs: 40 } }],
+      },
       onCleanup,
     )
     const seen: string[] = []
     for (let i = 0; i < 3; i++) {
-      const e = await rt.events.waitFor({ types: ['execution_completed'], streamId: 'sweep', timeoutMs: 10_000 })
+      const e = await rt.events.waitFor({
+        types: ['execution_completed'],
+        streamId: 'sweep',
+        timeoutMs: 10_000,
+      })
       seen.push(e.executionId!)
     }
     expect(new Set(seen).size).toBe(3)
@@ -72,11 +90,19 @@ describe('triggers through the runtime', () => {
       },
       onCleanup,
     )
-    const started = rt.events.waitFor({ types: ['execution_completed'], streamId: 'listener', timeoutMs: 10_000 })
+    const started = rt.events.waitFor({
+      types: ['execution_completed'],
+      streamId: 'listener',
+      timeoutMs: 10_000,
+    })
     await rt.triggerAndWait('source', {}, { correlationId: 'ticket-42' })
     const done = await started
     const r = await rt.waitForExecution(done.executionId!)
-    const out = r.output as { input: { type: string; streamId: string }; correlationId: string; meta: { trigger: string } }
+    const out = r.output as {
+      input: { type: string; streamId: string }
+      correlationId: string
+      meta: { trigger: string }
+    }
     expect(out.input).toMatchObject({ type: 'ping', streamId: 'source' })
     expect(out.correlationId).toBe('ticket-42')
     expect(out.meta.trigger).toBe('event')

@@ -9,17 +9,36 @@
  *
  * @module
  */
-import { BroadcastChannel, threadId, workerData } from 'node:worker_threads'
+
 import { pathToFileURL } from 'node:url'
-import { ExecutionCancelledError, HandlerModuleError, RecordInvalidError, serializeError } from '../src/errors.js'
-import { assertPackable, createExecutionRecorder, type ExecutionRecorder, RecordWriter } from '../src/outcomes/index.js'
-import type { BatchResult, BatchTask, ControlMessage, EndRecord, ExecutionTask, PoolEntryPoint, WireRecord } from '../src/protocol.js'
+import { BroadcastChannel, threadId, workerData } from 'node:worker_threads'
+import {
+  ExecutionCancelledError,
+  HandlerModuleError,
+  RecordInvalidError,
+  serializeError,
+} from '../src/errors.js'
+import type { Handler, HandlerContext } from '../src/handler.js'
+import {
+  assertPackable,
+  createExecutionRecorder,
+  type ExecutionRecorder,
+  RecordWriter,
+} from '../src/outcomes/index.js'
+import type {
+  BatchResult,
+  BatchTask,
+  ControlMessage,
+  EndRecord,
+  ExecutionTask,
+  PoolEntryPoint,
+  WireRecord,
+} from '../src/protocol.js'
 import { API_META, controlChannelName } from '../src/protocol.js'
 import { connectDelegation } from '../src/runtime/delegation.js'
 import type { ExecutionResult } from '../src/runtime/types.js'
 import type { WorkerSetup } from '../src/runtime/worker-pool.js'
 import { SharedBufferManager, type StateHooks, type StreamBuffer } from '../src/state/index.js'
-import type { Handler, HandlerContext } from '../src/handler.js'
 
 const setup = workerData as WorkerSetup
 const writer = RecordWriter.attach(setup.channel as Parameters<typeof RecordWriter.attach>[0], threadId)
@@ -164,7 +183,12 @@ class ExecutionContext implements HandlerContext {
   }
 
   get state(): StreamBuffer {
-    this.buffer ??= state.createBuffer(this.executionId, this.streamId, this.task.isolation, stateHooks(this.task))
+    this.buffer ??= state.createBuffer(
+      this.executionId,
+      this.streamId,
+      this.task.isolation,
+      stateHooks(this.task),
+    )
     return this.buffer
   }
 
@@ -174,7 +198,8 @@ class ExecutionContext implements HandlerContext {
   }
 
   readonly decide: HandlerContext['decide'] = (decision) => this.records().decide(decision)
-  readonly recordOutcome: HandlerContext['recordOutcome'] = (id, outcome) => this.records().recordOutcome(id, outcome)
+  readonly recordOutcome: HandlerContext['recordOutcome'] = (id, outcome) =>
+    this.records().recordOutcome(id, outcome)
   readonly reportProblem: HandlerContext['reportProblem'] = (severity, description, options) =>
     this.records().reportProblem(severity, description, options)
   readonly violateConstraint: HandlerContext['violateConstraint'] = (id, details) =>
@@ -182,7 +207,12 @@ class ExecutionContext implements HandlerContext {
   readonly emit: HandlerContext['emit'] = (type, data) => this.records().emit(type, data)
 
   readonly trigger = (entryPointId: string, input: unknown): Promise<ExecutionResult> =>
-    delegate(entryPointId, input, { executionId: this.executionId, correlationId: this.correlationId }, this.signal)
+    delegate(
+      entryPointId,
+      input,
+      { executionId: this.executionId, correlationId: this.correlationId },
+      this.signal,
+    )
 
   /** After the end: late calls (from timers the handler left behind) are refused; state is freed. */
   close(): void {

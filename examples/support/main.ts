@@ -19,7 +19,11 @@ const secret = process.env.SUPPORT_WEBHOOK_SECRET
 
 const runtime = await AgentRuntime.fromConfigFile(fileURLToPath(new URL('./agent.yaml', import.meta.url)))
 const events: Record<string, number> = {}
-runtime.events.subscribe({ handler: (e) => void (events[e.type] = (events[e.type] ?? 0) + 1) })
+runtime.events.subscribe({
+  handler: (e) => {
+    events[e.type] = (events[e.type] ?? 0) + 1
+  },
+})
 
 const t0 = performance.now()
 await runtime.start()
@@ -30,7 +34,11 @@ async function deliver(ticket: object, deliveryId: string): Promise<string> {
   const signature = `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`
   const res = await fetch(`${runtime.webhookUrl}/hooks/zendesk`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-agentpool-signature': signature, 'idempotency-key': deliveryId },
+    headers: {
+      'content-type': 'application/json',
+      'x-agentpool-signature': signature,
+      'idempotency-key': deliveryId,
+    },
     body,
   })
   if (res.status !== 202) throw new Error(`webhook answered ${res.status}: ${await res.text()}`)
@@ -60,15 +68,27 @@ const followUps = await Promise.all(
   tickets.slice(0, FOLLOW_UPS).map((t, i) =>
     runtime.triggerAndWait(
       'follow_ups',
-      { ticketId: t.ticketId, message: i % 4 === 0 ? 'still not working' : 'thanks, that fixed it', waitedMinutes: (i * 7) % 90 },
+      {
+        ticketId: t.ticketId,
+        message: i % 4 === 0 ? 'still not working' : 'thanks, that fixed it',
+        waitedMinutes: (i * 7) % 90,
+      },
       { correlationId: t.ticketId },
     ),
   ),
 )
 
 // Let the escalation sweep run at least twice more.
-await runtime.events.waitFor({ types: ['execution_completed'], streamId: 'escalation_check', timeoutMs: 5_000 })
-await runtime.events.waitFor({ types: ['execution_completed'], streamId: 'escalation_check', timeoutMs: 5_000 })
+await runtime.events.waitFor({
+  types: ['execution_completed'],
+  streamId: 'escalation_check',
+  timeoutMs: 5_000,
+})
+await runtime.events.waitFor({
+  types: ['execution_completed'],
+  streamId: 'escalation_check',
+  timeoutMs: 5_000,
+})
 
 await runtime.stop({ drain: true })
 const seconds = (performance.now() - t0) / 1000
@@ -83,9 +103,13 @@ for (const s of Object.values(runtime.stats().streams)) {
   )
 }
 const progress = runtime.outcomes.evaluateGoalProgress()
-console.log(`\ngoal: overall progress ${(progress.overallProgress * 100).toFixed(1)} %, recommendation: ${progress.recommendation}`)
+console.log(
+  `\ngoal: overall progress ${(progress.overallProgress * 100).toFixed(1)} %, recommendation: ${progress.recommendation}`,
+)
 for (const [id, c] of Object.entries(progress.criteria)) {
-  console.log(`  ${id.padEnd(26)} ${c.met ? 'met    ' : 'not met'} progress ${(c.progress * 100).toFixed(1)} %`)
+  console.log(
+    `  ${id.padEnd(26)} ${c.met ? 'met    ' : 'not met'} progress ${(c.progress * 100).toFixed(1)} %`,
+  )
 }
 console.log(
   `  decisions ${progress.metrics.totalDecisions}, successful outcomes ${progress.metrics.successfulOutcomes}, failed ${progress.metrics.failedOutcomes}, constraint violations ${progress.constraintViolations.length}`,

@@ -55,9 +55,12 @@ function ringAt(h: RecordChannelHandles, i: number): FrameRing {
 
 function encodingError(err: unknown, record: { k?: unknown }): RecordInvalidError {
   const why = err instanceof Error ? err.message : String(err)
-  return new RecordInvalidError(`${withArticle(String(record.k))} record could not be encoded (${why}); nothing of it was sent`, {
-    kind: record.k,
-  })
+  return new RecordInvalidError(
+    `${withArticle(String(record.k))} record could not be encoded (${why}); nothing of it was sent`,
+    {
+      kind: record.k,
+    },
+  )
 }
 
 /**

@@ -6,11 +6,16 @@
  * @module
  */
 import { randomUUID } from 'node:crypto'
-import { loadConfigFile, type ResolvedRuntimeConfig, resolveConfig, type RuntimeConfig } from '../config/index.js'
+import {
+  loadConfigFile,
+  type ResolvedRuntimeConfig,
+  type RuntimeConfig,
+  resolveConfig,
+} from '../config/index.js'
 import { ConfigError, InvalidArgumentError, NotRunningError } from '../errors.js'
-import { API_META } from '../protocol.js'
 import { EventBus } from '../events/index.js'
 import { OutcomeAggregator, RecordChannel, routeRecords } from '../outcomes/index.js'
+import { API_META } from '../protocol.js'
 import { SharedBufferManager } from '../state/index.js'
 import { startTriggers, type Triggers } from '../triggers/index.js'
 import { exposeDelegation } from './delegation.js'
@@ -60,7 +65,7 @@ export class AgentRuntime {
     this.config = preResolved.has(config)
       ? (config as unknown as ResolvedRuntimeConfig)
       : resolveConfig(config, config?.baseDir === undefined ? {} : { baseDir: config.baseDir })
-    const { state, pool, goal } = this.config
+    const { pool, goal } = this.config
     this.events = new EventBus()
     this.outcomes = new OutcomeAggregator(goal, { bus: this.events })
     this.state = createState(this.config)
@@ -91,7 +96,9 @@ export class AgentRuntime {
   /** Starts the pool threads, the record channel, the webhook server and the timers. */
   async start(): Promise<void> {
     if (this.phase !== 'created') {
-      throw new NotRunningError(`start(): the runtime was already ${this.phase === 'stopped' ? 'stopped' : 'started'}`)
+      throw new NotRunningError(
+        `start(): the runtime was already ${this.phase === 'stopped' ? 'stopped' : 'started'}`,
+      )
     }
     this.phase = 'starting'
     this.pool = new WorkerPool(
@@ -112,8 +119,17 @@ export class AgentRuntime {
     )
     this.channel.listen()
     this.delegation = exposeDelegation(this.runtimeId, async (entryPointId, input, parent) => {
-      const opts = { correlationId: parent.correlationId, meta: { trigger: 'delegation', parentExecutionId: parent.executionId } }
-      const id = this.engine.admit(entryPointId, input, opts, this.engine.depthOf(parent.executionId) + 1, true)
+      const opts = {
+        correlationId: parent.correlationId,
+        meta: { trigger: 'delegation', parentExecutionId: parent.executionId },
+      }
+      const id = this.engine.admit(
+        entryPointId,
+        input,
+        opts,
+        this.engine.depthOf(parent.executionId) + 1,
+        true,
+      )
       return this.engine.wait(id)!
     })
     this.engine.attach(this.pool)
@@ -240,7 +256,9 @@ function checkOptions(opts: TriggerOptions | undefined): void {
     throw new InvalidArgumentError(`opts.timeoutMs must be a number ≥ 0, got ${String(timeoutMs)}`)
   }
   if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || idempotencyKey.length === 0)) {
-    throw new InvalidArgumentError(`opts.idempotencyKey must be a non-empty string, got ${String(idempotencyKey)}`)
+    throw new InvalidArgumentError(
+      `opts.idempotencyKey must be a non-empty string, got ${String(idempotencyKey)}`,
+    )
   }
   if (correlationId !== undefined && typeof correlationId !== 'string') {
     throw new InvalidArgumentError(`opts.correlationId must be a string, got ${typeof correlationId}`)

@@ -132,7 +132,9 @@ export class RuntimeEngine {
     private readonly hooks: EngineHooks,
   ) {
     for (const [i, ep] of config.entryPoints.entries()) this.streams.set(ep.id, new ExecutionStream(ep, i))
-    this.streamOrder = [...this.streams.values()].sort((a, b) => b.entryPoint.priority - a.entryPoint.priority)
+    this.streamOrder = [...this.streams.values()].sort(
+      (a, b) => b.entryPoint.priority - a.entryPoint.priority,
+    )
     this.idempotency = new IdempotencyCache(config.idempotency.ttlMs, config.idempotency.maxKeys)
     this.control = new BroadcastChannel(controlChannelName(runtimeId))
     this.control.unref()
@@ -149,7 +151,13 @@ export class RuntimeEngine {
   }
 
   /** Admits one execution; returns its id, or the remembered id for a repeated idempotency key. */
-  admit(entryPointId: string, input: unknown, opts: TriggerOptions = {}, depth = 0, delegated = false): string {
+  admit(
+    entryPointId: string,
+    input: unknown,
+    opts: TriggerOptions = {},
+    depth = 0,
+    delegated = false,
+  ): string {
     const stream = this.streams.get(entryPointId)
     if (stream === undefined) throw new UnknownEntryPointError(entryPointId, [...this.streams.keys()])
     if (!this.accepting) throw new NotRunningError(`trigger(${JSON.stringify(entryPointId)})`)
@@ -221,7 +229,8 @@ export class RuntimeEngine {
     const unfinished: { batch: Batch; id: string }[] = []
     for (const b of onThread) {
       b.started = true
-      for (const e of b.executions) if (!b.ended.has(e.id) && e.phase === 'running') unfinished.push({ batch: b, id: e.id })
+      for (const e of b.executions)
+        if (!b.ended.has(e.id) && e.phase === 'running') unfinished.push({ batch: b, id: e.id })
     }
     const only = unfinished.length === 1 ? unfinished[0]! : undefined
     if (only !== undefined && !only.batch.killedByUs) only.batch.culprits = new Set([only.id])
@@ -233,7 +242,8 @@ export class RuntimeEngine {
     for (const r of records) {
       // msgpackr can mis-encode a value it was handed (an own non-function `hasOwnProperty` plus inherited
       // enumerable keys): the frame then decodes into stray values. They are dropped, never routed.
-      if (typeof r !== 'object' || r === null || typeof r.k !== 'string' || typeof r.executionId !== 'string') continue
+      if (typeof r !== 'object' || r === null || typeof r.k !== 'string' || typeof r.executionId !== 'string')
+        continue
       if (r.k === 'end') {
         if (others !== undefined && others.length > 0) {
           this.hooks.onRecords(others)
@@ -241,7 +251,8 @@ export class RuntimeEngine {
         }
         this.onEnd(r)
       } else {
-        ;(others ??= []).push(r)
+        others ??= []
+        others.push(r)
       }
     }
     if (others !== undefined && others.length > 0) this.hooks.onRecords(others)
@@ -252,7 +263,8 @@ export class RuntimeEngine {
     this.accepting = false
     if (opts.drain === false) {
       for (const s of this.streams.values()) {
-        for (const e of s.takeAll()) this.finish(e, 'cancelled', new ExecutionCancelledError(e.id, 'the runtime stopped'))
+        for (const e of s.takeAll())
+          this.finish(e, 'cancelled', new ExecutionCancelledError(e.id, 'the runtime stopped'))
       }
       for (const e of [...this.executions.values()]) {
         if (e.phase === 'running' || e.phase === 'backoff') {
@@ -358,7 +370,12 @@ export class RuntimeEngine {
       if (e.startedAt === 0) e.startedAt = now
       this.batchOf.set(e.id, batch)
       if (e.timeoutMs > 0) e.timer = setTimeout(() => this.onTimeout(e), e.timeoutMs)
-      const task: ExecutionTask = { executionId: e.id, entryPoint: e.stream.index, attempt: e.attempt, input: e.input }
+      const task: ExecutionTask = {
+        executionId: e.id,
+        entryPoint: e.stream.index,
+        attempt: e.attempt,
+        input: e.input,
+      }
       if (e.correlationId !== e.id) task.correlationId = e.correlationId
       if (e.meta !== API_META) task.meta = e.meta
       tasks.push(task)
@@ -395,7 +412,9 @@ export class RuntimeEngine {
           ...end,
           ok: false,
           largeOutput: false,
-          error: serializeError(new WorkerCrashedError(`the thread died before returning the output of ${end.executionId}`)),
+          error: serializeError(
+            new WorkerCrashedError(`the thread died before returning the output of ${end.executionId}`),
+          ),
         })
       }
     }
@@ -460,7 +479,10 @@ export class RuntimeEngine {
   }
 
   /** A failed attempt: retry if allowed, else the execution fails. */
-  private failAttempt(e: Execution, error: { code?: string; message: string; name?: string; stack?: string }): void {
+  private failAttempt(
+    e: Execution,
+    error: { code?: string; message: string; name?: string; stack?: string },
+  ): void {
     if (e.attempt <= e.stream.entryPoint.maxRetries) {
       e.stream.retried++
       this.bus.publish({
@@ -468,7 +490,10 @@ export class RuntimeEngine {
         streamId: e.stream.id,
         executionId: e.id,
         correlationId: e.correlationId,
-        data: { attempt: e.attempt, error: { code: error.code ?? ErrorCode.HANDLER_FAILED, message: error.message } },
+        data: {
+          attempt: e.attempt,
+          error: { code: error.code ?? ErrorCode.HANDLER_FAILED, message: error.message },
+        },
       })
       const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (e.attempt - 1))
       e.attempt++
@@ -493,7 +518,11 @@ export class RuntimeEngine {
   private watchSignal(e: Execution, signal: AbortSignal): void {
     const onAbort = () => this.cancel(e)
     if (signal.aborted) {
-      this.finish(e, 'cancelled', new ExecutionCancelledError(e.id, 'its signal was aborted before it started'))
+      this.finish(
+        e,
+        'cancelled',
+        new ExecutionCancelledError(e.id, 'its signal was aborted before it started'),
+      )
       return
     }
     signal.addEventListener('abort', onAbort, { once: true })
@@ -623,9 +652,12 @@ export class RuntimeEngine {
   }
 }
 
-function publicError(error: { code?: string; message: string; name?: string; stack?: string }): NonNullable<
-  ExecutionResult['error']
-> {
+function publicError(error: {
+  code?: string
+  message: string
+  name?: string
+  stack?: string
+}): NonNullable<ExecutionResult['error']> {
   const out: NonNullable<ExecutionResult['error']> = {
     code: error.code ?? ErrorCode.HANDLER_FAILED,
     message: error.message,

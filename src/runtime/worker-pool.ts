@@ -32,7 +32,10 @@ const fromSource = import.meta.url.endsWith('.ts')
 // From src/runtime/ (sources) or dist/src/runtime/ (built), the package root is two or three folders up.
 const packageRoot = new URL(fromSource ? '../../' : '../../../', import.meta.url)
 const bootstrapFile = fileURLToPath(new URL('workers/bootstrap.mjs', packageRoot))
-const workerEntry = new URL(fromSource ? 'workers/execution-worker.ts' : 'dist/workers/execution-worker.js', packageRoot).href
+const workerEntry = new URL(
+  fromSource ? 'workers/execution-worker.ts' : 'dist/workers/execution-worker.js',
+  packageRoot,
+).href
 
 export interface WorkerPoolEvents {
   /** A thread is gone (crashed, terminated, or idle-stopped); its id. */

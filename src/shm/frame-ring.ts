@@ -69,8 +69,13 @@ export class FrameRing {
     if (capacity < 64 || (capacity & (capacity - 1)) !== 0) {
       throw new RangeError(`FrameRing capacity must be a power of two ≥ 64, got ${capacity}`)
     }
-    if (byteOffset % FrameRing.ALIGN !== 0 || byteOffset + FrameRing.HEADER_BYTES + capacity > sab.byteLength) {
-      throw new RangeError(`FrameRing at offset ${byteOffset} with capacity ${capacity} does not fit its buffer`)
+    if (
+      byteOffset % FrameRing.ALIGN !== 0 ||
+      byteOffset + FrameRing.HEADER_BYTES + capacity > sab.byteLength
+    ) {
+      throw new RangeError(
+        `FrameRing at offset ${byteOffset} with capacity ${capacity} does not fit its buffer`,
+      )
     }
     this.header = new Int32Array(sab, byteOffset, FrameRing.HEADER_BYTES / 4)
     this.data = new Uint8Array(sab, byteOffset + FrameRing.HEADER_BYTES, capacity)

@@ -4,6 +4,7 @@ import { defineHandler } from 'agentpool/handler'
 export default defineHandler(async (_input, ctx) => {
   const escalated = (ctx.state.read('escalated_total', { scope: 'global' }) as number | undefined) ?? 0
   const sweeps = ctx.state.update('sweeps', (n: number = 0) => n + 1, { scope: 'stream' })
-  if (escalated > 50) ctx.reportProblem('medium', `${escalated} tickets wait for a human`, { suggestedFix: 'add staff' })
+  if (escalated > 50)
+    ctx.reportProblem('medium', `${escalated} tickets wait for a human`, { suggestedFix: 'add staff' })
   return { sweeps, escalated }
 })
