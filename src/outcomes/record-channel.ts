@@ -237,13 +237,25 @@ export class RecordChannel {
           }
           const records = this.unpackrs[i]!.unpackMultiple(frame) as WireRecord[]
           delivered += records.length
-          this.listener(records)
+          this.deliver(records)
         })
       }
     } finally {
       this.draining = false
     }
     return delivered
+  }
+
+  /**
+   * Hands one frame's records to the listener. A listener that throws must not stop delivery for good (the
+   * frame's space is already given back, and the loop must keep waking): the error becomes a warning.
+   */
+  private deliver(records: WireRecord[]): void {
+    try {
+      this.listener(records)
+    } catch (err) {
+      process.emitWarning(err instanceof Error ? err : String(err), 'AgentPoolRecordChannel')
+    }
   }
 
   /**
@@ -276,12 +288,7 @@ export class RecordChannel {
 
   private async loop(): Promise<void> {
     while (this.listening) {
-      try {
-        this.drain()
-      } catch (err) {
-        // A consumer bug must not stop delivery for good; surface it and keep listening.
-        process.emitWarning(err instanceof Error ? err : String(err), 'AgentPoolRecordChannel')
-      }
+      this.drain()
       const seq = Atomics.load(this.bell, SEQ)
       // Announce the sleep, then look once more: a frame published before a producer saw WAITING = 1
       // would otherwise wait for the next one.

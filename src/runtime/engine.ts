@@ -236,7 +236,11 @@ export class RuntimeEngine {
     if (only !== undefined && !only.batch.killedByUs) only.batch.culprits = new Set([only.id])
   }
 
-  /** Takes the end records out of a decoded frame and hands the rest on. */
+  /**
+   * Takes the end records out of a decoded frame and hands the rest on. The rest go first, in order, and
+   * a failure while routing them (a throwing subscriber is caught by the bus; this is for bugs) never
+   * costs an end: an end that is never consumed would leave its execution waiting forever.
+   */
   consume(records: WireRecord[]): void {
     let others: WireRecord[] | undefined
     for (const r of records) {
@@ -246,7 +250,7 @@ export class RuntimeEngine {
         continue
       if (r.k === 'end') {
         if (others !== undefined && others.length > 0) {
-          this.hooks.onRecords(others)
+          this.route(others)
           others = []
         }
         this.onEnd(r)
@@ -255,7 +259,15 @@ export class RuntimeEngine {
         others.push(r)
       }
     }
-    if (others !== undefined && others.length > 0) this.hooks.onRecords(others)
+    if (others !== undefined && others.length > 0) this.route(others)
+  }
+
+  private route(records: WireRecord[]): void {
+    try {
+      this.hooks.onRecords(records)
+    } catch (err) {
+      process.emitWarning(err instanceof Error ? err : String(err), 'AgentPoolRecords')
+    }
   }
 
   /** Stops admitting; with drain, waits for every admitted execution, else cancels them. */
