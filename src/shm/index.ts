@@ -18,6 +18,7 @@ export {
   type ReadCheck,
   ReadOut,
   ShmStore,
+  StoreBusy,
   type StoreHandles,
   type StoreOptions,
   type StoreStats,

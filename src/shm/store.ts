@@ -225,6 +225,16 @@ export interface StoreStats {
   version: number
 }
 
+/**
+ * Thrown by a main-thread read that kept finding its key mid-commit for longer than `mainSpinMs`. The
+ * main thread learns that a committer died only from its event loop, so it must not spin on a read for ever.
+ */
+export class StoreBusy extends Error {
+  constructor() {
+    super('a commit to this key stayed in flight past the main thread spin budget')
+  }
+}
+
 class StoreFull extends Error {
   constructor(readonly status: CommitStatus) {
     super('store full')
@@ -259,7 +269,10 @@ export class ShmStore {
   lastVersion = 0
   lastTimestamp = 0
 
+  /** Main thread: how long a read may spin on a key mid-commit; -1 on workers (they wait out a dead committer). */
+  private readonly mainSpinMs: number
   private constructor(handles: StoreHandles, opts: AttachOptions) {
+    this.mainSpinMs = opts.isMainThread ? opts.mainSpinMs : -1
     this.handles = handles
     this.maxKeys = handles.maxKeys
     this.ctrl = new Int32Array(handles.control)
@@ -325,12 +338,23 @@ export class ShmStore {
     this.journal.onEntry = fn
   }
 
-  /** Any thread, lock-free. Reads `key` into `out`; returns `out.found`. */
+  /**
+   * Any thread, lock-free. Reads `key` into `out`; returns `out.found`. Retries while the key is mid-commit;
+   * on the main thread at most `mainSpinMs`, then throws {@link StoreBusy}.
+   */
   get(key: Uint8Array, len: number, hash: number, out: ReadOut): boolean {
     const ix = this.index
     const a = ix.i32
+    let deadline = 0
     for (let attempt = 1; ; attempt++) {
-      if (attempt % READ_SPINS_BEFORE_CHECK === 0) this.waitOutDeadCommit()
+      if (attempt % READ_SPINS_BEFORE_CHECK === 0) {
+        this.waitOutDeadCommit()
+        if (this.mainSpinMs >= 0) {
+          const now = performance.now()
+          if (deadline === 0) deadline = now + this.mainSpinMs
+          else if (now > deadline) throw new StoreBusy()
+        }
+      }
       const s = ix.find(key, len, hash)
       if (s === -2) continue
       if (s === -1) {

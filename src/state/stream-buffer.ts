@@ -26,6 +26,7 @@ import {
   type ReadCheck,
   ReadOut,
   type ShmStore,
+  StoreBusy,
   ValueTag,
   WriteOp,
 } from '../shm/index.js'
@@ -122,7 +123,12 @@ export class BufferCore {
   /** Reads the committed value of `name` in `sc` (raw in `out`); true when present. */
   fetch(sc: ScopeView, name: string): boolean {
     const r = sc.group.ref(name, true)
-    return this.store.get(r.key, r.keyLen, r.hash, this.out)
+    try {
+      return this.store.get(r.key, r.keyLen, r.hash, this.out)
+    } catch (err) {
+      if (err instanceof StoreBusy) throw new StateBusyError('read', this.mainSpinMs)
+      throw err
+    }
   }
 
   /** The committed raw value, copied (NONE when absent). */
