@@ -12,7 +12,7 @@ import {
   type RuntimeConfig,
   resolveConfig,
 } from '../config/index.js'
-import { ConfigError, InvalidArgumentError, NotRunningError } from '../errors.js'
+import { ConfigError, InvalidArgumentError, NotRunningError, WorkerCrashedError } from '../errors.js'
 import { EventBus } from '../events/index.js'
 import { OutcomeAggregator, RecordChannel, routeRecords } from '../outcomes/index.js'
 import { API_META } from '../protocol.js'
@@ -25,6 +25,9 @@ import { WorkerPool } from './worker-pool.js'
 
 /** Configs that already went through {@link resolveConfig} (from {@link AgentRuntime.fromConfigFile}). */
 const preResolved = new WeakSet<object>()
+
+/** How long `start()` waits for the pool threads to start and load the handler modules. */
+const WARM_UP_LIMIT_MS = 60_000
 
 /** Record rings kept beyond one per thread, for threads that replace dead ones before the old ring is freed. */
 const SPARE_RINGS = 4
@@ -113,10 +116,7 @@ export class AgentRuntime {
         },
       },
     )
-    await this.pool.warmUp(
-      [...new Set(this.config.entryPoints.map((ep) => ep.handler))],
-      this.config.pool.tasksPerThread,
-    )
+    await this.warmUp(this.pool)
     this.channel.listen()
     this.delegation = exposeDelegation(this.runtimeId, async (entryPointId, input, parent) => {
       const opts = {
@@ -224,6 +224,31 @@ export class AgentRuntime {
       }
     }
     this.phase = 'stopped'
+  }
+
+  /**
+   * Waits for every pool thread to start and load the handlers. A thread that never starts would otherwise
+   * hang `start()` for ever (seen once in a long benchmark sweep, cause not yet known): past
+   * {@link WARM_UP_LIMIT_MS} the pool is closed and `start()` fails with a clear error instead.
+   */
+  private async warmUp(pool: WorkerPool): Promise<void> {
+    const handlers = [...new Set(this.config.entryPoints.map((ep) => ep.handler))]
+    let timer: NodeJS.Timeout | undefined
+    const limit = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), WARM_UP_LIMIT_MS)
+    })
+    try {
+      const outcome = await Promise.race([pool.warmUp(handlers, this.config.pool.tasksPerThread), limit])
+      if (outcome === 'late') {
+        await pool.close()
+        this.phase = 'stopped'
+        throw new WorkerCrashedError(
+          `start(): the pool threads did not all start within ${WARM_UP_LIMIT_MS / 1000} s; the pool was closed`,
+        )
+      }
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   private requireTriggers(what: string): Triggers {
