@@ -98,11 +98,6 @@ export class RecordWriter {
     return this.pendingRecords
   }
 
-  /** The largest flushed frame the ring takes; bigger payloads must travel another way. */
-  get maxFrameBytes(): number {
-    return this.ring.maxFrameBytes
-  }
-
   /**
    * Encodes `record` and appends it to the pending frame.
    * @throws RecordInvalidError if msgpack cannot carry the record; nothing of it is kept.

@@ -141,10 +141,6 @@ export class RuntimeEngine {
     this.messageSlots = config.pool.threads * config.pool.tasksPerThread
   }
 
-  get isAccepting(): boolean {
-    return this.accepting
-  }
-
   attach(pool: WorkerPool): void {
     this.pool = pool
     this.accepting = true

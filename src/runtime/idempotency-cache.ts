@@ -36,15 +36,6 @@ export class IdempotencyCache {
     this.evict(now)
   }
 
-  /** Forgets `key` (its execution was refused after all). */
-  delete(key: string): void {
-    this.entries.delete(key)
-  }
-
-  get size(): number {
-    return this.entries.size
-  }
-
   private evict(now: number): void {
     for (const [key, entry] of this.entries) {
       if (this.entries.size <= this.maxKeys && entry.expiresAt > now) break
