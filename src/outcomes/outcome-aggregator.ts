@@ -53,19 +53,34 @@ interface Snapshot {
  * Aggregates outcomes across streams toward the runtime's goal. Main thread only.
  *
  * Counters (`metrics`, `stats`, criterion evidence) are exact over everything since construction or
- * `reset()`. Only the decision objects themselves are bounded by `maxDecisions`; the oldest are dropped
+ * `reset()`. Only the decisions themselves are bounded by `maxDecisions`; the oldest are dropped
  * first. `executionsTotal` counts a retried execution once as long as its earlier attempt's decisions are
  * still retained when the retry decides.
+ *
+ * Retention is built for a main thread that ingests hundreds of thousands of records per second: it keeps
+ * the decoded decision and outcome records as they arrived (no copies) in parallel rings, links each
+ * decision to the previous one of its execution, and finds an execution's latest decision through a map
+ * keyed by the execution id the record already carries. That map is never deleted from: it has two
+ * generations, and the older is dropped once the newer has seen `maxDecisions` executions (by then every
+ * decision only the older one knows has left the ring). {@link Decision} objects are built when asked for,
+ * so each query returns fresh objects.
  */
 export class OutcomeAggregator {
   private readonly goal: NormalizedGoal | undefined
   private readonly opts: ResolvedOutcomeAggregatorOptions
   private readonly bus: EventBus | undefined
 
-  private ring: (Decision | undefined)[] = []
-  private ringNext = 0
+  // Retention (see the class notes): decision `n` (0-based, counted since construction or reset) lives in
+  // slot `n % maxDecisions` of the three parallel rings while `n ≥ retainedTotal − ringCount`.
+  private ringRecords: (DecisionRecord | undefined)[] = []
+  private ringOutcomes: (OutcomeRecord | undefined)[] = []
+  /** Number of the previous retained decision of the same execution id, or −1. */
+  private ringPrev = new Float64Array(0)
+  private retainedTotal = 0
   private ringCount = 0
-  private byId = new Map<string, Decision>()
+  /** Execution id → number of its latest decision; two generations, swapped instead of deleting from. */
+  private latestByExecution = new Map<string, number>()
+  private latestByExecutionOld = new Map<string, number>()
 
   private totalDecisions = 0
   private successes = 0
@@ -96,7 +111,7 @@ export class OutcomeAggregator {
     this.goal = goal === undefined ? undefined : normalizeGoal(goal)
     this.opts = resolveAggregatorOptions(options)
     this.bus = options.bus
-    this.ring = new Array(this.opts.maxDecisions)
+    this.resetRetention()
     this.resetCriteria()
   }
 
@@ -191,12 +206,17 @@ export class OutcomeAggregator {
 
   /** Retained decisions of one stream, oldest first. */
   decisionsByStream(streamId: string): Decision[] {
-    return this.retained().filter((d) => d.streamId === streamId)
+    return this.retained((r) => r.streamId === streamId)
   }
 
   /** Retained decisions of one execution (every attempt), oldest first. */
   decisionsByExecution(streamId: string, executionId: string): Decision[] {
-    return this.retained().filter((d) => d.executionId === executionId && d.streamId === streamId)
+    const found: number[] = []
+    for (let n = this.latestOf(executionId); n >= 0; n = this.previous(n)) {
+      if (this.ringRecords[n % this.ringRecords.length]!.streamId === streamId) found.push(n)
+    }
+    const size = this.ringRecords.length
+    return found.reverse().map((n) => toDecision(this.ringRecords[n % size]!, this.ringOutcomes[n % size]))
   }
 
   /** The `n` most recent retained decisions, oldest first. */
@@ -225,10 +245,7 @@ export class OutcomeAggregator {
 
   /** Forgets every decision and counter. Publishes nothing; the next change from the empty standing publishes `goal_progress`. */
   reset(): void {
-    this.ring = new Array(this.opts.maxDecisions)
-    this.ringNext = 0
-    this.ringCount = 0
-    this.byId = new Map()
+    this.resetRetention()
     this.totalDecisions = 0
     this.successes = 0
     this.failures = 0
@@ -243,6 +260,17 @@ export class OutcomeAggregator {
     this.softViolations = 0
     this.achieved = false
     this.resetCriteria()
+  }
+
+  private resetRetention(): void {
+    const size = this.opts.maxDecisions
+    this.ringRecords = new Array(size)
+    this.ringOutcomes = new Array(size)
+    this.ringPrev = new Float64Array(size)
+    this.retainedTotal = 0
+    this.ringCount = 0
+    this.latestByExecution = new Map()
+    this.latestByExecutionOld = new Map()
   }
 
   private resetCriteria(): void {
@@ -266,35 +294,23 @@ export class OutcomeAggregator {
       const c = this.criteria.get(id)
       if (c) c.decisions++
     }
-    const decision: Decision = {
-      id: decisionId(r.executionId, r.attempt, r.seq),
-      executionId: r.executionId,
-      streamId: r.streamId,
-      correlationId: r.correlationId,
-      attempt: r.attempt,
-      intent: r.intent,
-      options: r.options,
-      chosen: r.chosen,
-      reasoning: r.reasoning,
-      criteria: r.criteria,
-      timestamp: r.timestamp,
-    }
-    if (r.context !== undefined) decision.context = r.context
-    this.retain(decision)
+    this.retain(r)
   }
 
   private addOutcome(r: OutcomeRecord): void {
-    const decision = this.byId.get(r.decisionId)
+    const n = this.findDecision(r)
+    const decision = n < 0 ? undefined : this.ringRecords[n % this.ringRecords.length]!
+    const earlier = n < 0 ? undefined : this.ringOutcomes[n % this.ringOutcomes.length]
     const criteria = r.criteria ?? decision?.criteria
-    if (decision?.outcome !== undefined) {
+    if (decision !== undefined && earlier !== undefined) {
       // A second outcome for the same decision corrects the first: count only the latest.
-      this.count(decision.outcome.success, decision.criteria, decision.outcome.streamId, -1)
+      this.count(earlier.success, decision.criteria, earlier.streamId, -1)
       this.replacedOutcomes++
     } else if (criteria === undefined) {
       this.orphanOutcomes++
     }
     this.count(r.success, criteria ?? [], r.streamId, 1)
-    if (decision) decision.outcome = toOutcome(r)
+    if (n >= 0) this.ringOutcomes[n % this.ringOutcomes.length] = r
   }
 
   private count(success: boolean, criteria: readonly string[], streamId: string, delta: 1 | -1): void {
@@ -356,38 +372,82 @@ export class OutcomeAggregator {
     })
   }
 
-  private retain(decision: Decision): void {
-    const size = this.ring.length
+  private retain(r: DecisionRecord): void {
+    const size = this.ringRecords.length
     if (size === 0) {
       this.droppedDecisions++
       return
     }
-    const evicted = this.ring[this.ringNext]
-    if (evicted !== undefined) this.evict(evicted)
-    this.ring[this.ringNext] = decision
-    this.ringNext = (this.ringNext + 1) % size
-    if (this.ringCount < size) this.ringCount++
-    this.byId.set(decision.id, decision)
+    const n = this.retainedTotal++
+    const slot = n % size
+    if (this.ringCount === size) this.droppedDecisions++
+    else this.ringCount++
+    this.ringRecords[slot] = r
+    this.ringOutcomes[slot] = undefined
+    this.ringPrev[slot] = this.latestOf(r.executionId)
+    if (!this.latestByExecution.has(r.executionId) && this.latestByExecution.size >= size) {
+      // Every execution only the older generation knows has had `size` decisions after it: none is retained.
+      this.latestByExecutionOld = this.latestByExecution
+      this.latestByExecution = new Map()
+    }
+    this.latestByExecution.set(r.executionId, n)
   }
 
-  private evict(decision: Decision): void {
-    this.droppedDecisions++
-    this.byId.delete(decision.id)
+  /** The oldest retained decision's number. */
+  private get oldestRetained(): number {
+    return this.retainedTotal - this.ringCount
   }
 
-  private retained(): Decision[] {
-    const size = this.ring.length
-    const out: Decision[] = new Array(this.ringCount)
-    for (let i = 0; i < this.ringCount; i++) {
-      out[i] = this.ring[(this.ringNext - this.ringCount + i + size) % size]!
+  /** Number of the latest retained decision of `executionId`, or −1. */
+  private latestOf(executionId: string): number {
+    const n = this.latestByExecution.get(executionId) ?? this.latestByExecutionOld.get(executionId)
+    return n !== undefined && n >= this.oldestRetained ? n : -1
+  }
+
+  /** The previous retained decision of the same execution id as decision `n`, or −1. */
+  private previous(n: number): number {
+    const p = this.ringPrev[n % this.ringPrev.length]!
+    return p >= this.oldestRetained ? p : -1
+  }
+
+  /**
+   * The number of the retained decision an outcome is about, or −1. Its id is
+   * `${executionId}:${attempt}:${seq}` ({@link decisionId}); the newest decision with that id wins.
+   */
+  private findDecision(r: OutcomeRecord): number {
+    const id = r.decisionId
+    const j = id.lastIndexOf(':')
+    const i = j > 0 ? id.lastIndexOf(':', j - 1) : -1
+    if (i <= 0) return -1
+    const attempt = parseDigits(id, i + 1, j)
+    const seq = parseDigits(id, j + 1, id.length)
+    if (attempt < 0 || seq < 0) return -1
+    // The usual case, an outcome of the recording execution's own decision: no new string to hash.
+    const executionId =
+      i === r.executionId.length && id.startsWith(r.executionId) ? r.executionId : id.slice(0, i)
+    for (let n = this.latestOf(executionId); n >= 0; n = this.previous(n)) {
+      const d = this.ringRecords[n % this.ringRecords.length]!
+      if (d.seq === seq && d.attempt === attempt && d.executionId === executionId) return n
+    }
+    return -1
+  }
+
+  /** Retained decisions that pass `keep`, oldest first, as fresh objects. */
+  private retained(keep: (r: DecisionRecord) => boolean = () => true): Decision[] {
+    const out: Decision[] = []
+    const size = this.ringRecords.length
+    for (let n = this.oldestRetained; n < this.retainedTotal; n++) {
+      const r = this.ringRecords[n % size]!
+      if (keep(r)) out.push(toDecision(r, this.ringOutcomes[n % size]))
     }
     return out
   }
 
-  /** Whether any decision of this execution is retained. Scans: only a retry's first decision asks. */
+  /** Whether any decision of this execution is retained. */
   private hasRetained(streamId: string, executionId: string): boolean {
-    for (const d of this.ring)
-      if (d !== undefined && d.executionId === executionId && d.streamId === streamId) return true
+    for (let n = this.latestOf(executionId); n >= 0; n = this.previous(n)) {
+      if (this.ringRecords[n % this.ringRecords.length]!.streamId === streamId) return true
+    }
     return false
   }
 
@@ -475,6 +535,37 @@ export class OutcomeAggregator {
 
 function rate(successes: number, failures: number): number {
   return successes + failures === 0 ? 0 : successes / (successes + failures)
+}
+
+/** Non-negative integer in `s[from, to)`, or −1 if that is not all digits. */
+function parseDigits(s: string, from: number, to: number): number {
+  if (from >= to || to - from > 15) return -1
+  let v = 0
+  for (let k = from; k < to; k++) {
+    const c = s.charCodeAt(k) - 48
+    if (c < 0 || c > 9) return -1
+    v = v * 10 + c
+  }
+  return v
+}
+
+function toDecision(r: DecisionRecord, outcome: OutcomeRecord | undefined): Decision {
+  const d: Decision = {
+    id: decisionId(r.executionId, r.attempt, r.seq),
+    executionId: r.executionId,
+    streamId: r.streamId,
+    correlationId: r.correlationId,
+    attempt: r.attempt,
+    intent: r.intent,
+    options: r.options,
+    chosen: r.chosen,
+    reasoning: r.reasoning,
+    criteria: r.criteria,
+    timestamp: r.timestamp,
+  }
+  if (r.context !== undefined) d.context = r.context
+  if (outcome !== undefined) d.outcome = toOutcome(outcome)
+  return d
 }
 
 function toOutcome(r: OutcomeRecord): Outcome {
