@@ -417,15 +417,17 @@ export class ShmStore {
     const a = this.index.i32
     const out = this.groupOut
     const members: GroupMember[] = []
-    for (let m = a[head * SLOT_WORDS + Slot.NEXT]!, steps = 0; m !== 0; m = a[(m - 1) * SLOT_WORDS + Slot.NEXT]!, steps++) {
+    for (
+      let m = a[head * SLOT_WORDS + Slot.NEXT]!, steps = 0;
+      m !== 0;
+      m = a[(m - 1) * SLOT_WORDS + Slot.NEXT]!, steps++
+    ) {
       const at = (m - 1) * SLOT_WORDS
       if (steps > this.index.slots || !this.readValue(at, out)) return undefined
-      const kb = a[at + Slot.KEY]!
-      const kl = this.heap.blockLength(kb)
-      if (kl < groupLen) return undefined
-      const off = this.heap.payloadOffset(kb)
+      const key = this.index.keyBytes(at)
+      if (key === undefined || key.length < groupLen) return undefined
       members.push({
-        name: this.heap.u8.slice(off + groupLen, off + kl),
+        name: key.subarray(groupLen),
         slot: m - 1,
         seq: a[at + Slot.SEQ]!,
         value: { tag: out.tag, num: out.num, bytes: out.bytes?.slice() },
@@ -598,7 +600,7 @@ export class ShmStore {
         used++
         if (ix.get(s, Slot.SEQ) & 1) problems.push(`slot ${s} has an odd seq`)
         if (h === 1) continue
-        allocated.push(blockOf(ix.get(s, Slot.KEY)))
+        if (ix.get(s, Slot.KEY) > 0) allocated.push(blockOf(ix.get(s, Slot.KEY)))
         const tag = ix.get(s, Slot.TAG)
         if (tag === ValueTag.BYTES) allocated.push(blockOf(ix.get(s, Slot.V0)))
         if (tag === ValueTag.HEAD) {
@@ -666,7 +668,7 @@ export class ShmStore {
       if (h !== hash) continue
       const seq = Atomics.load(a, at + Slot.SEQ)
       if (seq & 1) return -2
-      const same = ix.keyEquals(a[at + Slot.KEY]!, key, len)
+      const same = ix.keyAt(at, key, len)
       if (same && !this.readValue(at, out)) return -2
       // Same even seq after the copy: the key, tag and value bytes were one committed version.
       if (Atomics.load(a, at + Slot.SEQ) !== seq || a[at] !== hash) return -2
@@ -881,7 +883,7 @@ export class ShmStore {
       s = this.claimSlot(ix.findForInsert(w.key, w.keyLen, w.hash))
       ix.touch(s)
       ix.touch(head)
-      ix.set(s, Slot.KEY, this.storeBytes(w.key, w.keyLen))
+      ix.storeKey(s, w.key, w.keyLen)
       ix.set(s, Slot.HASH, w.hash)
       ix.set(s, Slot.TAG, ValueTag.NONE)
       this.setValue(s, w)
@@ -914,7 +916,8 @@ export class ShmStore {
     const h = w.head
     const ix = this.index
     if (h.slot >= 0 && ix.get(h.slot, Slot.HASH) === h.hash && ix.get(h.slot, Slot.TAG) === ValueTag.HEAD) {
-      if (ix.get(h.slot, Slot.KEY) === h.block) return h.slot
+      const k = ix.get(h.slot, Slot.KEY)
+      if (k > 0 ? k === h.block : ix.keyAt(h.slot * SLOT_WORDS, h.key, h.key.length)) return h.slot
     }
     const s = ix.findForInsert(h.key, h.key.length, h.hash)
     if (s < 0) return -1
@@ -929,8 +932,8 @@ export class ShmStore {
     const s = this.claimSlot(ix.findForInsert(h.key, h.key.length, h.hash))
     ix.touch(s)
     h.slot = s
-    h.block = this.storeBytes(h.key, h.key.length)
-    ix.set(s, Slot.KEY, h.block)
+    ix.storeKey(s, h.key, h.key.length)
+    h.block = ix.get(s, Slot.KEY)
     ix.set(s, Slot.HASH, h.hash)
     ix.set(s, Slot.TAG, ValueTag.HEAD)
     ix.set(s, Slot.V0, 0)
@@ -977,7 +980,7 @@ export class ShmStore {
   /** Both `s` and `head` touched. Deletes member `s`, and the head when it was the last member. */
   private deleteSlot(s: number, head: number): void {
     const ix = this.index
-    this.deferFree(ix.get(s, Slot.KEY))
+    if (ix.get(s, Slot.KEY) > 0) this.deferFree(ix.get(s, Slot.KEY))
     if (ix.get(s, Slot.TAG) === ValueTag.BYTES) this.deferFree(ix.get(s, Slot.V0))
     ix.unlink(s)
     let freed = ix.remove(s)
@@ -985,7 +988,7 @@ export class ShmStore {
     const count = ix.get(head, Slot.V0) - 1
     ix.set(head, Slot.V0, count)
     if (count === 0) {
-      this.deferFree(ix.get(head, Slot.KEY))
+      if (ix.get(head, Slot.KEY) > 0) this.deferFree(ix.get(head, Slot.KEY))
       freed += ix.remove(head)
     }
     if (freed > 0) this.journal.set(R_CONTROL, C_USED_SLOTS, this.ctrl[C_USED_SLOTS]! - freed)
