@@ -276,6 +276,11 @@ export class ShmStore {
   conflictAt = -1
   /** True while this thread holds the commit lock inside {@link commit}. */
   private inCommit = false
+  /**
+   * The off switch of the inline-number fast path ({@link applyInline}): when false, every commit takes
+   * the general path. For tests that prove the two equal; on by default.
+   */
+  inlineFastPath = true
   /** Version and wall-clock time of this thread's last successful commit. */
   lastVersion = 0
   lastTimestamp = 0
@@ -477,7 +482,12 @@ export class ShmStore {
         retry()
         if (!this.validate(writes, checks)) return CommitStatus.CONFLICT
       }
-      if (writes.length === 1 && checks.length === 0 && this.applyInline(writes[0]!, meta, now))
+      if (
+        this.inlineFastPath &&
+        writes.length === 1 &&
+        checks.length === 0 &&
+        this.applyInline(writes[0]!, meta, now)
+      )
         return CommitStatus.OK
       return this.applyAll(writes, meta, now)
     } finally {
@@ -653,7 +663,7 @@ export class ShmStore {
   private acquire(): boolean {
     if (!this.lock.acquire()) return false
     // A non-idle journal under a freshly taken lock means its last holder died mid-commit.
-    if (this.journal.state() !== JournalState.IDLE) this.journal.recover()
+    if (this.journal.stateLocked() !== JournalState.IDLE) this.journal.recover()
     return true
   }
 
