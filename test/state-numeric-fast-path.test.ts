@@ -147,6 +147,45 @@ describe('update() and write() of numbers (the inline fast path)', () => {
     expect(mgr.engine.audit()).toEqual([])
   })
 
+  it('update() of a number runs fn with the commit lock held: a throwing fn writes nothing and frees the lock, reads work, writes are refused', () => {
+    const mgr = manager()
+    const buf = mgr.createBuffer('e', 's', 'shared')
+    buf.write('n', 1, g)
+    buf.write('other', 40, g)
+    expect(() =>
+      buf.update(
+        'n',
+        () => {
+          throw new Error('boom')
+        },
+        g,
+      ),
+    ).toThrow('boom')
+    expect(mgr.engine.lockOwner()).toBe(-1)
+    expect(buf.read('n', g)).toBe(1)
+    // A read inside fn is lock-free, so it works while fn holds the lock.
+    expect(buf.update('n', (v: number | undefined) => v! + buf.read<number>('other', g)!, g)).toBe(41)
+    expect(() =>
+      buf.update(
+        'n',
+        (v: number | undefined) => {
+          buf.write('other', 0, g)
+          return v! + 1
+        },
+        g,
+      ),
+    ).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }))
+    expect(buf.read('other', g)).toBe(40)
+    expect(buf.read('n', g)).toBe(41)
+    // A non-number result leaves the fast path; the general path stores it (fn may run twice).
+    let runs = 0
+    expect(buf.update('n', (v: number | undefined) => (runs++, `was ${v}`), g)).toBe('was 41')
+    expect(runs).toBeGreaterThanOrEqual(1)
+    expect(buf.read('n', g)).toBe('was 41')
+    expect(mgr.engine.lockOwner()).toBe(-1)
+    expect(mgr.engine.audit()).toEqual([])
+  })
+
   it('state_changed hooks hear every numeric update with its old and new value', () => {
     const mgr = manager()
     const heard: StateChange[] = []

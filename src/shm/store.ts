@@ -110,6 +110,8 @@ export const CommitStatus = {
   TOO_LARGE: 5,
   /** Called from inside a `retry` callback of a commit on this thread (the lock is not re-entrant). */
   REENTRANT: 6,
+  /** {@link ShmStore.updateInline} only: the key holds no inline number (or the step gave none). Nothing was written. */
+  NOT_INLINE: 7,
 } as const
 export type CommitStatus = (typeof CommitStatus)[keyof typeof CommitStatus]
 
@@ -497,6 +499,51 @@ export class ShmStore {
   }
 
   /**
+   * Any thread. The read-modify-write of a key that holds an inline number, all under the commit lock:
+   * finds `w`'s key (trying `w.hint` first), reads its number, calls `step(current)` and, when that returns
+   * true having set `w.tag`/`w.num` to an inline number, commits it through the inline fast path. No
+   * optimistic read, so no lost race to redo: a hot counter costs one trip through the lock per update.
+   * NOT_INLINE, having written nothing, when the key is absent, holds another kind of value, or `step`
+   * returns false — the caller takes the general path. `step` runs with the lock held: it must be quick and
+   * must not commit (that returns REENTRANT); if it throws, nothing is written. May block like {@link commit}.
+   */
+  updateInline(w: WriteOp, meta: Uint8Array, step: (current: number) => boolean): CommitStatus {
+    if (this.inCommit) return CommitStatus.REENTRANT
+    if (!this.inlineFastPath) return CommitStatus.NOT_INLINE
+    const now = Date.now()
+    if (!this.acquire()) return CommitStatus.BUSY
+    this.inCommit = true
+    try {
+      const ix = this.index
+      const a = ix.i32
+      const h = w.hint
+      const s =
+        h >= 0 && a[h * SLOT_WORDS] === w.hash && ix.keyAt(h * SLOT_WORDS, w.key, w.keyLen)
+          ? h
+          : ix.findForInsert(w.key, w.keyLen, w.hash)
+      if (s < 0) return CommitStatus.NOT_INLINE
+      const at = s * SLOT_WORDS
+      const tag = a[at + Slot.TAG]!
+      if (tag !== ValueTag.INT && tag !== ValueTag.F64) return CommitStatus.NOT_INLINE
+      if (!step(this.inlineNumber(at, tag))) return CommitStatus.NOT_INLINE
+      w.found = s
+      return this.applyInline(w, meta, now) ? CommitStatus.OK : CommitStatus.NOT_INLINE
+    } finally {
+      this.inCommit = false
+      this.lock.release()
+    }
+  }
+
+  /** The INT or F64 number of the slot at word `at`. */
+  private inlineNumber(at: number, tag: number): number {
+    const a = this.index.i32
+    if (tag === ValueTag.INT) return a[at + Slot.V0]!
+    f64Words[0] = a[at + Slot.V0]!
+    f64Words[1] = a[at + Slot.V1]!
+    return f64[0]!
+  }
+
+  /**
    * Any thread. Like {@link commit}, but `build` runs under the commit lock and returns the ops: what it
    * reads cannot change before they apply. For a transaction that keeps losing optimistic races. An empty
    * `writes` commits nothing and returns OK.
@@ -806,12 +853,7 @@ export class ShmStore {
       const old = w.old
       old.tag = tag
       old.bytes = undefined
-      if (tag === ValueTag.INT) old.num = a[at + Slot.V0]!
-      else {
-        f64Words[0] = a[at + Slot.V0]!
-        f64Words[1] = a[at + Slot.V1]!
-        old.num = f64[0]!
-      }
+      old.num = this.inlineNumber(at, tag)
     }
     const j = this.journal
     j.stageSeq(R_INDEX, at + Slot.SEQ)

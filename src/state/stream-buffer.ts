@@ -70,6 +70,20 @@ class UpdateStep {
 
   constructor(private readonly core: BufferCore) {}
 
+  /**
+   * The step of the inline-number path (`ShmStore.updateInline`), run with the commit lock held: `fn` on
+   * the current number; true when it returned a number, which is then in the core's single op.
+   */
+  readonly numberStep = (current: number): boolean => {
+    const next = this.fn!(current)
+    this.next = next
+    if (typeof next !== 'number') return false
+    const op = this.core.single
+    op.tag = inlineTag(next)
+    op.num = next
+    return true
+  }
+
   /** Reads the committed value, runs `fn` on it and fills the core's single op expecting that version. */
   readonly prepare = (): void => {
     const c = this.core
@@ -231,6 +245,33 @@ export class BufferCore {
     op.expectSeq = seq
     op.record = sc.group.scope !== 'execution'
     return op
+  }
+
+  /**
+   * `update()` of a key that holds a number, when `fn` returns one: read, `fn` and commit in one trip
+   * through the commit lock (`ShmStore.updateInline`). False, having written nothing, when the key holds
+   * something else (or nothing), or `fn` returned a non-number: the caller takes the general path.
+   */
+  updateNumber(step: UpdateStep): boolean {
+    const sc = step.sc
+    // A lasting encoding (not the scratch one): `fn` runs in the middle of this commit and may read keys.
+    const r = sc.group.ref(step.key)
+    const op = this.single
+    op.key = r.key
+    op.keyLen = r.keyLen
+    op.hash = r.hash
+    op.head = sc.group.head
+    op.del = false
+    op.bytes = undefined
+    op.expectSlot = EXPECT_ANY
+    op.expectSeq = 0
+    op.record = sc.group.scope !== 'execution'
+    op.hint = r.slot
+    const status = this.store.updateInline(op, this.meta, step.numberStep)
+    if (status === CommitStatus.NOT_INLINE) return false
+    if (status !== CommitStatus.OK) this.check(status, `update(${JSON.stringify(step.key)})`)
+    r.slot = op.outSlot
+    return true
   }
 
   /** Commits the single op (`retry`: see `ShmStore.commit`). */
@@ -461,6 +502,10 @@ export class StreamBuffer {
     step.key = key
     step.fn = fn as (current: unknown) => unknown
     try {
+      if (c.updateNumber(step)) {
+        c.after(step.sc, key, c.single)
+        return step.next as T
+      }
       for (;;) {
         step.prepare()
         // On a conflict the commit re-runs `prepare` once under the lock, where nobody can interleave.
