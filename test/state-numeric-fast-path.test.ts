@@ -179,7 +179,11 @@ describe('update() and write() of numbers (the inline fast path)', () => {
     expect(buf.read('n', g)).toBe(41)
     // A non-number result leaves the fast path; the general path stores it (fn may run twice).
     let runs = 0
-    expect(buf.update('n', (v: number | undefined) => (runs++, `was ${v}`), g)).toBe('was 41')
+    const describeOld = (v: unknown): unknown => {
+      runs++
+      return `was ${v}`
+    }
+    expect(buf.update('n', describeOld, g)).toBe('was 41')
     expect(runs).toBeGreaterThanOrEqual(1)
     expect(buf.read('n', g)).toBe('was 41')
     expect(mgr.engine.lockOwner()).toBe(-1)
