@@ -397,9 +397,10 @@ function notSync(what: string): InvalidArgumentError {
  *   never conflicts. In a `transaction`, keys read inside it are validated and the function re-run on a
  *   change; a key written in it that was read only *before* it keeps the conflict rule above.
  *
- * `update(key, fn)` and `transaction(fn)` are exact under every level: optimistic — `fn` runs on the
- * committed values without any lock held, then the commit checks that nothing it read changed, and re-runs
- * `fn` if it did. So `fn` must be synchronous and pure.
+ * `update(key, fn)` and `transaction(fn)` are exact under every level. A transaction is optimistic: `fn`
+ * runs on the committed values without any lock held, then the commit checks that nothing it read changed,
+ * and re-runs `fn` if it did. `update` of a key holding a number runs `fn` with the commit lock held (read,
+ * `fn` and commit in one trip); on other values it is optimistic too. So `fn` must be synchronous and pure.
  */
 export class StreamBuffer {
   /** @internal */
@@ -482,9 +483,10 @@ export class StreamBuffer {
   /**
    * Atomic read-modify-write of the committed value (default scope: execution): `fn(current)` →
    * the new value, returned. Exact under every level. `fn` is synchronous, pure and may run more than
-   * once: after a conflict its last run happens while the commit lock is held (so a hot key costs one
-   * extra run, not a retry storm) — it must not call state methods (that throws
-   * `AGENTPOOL_INVALID_ARGUMENT`) and should be quick. Needs read and write permission on `key`.
+   * once. When the key holds a number, `fn` runs with the commit lock held (read, `fn`, commit in one trip:
+   * a hot counter never redoes work); otherwise optimistically, and after a conflict its last run happens
+   * with the lock held (so a hot key costs one extra run, not a retry storm). So it must not write state
+   * (that throws `AGENTPOOL_INVALID_ARGUMENT`) and should be quick. Needs read and write permission on `key`.
    */
   update<T = unknown>(key: string, fn: (current: T | undefined) => T, opts?: ScopeOption): T {
     this.allow('read', key)
