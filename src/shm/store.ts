@@ -35,10 +35,15 @@
  * paid outside the critical section. A read-modify-write that loses the race may re-run its step once
  * under the lock (`commit`'s `retry`, `commitLocked`), so a hot key or a long transaction still finishes.
  *
+ * The fast path: a single-key commit that replaces an inline number with an inline number (a counter)
+ * knows every word it will change before it changes any, so it journals them in one batch and publishes
+ * them with one store (`applyInline`); `updateInline` does the read, the step and that commit in one trip
+ * through the lock. `inlineFastPath = false` turns it off, so tests can prove both paths equal.
+ *
  * Thread contract: reads (`get`, `history`, `stats`) — any thread, lock-free, never block (they retry
  * while a commit on the same key is in flight, and after a long streak check whether its thread died).
  * `readGroup` — lock-free, unless writers keep moving the group: then it walks under the lock like a
- * commit. `commit`/`commitLocked`/`deleteGroup` — any thread; on a worker they may block on the commit
+ * commit. `commit`/`commitLocked`/`updateInline`/`deleteGroup` — any thread; on a worker they may block on the commit
  * lock (never forever: a dead holder is taken over); on the main thread they spin at most `mainSpinMs`
  * and return BUSY. `threadExited` — the main thread, never blocks.
  *
