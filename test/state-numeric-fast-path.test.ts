@@ -241,9 +241,10 @@ describe('update() and write() of numbers (the inline fast path)', () => {
 })
 
 describe('a thread dying in the middle of a numeric update', () => {
-  // 7 = every word the fast path stages (the slot's seq, tag and two value words, the version, the history
-  // entry's seq and the ring head), published at once before any changes; -1 = just after the commit point.
-  for (const crashAt of [7, -1]) {
+  // 5 = every word the fast path stages for an integer over an integer (the slot's seq and value word, the
+  // version, the history entry's seq and the ring head), published at once before any change; -1 = just
+  // after the commit point.
+  for (const crashAt of [5, -1]) {
     it(`process.exit at journal entry ${crashAt} of update() #40: threadExited() ${crashAt === -1 ? 'completes' : 'rolls back'} it and history agrees with the value`, async () => {
       const mgr = manager()
       const main = mgr.createBuffer('main', 'hot', 'shared')

@@ -861,10 +861,12 @@ export class ShmStore {
       old.num = this.inlineNumber(at, tag)
     }
     const j = this.journal
+    // Only the words that change: an integer over an integer moves the seq, one value word and the version.
+    const f = w.tag === ValueTag.F64
     j.stageSeq(R_INDEX, at + Slot.SEQ)
-    j.stage(R_INDEX, at + Slot.TAG)
+    if (tag !== w.tag) j.stage(R_INDEX, at + Slot.TAG)
     j.stage(R_INDEX, at + Slot.V0)
-    j.stage(R_INDEX, at + Slot.V1)
+    if (f) j.stage(R_INDEX, at + Slot.V1)
     j.stage(R_CONTROL, C_VERSION_LO)
     const history = w.record && this.ring.stageAppend()
     j.publish()
@@ -872,13 +874,13 @@ export class ShmStore {
     // Odd before the value words change: a lock-free reader of the key (or its group) retries meanwhile.
     // The group head's seq stays: membership does not change, and group reads check each member's seq.
     Atomics.store(a, at + Slot.SEQ, seq + 1)
-    if (w.tag === ValueTag.INT) a[at + Slot.V0] = w.num | 0
+    if (!f) a[at + Slot.V0] = w.num | 0
     else {
       f64[0] = w.num
       a[at + Slot.V0] = f64Words[0]!
       a[at + Slot.V1] = f64Words[1]!
     }
-    a[at + Slot.TAG] = w.tag
+    if (tag !== w.tag) a[at + Slot.TAG] = w.tag
     this.ctrl[C_VERSION_LO] = lo | 0
     const version = this.ctrl[C_VERSION_HI]! * 2 ** 32 + lo
     if (history) this.ring.appendStaged(now, version, w.key, w.keyLen, w.head.key.length - 1, meta, w.old, w)
