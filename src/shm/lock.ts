@@ -7,7 +7,9 @@
  * | word | name    | meaning                                                                      |
  * |------|---------|------------------------------------------------------------------------------|
  * | 0    | owner   | 0 = free; otherwise `threadId + 1` of the holder (main thread = 1)            |
- * | 1    | waiters | threads parked in `Atomics.wait` on word 0; release notifies only if > 0      |
+ * | 1    | waiters | bits 0..29: threads parked in `Atomics.wait` on word 0; bit 30 (WAKING): a    |
+ * |      |         | wake is in flight. Release notifies only if some thread is parked and no wake  |
+ * |      |         | is in flight; the woken thread clears WAKING                                   |
  *
  * {@link DeadThreadTable} layout (from its own `base`):
  *
@@ -30,6 +32,8 @@ export const DEAD_TABLE_WORDS = 1 + DEAD_RING_SIZE
 
 const OWNER = 0
 const WAITERS = 1
+/** Bit of the waiters word: a notify was sent and its thread has not run yet. */
+const WAKING = 1 << 30
 /**
  * Pause units (one private Atomics load each, a few nanoseconds) a worker spins before it parks in
  * `Atomics.wait`. Critical sections last under a microsecond, and a futex sleep/wake costs tens of
@@ -151,7 +155,14 @@ export class AtomicsLock {
   release(): void {
     // Release store: publishes every write of the critical section to the next acquirer.
     Atomics.store(this.i32, this.base + OWNER, 0)
-    if (Atomics.load(this.i32, this.base + WAITERS) > 0) Atomics.notify(this.i32, this.base + OWNER, 1)
+    // One wake at a time: while a woken thread has not run yet, more notifies would only cost this
+    // (busy) holder a system call each.
+    for (;;) {
+      const w = Atomics.load(this.i32, this.base + WAITERS)
+      if (w === 0 || (w & WAKING) !== 0) return
+      if (Atomics.compareExchange(this.i32, this.base + WAITERS, w, w | WAKING) === w) break
+    }
+    Atomics.notify(this.i32, this.base + OWNER, 1)
   }
 
   /** Any thread. The holder's thread id, or -1 when free. */
@@ -180,7 +191,11 @@ export class AtomicsLock {
       for (;;) {
         const cur = Atomics.load(this.i32, this.base + OWNER)
         if (cur === 0 ? this.tryAcquire() : this.takeOverIfDead()) return true
-        if (cur !== 0) Atomics.wait(this.i32, this.base + OWNER, cur, WAIT_SLICE_MS)
+        if (cur !== 0) {
+          Atomics.wait(this.i32, this.base + OWNER, cur, WAIT_SLICE_MS)
+          // Running again (woken, timed out or the lock moved): the next release may wake a thread.
+          Atomics.and(this.i32, this.base + WAITERS, ~WAKING)
+        }
       }
     } finally {
       Atomics.sub(this.i32, this.base + WAITERS, 1)
