@@ -17,8 +17,8 @@
  *
  * | word      | meaning                                                      |
  * |-----------|--------------------------------------------------------------|
- * | 0..1      | commit lock ({@link AtomicsLock})                            |
- * | 2..66     | dead-thread table ({@link DeadThreadTable})                  |
+ * | 0..2      | commit lock ({@link AtomicsLock})                            |
+ * | 3..67     | dead-thread table ({@link DeadThreadTable})                  |
  * | 68, 69    | commit version, high and low 32 bits (journaled)             |
  * | 70        | live keys (group heads not counted; journaled)               |
  * | 71        | index slots not EMPTY (live, heads, tombstones; journaled)   |
@@ -68,7 +68,7 @@ import {
   type RawValue,
 } from './history-ring.js'
 import { JournalFullError, JournalState, journalBytes, UndoJournal } from './journal.js'
-import { AtomicsLock, DeadThreadTable, LOCK_WORDS } from './lock.js'
+import { AtomicsLock, DEAD_TABLE_WORDS, DeadThreadTable, LOCK_WORDS } from './lock.js'
 
 const R_CONTROL = 0
 const R_INDEX = 1
@@ -78,6 +78,8 @@ const R_HISTORY = 3
 const C_LOCK = 0
 const C_DEAD = C_LOCK + LOCK_WORDS
 const C_VERSION_HI = 68
+if (C_DEAD + DEAD_TABLE_WORDS > C_VERSION_HI)
+  throw new Error('control layout: the dead-thread table overlaps the counters')
 const C_VERSION_LO = 69
 const C_KEYS = 70
 const C_USED_SLOTS = 71
