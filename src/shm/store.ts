@@ -264,6 +264,12 @@ class StoreFull extends Error {
 const f64 = new Float64Array(1)
 const f64Words = new Int32Array(f64.buffer)
 
+/** Whether any of `writes` leaves a history entry. */
+function recordsHistory(writes: readonly WriteOp[]): boolean {
+  for (let i = 0; i < writes.length; i++) if (writes[i]!.record) return true
+  return false
+}
+
 /** The engine behind `SharedBufferManager`: attach once per thread. */
 export class ShmStore {
   readonly handles: StoreHandles
@@ -480,9 +486,9 @@ export class ShmStore {
   ): CommitStatus {
     if (this.inCommit) return CommitStatus.REENTRANT
     this.prelocate(writes)
-    // The clock is read before the lock (it costs as much as a short commit): history timestamps are the
-    // commit's start, within microseconds of its version.
-    const now = Date.now()
+    // The clock is read before the lock (it costs as much as a short commit), and only for a commit that
+    // leaves history entries: their timestamps are the commit's start, within microseconds of its version.
+    const now = recordsHistory(writes) ? Date.now() : 0
     if (!this.acquire()) return CommitStatus.BUSY
     this.inCommit = true
     try {
@@ -517,7 +523,8 @@ export class ShmStore {
   updateInline(w: WriteOp, meta: Uint8Array, step: (current: number) => boolean): CommitStatus {
     if (this.inCommit) return CommitStatus.REENTRANT
     if (!this.inlineFastPath) return CommitStatus.NOT_INLINE
-    const now = Date.now()
+    // The clock only for a commit that leaves a history entry (it costs as much as the rest of the step).
+    const now = w.record ? Date.now() : 0
     if (!this.acquire()) return CommitStatus.BUSY
     this.inCommit = true
     try {
