@@ -45,6 +45,29 @@ describe('keys short enough to live in their index slot, and longer ones', () =>
     })
   }
 
+  it('history entries carry every key and both ids exactly, whatever their lengths', () => {
+    const mgr = SharedBufferManager.create({ maxBytes: 16 << 20, maxKeys: 4096, historySize: 200 })
+    const names = namesAroundTheInlineLimit()
+    const ids = [
+      ['e', 's'],
+      ['exec-7', 'stream-odd'],
+      ['é'.repeat(9), `st${'€'.repeat(7)}`],
+    ] as const
+    for (const [executionId, streamId] of ids) {
+      const buf = mgr.createBuffer(executionId, streamId, 'shared')
+      for (const name of names) buf.write(name, { v: name.length }, { scope: 'stream' })
+      for (const name of names) buf.update(name, () => name.length, { scope: 'stream' })
+      const changes = mgr.recentChanges(2 * names.length).reverse()
+      expect(changes.map((c) => c.key)).toEqual([...names, ...names])
+      expect(changes.map((c) => c.new)).toEqual([
+        ...names.map((n) => ({ v: n.length })),
+        ...names.map((n) => n.length),
+      ])
+      for (const c of changes)
+        expect([c.executionId, c.streamId, c.scope]).toEqual([executionId, streamId, 'stream'])
+    }
+  })
+
   it('an execution whose id is too long for its group head to sit inline is cleaned up completely', () => {
     const mgr = manager()
     const id = `execution-${'x'.repeat(60)}`

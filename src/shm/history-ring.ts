@@ -23,7 +23,7 @@
  * | 24     | 4×8  | key length, group length, meta length, old tag, old length, new tag, new length, flags |
  * | 56     | 8    | old number (f64; INT and F64 tags)                                         |
  * | 64     | 8    | new number                                                                 |
- * | 72     | …    | key bytes, meta bytes, old value bytes, new value bytes                    |
+ * | 72     | …    | key bytes, meta bytes (from the next 4-byte boundary), old value bytes, new value bytes |
  *
  * Values that do not fit the entry are dropped from it and flagged `truncated`; key and meta always fit
  * (the store sizes entries for its key and meta limits).
@@ -71,6 +71,11 @@ export interface HistoryEntry {
   truncated: boolean
 }
 
+/** `n` rounded up to a multiple of 4. */
+function align4(n: number): number {
+  return (n + 3) & ~3
+}
+
 /** Copies `src[0, len)` to `dst` at `at`; short runs by hand (cheaper than `set`'s fixed cost). */
 function copyBytes(dst: Uint8Array, at: number, src: Uint8Array, len: number): void {
   if (len > 64) dst.set(len === src.length ? src : src.subarray(0, len), at)
@@ -116,6 +121,7 @@ export class HistoryRing {
     version: number,
     key: Uint8Array,
     keyLen: number,
+    keyWords: Int32Array | undefined,
     groupLen: number,
     meta: Uint8Array,
     old: RawValue,
@@ -125,7 +131,7 @@ export class HistoryRing {
     const k = this.i32[HEAD]!
     const at = HEADER_BYTES + (k % this.cap) * this.entryBytes
     this.journal.beginSeq(this.region, at >> 2)
-    this.writeEntry(at, k, timestamp, version, key, keyLen, groupLen, meta, old, now)
+    this.writeEntry(at, k, timestamp, version, key, keyLen, keyWords, groupLen, meta, old, now)
     this.journal.set(this.region, HEAD, k + 1)
   }
 
@@ -147,6 +153,7 @@ export class HistoryRing {
     version: number,
     key: Uint8Array,
     keyLen: number,
+    keyWords: Int32Array | undefined,
     groupLen: number,
     meta: Uint8Array,
     old: RawValue,
@@ -157,7 +164,7 @@ export class HistoryRing {
     const w = at >> 2
     // Odd before the entry's bytes change: readers skip it until the commit finishes (staged even seq).
     Atomics.store(this.i32, w, this.i32[w]! + 1)
-    this.writeEntry(at, k, timestamp, version, key, keyLen, groupLen, meta, old, now)
+    this.writeEntry(at, k, timestamp, version, key, keyLen, keyWords, groupLen, meta, old, now)
     this.i32[HEAD] = k + 1
   }
 
@@ -169,6 +176,35 @@ export class HistoryRing {
     Atomics.store(this.i32, w, this.i32[w]! + 1)
   }
 
+  /** The meta last seen, and a word view of it when its buffer allows one. */
+  private metaSrc: Uint8Array | undefined
+  private metaWords: Int32Array | undefined
+
+  /**
+   * A word view of `meta` (cached for the last meta: a thread's commits mostly carry the same one), or
+   * undefined when its bytes do not start on a 4-byte boundary with whole words behind them.
+   */
+  private wordsOf(meta: Uint8Array): Int32Array | undefined {
+    if (meta !== this.metaSrc) {
+      this.metaSrc = meta
+      const aligned =
+        meta.byteOffset % 4 === 0 && meta.byteOffset + align4(meta.length) <= meta.buffer.byteLength
+      this.metaWords = aligned
+        ? new Int32Array(meta.buffer, meta.byteOffset, align4(meta.length) >> 2)
+        : undefined
+    }
+    return this.metaWords
+  }
+
+  /**
+   * Copies the first `len` bytes `words` holds to byte `at` (4-aligned), a word at a time: the bytes of
+   * the last word past `len` land in the entry's slack (padding, or the start of what is written next).
+   */
+  private copyWords(at: number, words: Int32Array, len: number): void {
+    const w = at >> 2
+    for (let i = 0, n = align4(len) >> 2; i < n; i++) this.i32[w + i] = words[i]!
+  }
+
   /** Writes entry number `k` at byte `at`; its seq is odd. */
   private writeEntry(
     at: number,
@@ -177,6 +213,7 @@ export class HistoryRing {
     version: number,
     key: Uint8Array,
     keyLen: number,
+    keyWords: Int32Array | undefined,
     groupLen: number,
     meta: Uint8Array,
     old: RawValue,
@@ -192,7 +229,8 @@ export class HistoryRing {
     f[d + 2] = version
     const oldLen = old.bytes?.length ?? 0
     const newLen = now.bytes?.length ?? 0
-    const room = this.entryBytes - FIXED_BYTES - keyLen - meta.length
+    const metaAt = align4(keyLen)
+    const room = this.entryBytes - FIXED_BYTES - metaAt - meta.length
     const fits = oldLen + newLen <= room
     this.i32[w + 6] = keyLen
     this.i32[w + 7] = groupLen
@@ -205,9 +243,12 @@ export class HistoryRing {
     f[d + 7] = old.num
     f[d + 8] = now.num
     let p = at + FIXED_BYTES
-    copyBytes(this.u8, p, key, keyLen)
-    p += keyLen
-    copyBytes(this.u8, p, meta, meta.length)
+    if (keyWords !== undefined) this.copyWords(p, keyWords, keyLen)
+    else copyBytes(this.u8, p, key, keyLen)
+    p += metaAt
+    const metaWords = this.wordsOf(meta)
+    if (metaWords !== undefined) this.copyWords(p, metaWords, meta.length)
+    else copyBytes(this.u8, p, meta, meta.length)
     p += meta.length
     if (fits) {
       if (old.bytes) copyBytes(this.u8, p, old.bytes, oldLen)
@@ -247,10 +288,12 @@ export class HistoryRing {
     const metaLen = this.i32[w + 8]!
     const oldLen = this.i32[w + 10]!
     const newLen = this.i32[w + 12]!
-    const total = keyLen + metaLen + oldLen + newLen
-    if (keyLen < 0 || metaLen < 0 || oldLen < 0 || newLen < 0 || total > this.entryBytes - FIXED_BYTES)
-      return undefined
+    if (keyLen < 0 || metaLen < 0 || oldLen < 0 || newLen < 0) return undefined
     const p = at + FIXED_BYTES
+    const m = p + align4(keyLen)
+    const o = m + metaLen
+    const end = o + oldLen + newLen
+    if (end > at + this.entryBytes) return undefined
     const f = this.f64
     const d = at >> 3
     return {
@@ -258,16 +301,16 @@ export class HistoryRing {
       version: f[d + 2]!,
       key: this.u8.slice(p, p + keyLen),
       groupLen: this.i32[w + 7]!,
-      meta: this.u8.slice(p + keyLen, p + keyLen + metaLen),
+      meta: this.u8.slice(m, m + metaLen),
       old: {
         tag: this.i32[w + 9]!,
         num: f[d + 7]!,
-        bytes: oldLen ? this.u8.slice(p + keyLen + metaLen, p + keyLen + metaLen + oldLen) : undefined,
+        bytes: oldLen ? this.u8.slice(o, o + oldLen) : undefined,
       },
       new: {
         tag: this.i32[w + 11]!,
         num: f[d + 8]!,
-        bytes: newLen ? this.u8.slice(p + keyLen + metaLen + oldLen, p + total) : undefined,
+        bytes: newLen ? this.u8.slice(o + oldLen, end) : undefined,
       },
       truncated: (this.i32[w + 13]! & FLAG_TRUNCATED) !== 0,
     }

@@ -181,6 +181,8 @@ export class WriteOp {
   /** `group ‖ name`, valid in `[0, keyLen)`. */
   key: Uint8Array = NO_BYTES
   keyLen = 0
+  /** The key's bytes as whole words (an Int32 view of `key`'s buffer), when the caller has one: history copies them a word at a time. */
+  keyWords: Int32Array | undefined = undefined
   hash = 0
   /** The key's group head. */
   head: HeadRef = NO_HEAD
@@ -892,7 +894,8 @@ export class ShmStore {
     if (tag !== w.tag) a[at + Slot.TAG] = w.tag
     this.ctrl[C_VERSION_LO] = lo | 0
     const version = this.ctrl[C_VERSION_HI]! * 2 ** 32 + lo
-    if (history) this.ring.appendStaged(now, version, w.key, w.keyLen, w.head.key.length - 1, meta, w.old, w)
+    if (history)
+      this.ring.appendStaged(now, version, w.key, w.keyLen, w.keyWords, w.head.key.length - 1, meta, w.old, w)
     j.commitPoint()
     // Even again: publishes the new value (and the history entry's) to readers.
     Atomics.store(a, at + Slot.SEQ, seq + 2)
@@ -917,7 +920,7 @@ export class ShmStore {
       for (const w of writes) {
         if (!w.record || (w.del && w.old.tag === ValueTag.NONE)) continue
         const nv: RawValue = w.del ? DELETED : w
-        this.ring.append(now, version, w.key, w.keyLen, w.head.key.length - 1, meta, w.old, nv)
+        this.ring.append(now, version, w.key, w.keyLen, w.keyWords, w.head.key.length - 1, meta, w.old, nv)
       }
     } catch (err) {
       this.freeCount = 0

@@ -38,6 +38,8 @@ export interface KeyRef {
   hash: number
   /** Where this thread last found the key in the index: a hint the store verifies before use (-1: none). */
   slot: number
+  /** `key` as whole words (its buffer is padded to them), for word-at-a-time copies; none for a one-off key. */
+  words: Int32Array | undefined
 }
 
 /** One scope of one id: its group bytes, head key and a bounded cache of encoded keys. */
@@ -91,7 +93,7 @@ export class KeyGroup {
     const p = this.prefix.length
     let key: Uint8Array
     if (keep) {
-      key = new Uint8Array(p + name.length * 3)
+      key = new Uint8Array(align4(p + name.length * 3))
       key.set(this.prefix)
     } else {
       key = this.scratchKey(p + name.length * 3)
@@ -106,25 +108,35 @@ export class KeyGroup {
       r.keyLen = keyLen
       r.hash = hash
       r.slot = -1
+      r.words = this.scratchWords
       return r
     }
-    const r: KeyRef = { key, keyLen, hash, slot: -1 }
     // Bounded: the first keys a group sees stay cached (hot keys come early and often); others are encoded
     // per call, which costs about what a miss in a bigger cache would.
-    if (this.cache.size < KEY_CACHE_SIZE) this.cache.set(name, r)
+    const cache = this.cache.size < KEY_CACHE_SIZE
+    const r: KeyRef = { key, keyLen, hash, slot: -1, words: cache ? wordsOf(key) : undefined }
+    if (cache) this.cache.set(name, r)
     return r
   }
 
   /** The last cached key {@link ref} returned (never the scratch one), and its name. */
   private lastName: string | undefined
-  private lastRef: KeyRef = { key: new Uint8Array(0), keyLen: 0, hash: 0, slot: -1 }
+  private lastRef: KeyRef = { key: new Uint8Array(0), keyLen: 0, hash: 0, slot: -1, words: undefined }
   private scratch: Uint8Array | undefined
-  private readonly scratchRef: KeyRef = { key: new Uint8Array(0), keyLen: 0, hash: 0, slot: -1 }
+  private scratchWords: Int32Array | undefined
+  private readonly scratchRef: KeyRef = {
+    key: new Uint8Array(0),
+    keyLen: 0,
+    hash: 0,
+    slot: -1,
+    words: undefined,
+  }
 
   private scratchKey(bytes: number): Uint8Array {
     if (this.scratch === undefined || this.scratch.length < bytes) {
-      this.scratch = new Uint8Array(Math.max(bytes, 64))
+      this.scratch = new Uint8Array(Math.max(align4(bytes), 64))
       this.scratch.set(this.prefix)
+      this.scratchWords = wordsOf(this.scratch)
     }
     return this.scratch
   }
@@ -133,6 +145,16 @@ export class KeyGroup {
   get groupLen(): number {
     return this.prefix.length
   }
+}
+
+/** `n` rounded up to a multiple of 4. */
+function align4(n: number): number {
+  return (n + 3) & ~3
+}
+
+/** An Int32 view of all of `bytes`, which starts its (word-padded) buffer. */
+function wordsOf(bytes: Uint8Array): Int32Array {
+  return new Int32Array(bytes.buffer, 0, bytes.length >> 2)
 }
 
 /** Writes `name` as UTF-8 into `out` from `at` (room for 3 bytes per UTF-16 unit); returns the byte count. */
@@ -161,7 +183,9 @@ function tooLong(name: string, max: number, atLeast: number): StateKeyError {
 export function encodeMeta(executionId: string, streamId: string): Uint8Array {
   const e = utf8.encode(executionId)
   const s = utf8.encode(streamId)
-  const out = new Uint8Array(META_OVERHEAD + e.length + s.length)
+  const len = META_OVERHEAD + e.length + s.length
+  // Padded to whole words: history entries copy the meta a word at a time.
+  const out = new Uint8Array(new ArrayBuffer(align4(len)), 0, len)
   out[0] = e.length & 0xff
   out[1] = e.length >> 8
   out.set(e, 2)

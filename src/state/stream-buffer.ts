@@ -235,6 +235,7 @@ export class BufferCore {
     const op = reuse ? this.single : new WriteOp()
     op.key = r.key
     op.keyLen = r.keyLen
+    op.keyWords = r.words
     op.hash = r.hash
     op.head = sc.group.head
     op.del = raw === undefined
@@ -259,6 +260,7 @@ export class BufferCore {
     const op = this.single
     op.key = r.key
     op.keyLen = r.keyLen
+    op.keyWords = r.words
     op.hash = r.hash
     op.head = sc.group.head
     op.del = false
