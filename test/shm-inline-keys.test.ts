@@ -24,12 +24,12 @@ describe('keys short enough to live in their index slot, and longer ones', () =>
       const buf = mgr.createBuffer('e', streamId, 'shared')
       const names = namesAroundTheInlineLimit()
       for (const scope of ['global', 'stream'] as const) {
-        names.forEach((name, i) => buf.write(name, i, { scope }))
-        names.forEach((name, i) => expect(buf.read(name, { scope })).toBe(i))
-        names.forEach((name) => buf.update(name, (v: number | undefined) => v! + 1000, { scope }))
+        for (const [i, name] of names.entries()) buf.write(name, i, { scope })
+        expect(names.map((name) => buf.read(name, { scope }))).toEqual(names.map((_, i) => i))
+        for (const name of names) buf.update(name, (v: number | undefined) => v! + 1000, { scope })
         const all = buf.readAll({ scope })
         expect(Object.keys(all).sort()).toEqual([...names].sort())
-        names.forEach((name, i) => expect(all[name]).toBe(i + 1000))
+        expect(names.map((name) => all[name])).toEqual(names.map((_, i) => i + 1000))
       }
       expect(mgr.engine.audit()).toEqual([])
       const bytesWithKeys = mgr.stats().bytesUsed
