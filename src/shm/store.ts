@@ -515,7 +515,7 @@ export class ShmStore {
 
   /**
    * Any thread. The read-modify-write of a key that holds an inline number, all under the commit lock:
-   * finds `w`'s key (trying `w.hint` first), reads its number, calls `step(current)` and, when that returns
+   * finds `w`'s key (trying `w.hint`/`w.hintSeq` first), reads its number, calls `step(current)` and, when that returns
    * true having set `w.tag`/`w.num` to an inline number, commits it through the inline fast path. No
    * optimistic read, so no lost race to redo: a hot counter costs one trip through the lock per update.
    * NOT_INLINE, having written nothing, when the key is absent, holds another kind of value, or `step`
@@ -532,16 +532,18 @@ export class ShmStore {
     try {
       const ix = this.index
       const a = ix.i32
+      // The hint is proven by an unchanged seq (every change to a slot moves it), else by the key itself.
       const h = w.hint
+      const at = h * SLOT_WORDS
       const s =
-        h >= 0 && a[h * SLOT_WORDS] === w.hash && ix.keyAt(h * SLOT_WORDS, w.key, w.keyLen)
+        h >= 0 && (a[at + Slot.SEQ] === w.hintSeq || (a[at] === w.hash && ix.keyAt(at, w.key, w.keyLen)))
           ? h
           : ix.findForInsert(w.key, w.keyLen, w.hash)
       if (s < 0) return CommitStatus.NOT_INLINE
-      const at = s * SLOT_WORDS
-      const tag = a[at + Slot.TAG]!
+      const sat = s * SLOT_WORDS
+      const tag = a[sat + Slot.TAG]!
       if (tag !== ValueTag.INT && tag !== ValueTag.F64) return CommitStatus.NOT_INLINE
-      if (!step(this.inlineNumber(at, tag))) return CommitStatus.NOT_INLINE
+      if (!step(this.inlineNumber(sat, tag))) return CommitStatus.NOT_INLINE
       w.found = s
       return this.applyInline(w, meta, now) ? CommitStatus.OK : CommitStatus.NOT_INLINE
     } finally {

@@ -38,6 +38,8 @@ export interface KeyRef {
   hash: number
   /** Where this thread last found the key in the index: a hint the store verifies before use (-1: none). */
   slot: number
+  /** The slot's seq when this thread last committed the key there (an unchanged seq proves the hint). */
+  seq: number
   /** `key` as whole words (its buffer is padded to them), for word-at-a-time copies; none for a one-off key. */
   words: Int32Array | undefined
 }
@@ -108,20 +110,21 @@ export class KeyGroup {
       r.keyLen = keyLen
       r.hash = hash
       r.slot = -1
+      r.seq = 0
       r.words = this.scratchWords
       return r
     }
     // Bounded: the first keys a group sees stay cached (hot keys come early and often); others are encoded
     // per call, which costs about what a miss in a bigger cache would.
     const cache = this.cache.size < KEY_CACHE_SIZE
-    const r: KeyRef = { key, keyLen, hash, slot: -1, words: cache ? wordsOf(key) : undefined }
+    const r: KeyRef = { key, keyLen, hash, slot: -1, seq: 0, words: cache ? wordsOf(key) : undefined }
     if (cache) this.cache.set(name, r)
     return r
   }
 
   /** The last cached key {@link ref} returned (never the scratch one), and its name. */
   private lastName: string | undefined
-  private lastRef: KeyRef = { key: new Uint8Array(0), keyLen: 0, hash: 0, slot: -1, words: undefined }
+  private lastRef: KeyRef = { key: new Uint8Array(0), keyLen: 0, hash: 0, slot: -1, seq: 0, words: undefined }
   private scratch: Uint8Array | undefined
   private scratchWords: Int32Array | undefined
   private readonly scratchRef: KeyRef = {
@@ -129,6 +132,7 @@ export class KeyGroup {
     keyLen: 0,
     hash: 0,
     slot: -1,
+    seq: 0,
     words: undefined,
   }
 

@@ -269,10 +269,12 @@ export class BufferCore {
     op.expectSeq = 0
     op.record = sc.group.scope !== 'execution'
     op.hint = r.slot
+    op.hintSeq = r.seq
     const status = this.store.updateInline(op, this.meta, step.numberStep)
     if (status === CommitStatus.NOT_INLINE) return false
     if (status !== CommitStatus.OK) this.check(status, `update(${JSON.stringify(step.key)})`)
     r.slot = op.outSlot
+    r.seq = op.outSeq
     return true
   }
 
