@@ -304,13 +304,14 @@ export class RuntimeEngine {
   private dispatch(): void {
     if (this.pool === undefined) return
     this.dispatchDelegated()
+    let startable = 0
+    for (const s of this.streamOrder) startable += s.startable
+    if (startable === 0) return
+    // Spread over every slot, not just the free ones: what does not fit waits here for the next free
+    // slot rather than piling onto whichever thread happens to take a big message. One size for the whole
+    // round, so a burst splits evenly (8 over 2 slots is 4 + 4, not 4 + 2 + 1 + 1 as slots free up).
+    const size = Math.min(MAX_BATCH, Math.ceil(startable / this.messageSlots))
     while (this.messagesBusy < this.messageSlots) {
-      let startable = 0
-      for (const s of this.streamOrder) startable += s.startable
-      if (startable === 0) return
-      // Spread over every slot, not just the free ones: what does not fit waits here for the next free
-      // slot rather than piling onto whichever thread happens to take a big message.
-      const size = Math.min(MAX_BATCH, Math.ceil(startable / this.messageSlots))
       const batch = this.takeBatch(size)
       if (batch.length === 0) return
       this.send(batch)
@@ -484,6 +485,7 @@ export class RuntimeEngine {
     if (!batch.busy) return
     batch.busy = false
     this.messagesBusy--
+    this.pool!.releaseBusy(batch.slot)
   }
 
   /** A failed attempt: retry if allowed, else the execution fails. */
