@@ -161,7 +161,7 @@ const suite: BenchSuite = {
       await r.all('fill-large', 0)
       log(`state: ${LARGE_KEYS} keys written in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
       const s = r.large.stats()
-      const indexBytes = s.indexSlots * 32
+      const indexBytes = r.large.handles.store.index.byteLength
       log(
         `state: bytes per stored key ${((s.bytesUsed + indexBytes) / s.keys).toFixed(1)} ` +
           `(key+value blocks ${(s.bytesUsed / s.keys).toFixed(1)}, index ${(indexBytes / s.keys).toFixed(1)}) at ${s.keys} keys`,

@@ -8,23 +8,28 @@
  * in UTF-8, so no member name collides with it); the head's sequence word moves on every change to any
  * member, which makes a whole-group read a seqlock snapshot too.
  *
- * Slot layout (8 Int32 words per slot; slot `s` starts at word `8s` of the index region):
+ * Slot layout (16 Int32 words = one 64-byte cache line per slot; slot `s` starts at word `16s`):
  *
- * | word | name | meaning                                                                              |
- * |------|------|--------------------------------------------------------------------------------------|
- * | 0    | hash | 0 = EMPTY (ends a probe), 1 = TOMBSTONE (deleted, probes continue), else the key hash |
- * | 1    | seq  | sequence lock: odd while a commit changes this slot; +2 per change, never reset        |
- * | 2    | key  | data-region block holding the key bytes                                               |
+ * | word  | name   | meaning                                                                              |
+ * |-------|--------|--------------------------------------------------------------------------------------|
+ * | 0     | hash   | 0 = EMPTY (ends a probe), 1 = TOMBSTONE (deleted, probes continue), else the key hash |
+ * | 1     | seq    | sequence lock: odd while a commit changes this slot; +2 per change, never reset        |
+ * | 2     | key    | > 0: data-region block holding the key bytes; < 0: minus the length of an inline key   |
  * | 3    | tag  | {@link ValueTag} of the value                                                         |
  * | 4    | v0   | INT: the value; F64: low word; BYTES: the value's block; HEAD: member count            |
  * | 5    | v1   | F64: high word                                                                        |
  * | 6    | next | group list: next slot + 1 (0 = end); on a head, the first member                     |
- * | 7    | prev | group list: previous slot + 1 (the head for the first member)                         |
+ * | 7     | prev   | group list: previous slot + 1 (the head for the first member)                         |
+ * | 8..15 | inline | the key bytes, when the key is at most {@link INLINE_KEY_BYTES} long                  |
+ *
+ * A key short enough lives in its slot, so a lookup costs one cache miss (the slot), not two (slot, then
+ * key block): with a million keys the index is far bigger than the caches, and that second miss was
+ * most of a lookup. Inline key bytes are written only into a fresh slot, before its hash publishes it.
  *
  * Deletion leaves a tombstone; a tombstone followed by an EMPTY slot is turned back to EMPTY (with the
  * tombstones before it), which no probe can notice. Inserts reuse the first tombstone on their probe.
  *
- * Thread contract: `find`, `readSlot`, `keyEquals` — any thread, lock-free, never block (they return
+ * Thread contract: `find`, `keyAt`, `keyBytes`, `keyEquals` — any thread, lock-free, never block (they return
  * `RETRY` rather than wait). Every method that changes a slot — only the commit lock holder, through the
  * journal; never blocks.
  *
@@ -34,11 +39,14 @@ import type { BlockAllocator } from './allocator.js'
 import type { UndoJournal } from './journal.js'
 
 /** Int32 words per slot. */
-export const SLOT_WORDS = 8
-/** Bytes per slot. */
+export const SLOT_WORDS = 16
+/** Bytes per slot (one cache line; the index region is page-aligned). */
 export const SLOT_BYTES = SLOT_WORDS * 4
 
-export const Slot = { HASH: 0, SEQ: 1, KEY: 2, TAG: 3, V0: 4, V1: 5, NEXT: 6, PREV: 7 } as const
+export const Slot = { HASH: 0, SEQ: 1, KEY: 2, TAG: 3, V0: 4, V1: 5, NEXT: 6, PREV: 7, INLINE: 8 } as const
+
+/** Longest key kept inline in its slot (words 8..15). */
+export const INLINE_KEY_BYTES = (SLOT_WORDS - Slot.INLINE) * 4
 
 /** How a slot holds its value. */
 export const ValueTag = { NONE: 0, INT: 1, F64: 2, BYTES: 3, HEAD: 4 } as const
@@ -57,7 +65,7 @@ export function hashBytes(bytes: Uint8Array, len: number): number {
   return h >>> 0 < 2 ? h + 2 : h | 0
 }
 
-/** Slots for a table that holds `keys` live keys (and their group heads) at a load factor ≤ 0.75. */
+/** Slots for a table that holds `keys` live keys (and their group heads) at a load factor ≤ 0.67. */
 export function indexSlotsFor(keys: number): number {
   let n = 64
   while (n < keys * 1.5) n *= 2
@@ -67,6 +75,8 @@ export function indexSlotsFor(keys: number): number {
 export class HashIndex {
   readonly slots: number
   private readonly mask: number
+  /** Byte view of the index region (inline keys). */
+  readonly u8: Uint8Array
 
   constructor(
     /** Int32 view of the index region. */
@@ -80,6 +90,7 @@ export class HashIndex {
       throw new RangeError(`index region holds ${this.slots} slots; must be a power of two`)
     }
     this.mask = this.slots - 1
+    this.u8 = new Uint8Array(i32.buffer, i32.byteOffset, i32.byteLength)
   }
 
   /** The (even) sequence number at which the last successful {@link find} on this thread validated its slot. */
@@ -99,7 +110,7 @@ export class HashIndex {
       // Seqlock read: an even seq before and the same seq after means key and hash belonged together.
       const seq = Atomics.load(a, at + Slot.SEQ)
       if (seq & 1) return -2
-      const same = this.keyEquals(a[at + Slot.KEY]!, key, len)
+      const same = this.keyAt(at, key, len)
       if (Atomics.load(a, at + Slot.SEQ) !== seq) return -2
       if (same && a[at] === hash) {
         this.lastSeq = seq
@@ -107,6 +118,53 @@ export class HashIndex {
       }
     }
     return -1
+  }
+
+  /**
+   * Any thread. Whether the slot at word `at` holds `key[0, len)` (inline or in its block); false for a
+   * torn key word. Lock-free callers validate the answer with the slot's seq.
+   */
+  keyAt(at: number, key: Uint8Array, len: number): boolean {
+    const k = this.i32[at + Slot.KEY]!
+    if (k >= 0) return this.keyEquals(k, key, len)
+    if (-k !== len) return false
+    const u8 = this.u8
+    const off = (at + Slot.INLINE) * 4
+    for (let i = 0; i < len; i++) if (u8[off + i] !== key[i]) return false
+    return true
+  }
+
+  /** Any thread. The key bytes of the slot at word `at` (a copy), or undefined for a torn key word. */
+  keyBytes(at: number): Uint8Array | undefined {
+    const k = this.i32[at + Slot.KEY]!
+    if (k < 0) {
+      if (-k > INLINE_KEY_BYTES) return undefined
+      const off = (at + Slot.INLINE) * 4
+      return this.u8.slice(off, off - k)
+    }
+    const len = this.heap.blockLength(k)
+    if (len < 0) return undefined
+    const off = this.heap.payloadOffset(k)
+    return this.heap.u8.slice(off, off + len)
+  }
+
+  /**
+   * Lock holder, after touching the fresh slot `s` (just claimed, not yet published by its hash): stores
+   * `key[0, len)` inline or, when longer than {@link INLINE_KEY_BYTES}, in a fresh block. Neither the
+   * inline bytes nor a fresh block's bytes are journaled: a rollback un-publishes the slot (and frees the
+   * block), and nobody reads a dead slot's key.
+   */
+  storeKey(s: number, key: Uint8Array, len: number): void {
+    let u8 = this.u8
+    let off = (s * SLOT_WORDS + Slot.INLINE) * 4
+    let word = -len
+    if (len > INLINE_KEY_BYTES) {
+      word = this.heap.alloc(len)
+      u8 = this.heap.u8
+      off = this.heap.payloadOffset(word)
+    }
+    for (let i = 0; i < len; i++) u8[off + i] = key[i]!
+    this.set(s, Slot.KEY, word)
   }
 
   /** Any thread. Whether the key block `b` holds `key[0, len)`; false for a torn pointer. */
@@ -127,7 +185,7 @@ export class HashIndex {
       if (h === EMPTY) return -((free >= 0 ? free : s) + 1)
       if (h === TOMBSTONE) {
         if (free < 0) free = s
-      } else if (h === hash && this.keyEquals(a[s * SLOT_WORDS + Slot.KEY]!, key, len)) {
+      } else if (h === hash && this.keyAt(s * SLOT_WORDS, key, len)) {
         return s
       }
     }

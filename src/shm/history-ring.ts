@@ -28,7 +28,7 @@
  * Values that do not fit the entry are dropped from it and flagged `truncated`; key and meta always fit
  * (the store sizes entries for its key and meta limits).
  *
- * Thread contract: `append` — commit lock holder only, never blocks. `read` — any thread, lock-free,
+ * Thread contract: `append`, `stageAppend`, `appendStaged` — commit lock holder only, never blocks. `read` — any thread, lock-free,
  * never blocks.
  *
  * @module
@@ -71,6 +71,12 @@ export interface HistoryEntry {
   truncated: boolean
 }
 
+/** Copies `src[0, len)` to `dst` at `at`; short runs by hand (cheaper than `set`'s fixed cost). */
+function copyBytes(dst: Uint8Array, at: number, src: Uint8Array, len: number): void {
+  if (len > 64) dst.set(len === src.length ? src : src.subarray(0, len), at)
+  else for (let i = 0; i < len; i++) dst[at + i] = src[i]!
+}
+
 export class HistoryRing {
   private readonly i32: Int32Array
   private readonly u8: Uint8Array
@@ -104,11 +110,12 @@ export class HistoryRing {
     return this.i32
   }
 
-  /** Lock holder, inside a commit. */
+  /** Lock holder, inside a commit: appends an entry, journaling its seq and the head as it goes. */
   append(
     timestamp: number,
     version: number,
     key: Uint8Array,
+    keyLen: number,
     groupLen: number,
     meta: Uint8Array,
     old: RawValue,
@@ -117,8 +124,65 @@ export class HistoryRing {
     if (this.cap === 0) return
     const k = this.i32[HEAD]!
     const at = HEADER_BYTES + (k % this.cap) * this.entryBytes
+    this.journal.beginSeq(this.region, at >> 2)
+    this.writeEntry(at, k, timestamp, version, key, keyLen, groupLen, meta, old, now)
+    this.journal.set(this.region, HEAD, k + 1)
+  }
+
+  /**
+   * Lock holder, batch commit (see `UndoJournal.stage`): stages the words the next append changes — the
+   * entry's seq and the head. False when history is off (nothing to append).
+   */
+  stageAppend(): boolean {
+    if (this.cap === 0) return false
+    const k = this.i32[HEAD]!
+    this.journal.stageSeq(this.region, (HEADER_BYTES + (k % this.cap) * this.entryBytes) >> 2)
+    this.journal.stage(this.region, HEAD)
+    return true
+  }
+
+  /** Lock holder, batch commit, after `publish`: the append {@link stageAppend} staged. */
+  appendStaged(
+    timestamp: number,
+    version: number,
+    key: Uint8Array,
+    keyLen: number,
+    groupLen: number,
+    meta: Uint8Array,
+    old: RawValue,
+    now: RawValue,
+  ): void {
+    const k = this.i32[HEAD]!
+    const at = HEADER_BYTES + (k % this.cap) * this.entryBytes
     const w = at >> 2
-    this.journal.beginSeq(this.region, w)
+    // Odd before the entry's bytes change: readers skip it until the commit finishes (staged even seq).
+    Atomics.store(this.i32, w, this.i32[w]! + 1)
+    this.writeEntry(at, k, timestamp, version, key, keyLen, groupLen, meta, old, now)
+    this.i32[HEAD] = k + 1
+  }
+
+  /** Lock holder, batch commit, after its commit point: makes the entry {@link appendStaged} wrote readable. */
+  finishStaged(): void {
+    const k = this.i32[HEAD]! - 1
+    const w = (HEADER_BYTES + (k % this.cap) * this.entryBytes) >> 2
+    // Even again: publishes the entry's bytes to lock-free readers.
+    Atomics.store(this.i32, w, this.i32[w]! + 1)
+  }
+
+  /** Writes entry number `k` at byte `at`; its seq is odd. */
+  private writeEntry(
+    at: number,
+    k: number,
+    timestamp: number,
+    version: number,
+    key: Uint8Array,
+    keyLen: number,
+    groupLen: number,
+    meta: Uint8Array,
+    old: RawValue,
+    now: RawValue,
+  ): void {
+    const w = at >> 2
     // Not journaled: after a rollback the entry claims number k, which readers then expect in the next
     // lap only, so its half-written bytes are never taken for the entry it replaced.
     this.i32[w + 1] = k
@@ -128,9 +192,9 @@ export class HistoryRing {
     f[d + 2] = version
     const oldLen = old.bytes?.length ?? 0
     const newLen = now.bytes?.length ?? 0
-    const room = this.entryBytes - FIXED_BYTES - key.length - meta.length
+    const room = this.entryBytes - FIXED_BYTES - keyLen - meta.length
     const fits = oldLen + newLen <= room
-    this.i32[w + 6] = key.length
+    this.i32[w + 6] = keyLen
     this.i32[w + 7] = groupLen
     this.i32[w + 8] = meta.length
     this.i32[w + 9] = old.tag
@@ -141,15 +205,14 @@ export class HistoryRing {
     f[d + 7] = old.num
     f[d + 8] = now.num
     let p = at + FIXED_BYTES
-    this.u8.set(key, p)
-    p += key.length
-    this.u8.set(meta, p)
+    copyBytes(this.u8, p, key, keyLen)
+    p += keyLen
+    copyBytes(this.u8, p, meta, meta.length)
     p += meta.length
     if (fits) {
-      if (old.bytes) this.u8.set(old.bytes, p)
-      if (now.bytes) this.u8.set(now.bytes, p + oldLen)
+      if (old.bytes) copyBytes(this.u8, p, old.bytes, oldLen)
+      if (now.bytes) copyBytes(this.u8, p + oldLen, now.bytes, newLen)
     }
-    this.journal.set(this.region, HEAD, k + 1)
   }
 
   /** Any thread. Up to `limit` most recent entries, newest first; entries being overwritten are skipped. */

@@ -8,6 +8,10 @@
  * `ACTIVE` → every logged word is restored, newest first (a rollback); `DONE` → the commit stands and only
  * the sequence words it left odd are made even.
  *
+ * A commit whose every change is known before it starts (the single-key inline-number fast path) logs them
+ * all first with {@link UndoJournal.stage} and publishes them with one {@link UndoJournal.publish}, then
+ * makes its changes: the same entries, the same recovery, one publishing store instead of one per word.
+ *
  * Sequence words (seqlocks that lock-free readers check) are logged with the SEQ flag: a commit makes them
  * odd first and even after the commit point, so a reader never accepts a half-written value. A rollback
  * restores a sequence word to its old value + 2, not to its old value, so a reader that started before the
@@ -79,6 +83,32 @@ export class UndoJournal {
     Atomics.store(this.log, STATE, JournalState.ACTIVE)
   }
 
+  /**
+   * Batch commit, step 1 (journal idle): logs word `index` of `region` with its current value, unpublished —
+   * a recoverer ignores it until {@link publish}. The caller changes no staged word before publishing.
+   */
+  stage(region: number, index: number): void {
+    this.stageEntry(region, index, this.regions[region]![index]!)
+  }
+
+  /** Batch commit, step 1: like {@link stage}, for an (even) sequence word the commit will make odd. */
+  stageSeq(region: number, index: number): void {
+    this.stageEntry(region | SEQ_FLAG, index, this.regions[region]![index]!)
+  }
+
+  /**
+   * Batch commit, step 2: publishes the staged entries and starts the commit (state ACTIVE). From here the
+   * caller may change the staged words (sequence words: odd first, with `Atomics.store`), then
+   * {@link commitPoint} and {@link finish} as usual.
+   */
+  publish(): void {
+    this.log[LENGTH] = this.staged
+    // Publishes the staged entries and LENGTH (plain stores before it): a recoverer loads STATE first.
+    Atomics.store(this.log, STATE, JournalState.ACTIVE)
+    this.onEntry?.(this.staged)
+    this.staged = 0
+  }
+
   /** Logs the word's old value, then writes `value`. */
   set(region: number, index: number, value: number): void {
     const view = this.regions[region]!
@@ -117,6 +147,14 @@ export class UndoJournal {
     Atomics.store(this.log, STATE, JournalState.IDLE)
   }
 
+  /**
+   * After the commit point of a batch commit whose caller already made its sequence words even: goes idle.
+   * (A recoverer that finds the commit DONE instead runs {@link finish}, which evens whatever is still odd.)
+   */
+  idle(): void {
+    Atomics.store(this.log, STATE, JournalState.IDLE)
+  }
+
   /** Before the commit point: restores every logged word, newest first, and goes idle. */
   rollback(): void {
     const n = Atomics.load(this.log, LENGTH)
@@ -144,6 +182,19 @@ export class UndoJournal {
       return 'completed'
     }
     return 'idle'
+  }
+
+  /** Entries staged for the next {@link publish}. */
+  private staged = 0
+
+  private stageEntry(where: number, index: number, old: number): void {
+    const n = this.staged
+    if (n >= this.cap) throw new JournalFullError(`commit touches more than ${this.cap} words`)
+    const at = HEADER_WORDS + n * ENTRY_WORDS
+    this.log[at] = where
+    this.log[at + 1] = index
+    this.log[at + 2] = old
+    this.staged = n + 1
   }
 
   private append(where: number, index: number, old: number): void {

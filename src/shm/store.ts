@@ -45,7 +45,16 @@
  * @module
  */
 import { ALLOCATOR_WORDS, AllocatorFullError, BlockAllocator } from './allocator.js'
-import { HashIndex, HEAD_MARK, hashBytes, indexSlotsFor, SLOT_BYTES, Slot, ValueTag } from './hash-index.js'
+import {
+  HashIndex,
+  HEAD_MARK,
+  hashBytes,
+  indexSlotsFor,
+  SLOT_BYTES,
+  SLOT_WORDS,
+  Slot,
+  ValueTag,
+} from './hash-index.js'
 import {
   type HistoryEntry,
   HistoryRing,
@@ -139,6 +148,8 @@ export interface AttachOptions {
 }
 
 const NO_BYTES = new Uint8Array(0)
+/** The new value a history entry records for a delete. */
+const DELETED: RawValue = Object.freeze({ tag: ValueTag.NONE, num: 0, bytes: undefined }) as RawValue
 
 /**
  * A group's head key (`group ‖ 0xFF`) and hash, with this thread's cache of where the head lives. The
@@ -343,8 +354,6 @@ export class ShmStore {
    * on the main thread at most `mainSpinMs`, then throws {@link StoreBusy}.
    */
   get(key: Uint8Array, len: number, hash: number, out: ReadOut): boolean {
-    const ix = this.index
-    const a = ix.i32
     let deadline = 0
     for (let attempt = 1; ; attempt++) {
       if (attempt % READ_SPINS_BEFORE_CHECK === 0) {
@@ -355,7 +364,7 @@ export class ShmStore {
           else if (now > deadline) throw new StoreBusy()
         }
       }
-      const s = ix.find(key, len, hash)
+      const s = this.probe(key, len, hash, out)
       if (s === -2) continue
       if (s === -1) {
         out.found = false
@@ -365,16 +374,9 @@ export class ShmStore {
         out.bytes = undefined
         return false
       }
-      const at = s * 8
-      // find() proved the key at seq `lastSeq`; the same seq now means the slot still holds it.
-      const seq = Atomics.load(a, at + Slot.SEQ)
-      if (seq !== ix.lastSeq) continue
-      if (!this.readValue(at, out)) continue
-      // Same even seq after copying: the key, tag and value bytes are one committed version.
-      if (Atomics.load(a, at + Slot.SEQ) !== seq) continue
       out.found = true
       out.slot = s
-      out.seq = seq
+      out.seq = this.index.lastSeq
       return true
     }
   }
@@ -394,11 +396,11 @@ export class ShmStore {
       const head = ix.find(headKey, headKey.length, headHash)
       if (head === -2) continue
       if (head === -1) return []
-      const hseq = Atomics.load(a, head * 8 + Slot.SEQ)
+      const hseq = Atomics.load(a, head * SLOT_WORDS + Slot.SEQ)
       if (hseq & 1) continue
       const members = this.walkGroup(head, headKey.length - 1)
       // The head's seq moves on every change to a member: unchanged means the walk saw one snapshot.
-      if (members !== undefined && Atomics.load(a, head * 8 + Slot.SEQ) === hseq) return members
+      if (members !== undefined && Atomics.load(a, head * SLOT_WORDS + Slot.SEQ) === hseq) return members
     }
     const held = this.inCommit
     if (!held && !this.acquire()) return undefined
@@ -415,15 +417,17 @@ export class ShmStore {
     const a = this.index.i32
     const out = this.groupOut
     const members: GroupMember[] = []
-    for (let m = a[head * 8 + Slot.NEXT]!, steps = 0; m !== 0; m = a[(m - 1) * 8 + Slot.NEXT]!, steps++) {
-      const at = (m - 1) * 8
+    for (
+      let m = a[head * SLOT_WORDS + Slot.NEXT]!, steps = 0;
+      m !== 0;
+      m = a[(m - 1) * SLOT_WORDS + Slot.NEXT]!, steps++
+    ) {
+      const at = (m - 1) * SLOT_WORDS
       if (steps > this.index.slots || !this.readValue(at, out)) return undefined
-      const kb = a[at + Slot.KEY]!
-      const kl = this.heap.blockLength(kb)
-      if (kl < groupLen) return undefined
-      const off = this.heap.payloadOffset(kb)
+      const key = this.index.keyBytes(at)
+      if (key === undefined || key.length < groupLen) return undefined
       members.push({
-        name: this.heap.u8.slice(off + groupLen, off + kl),
+        name: key.subarray(groupLen),
         slot: m - 1,
         seq: a[at + Slot.SEQ]!,
         value: { tag: out.tag, num: out.num, bytes: out.bytes?.slice() },
@@ -448,6 +452,9 @@ export class ShmStore {
   ): CommitStatus {
     if (this.inCommit) return CommitStatus.REENTRANT
     this.prelocate(writes)
+    // The clock is read before the lock (it costs as much as a short commit): history timestamps are the
+    // commit's start, within microseconds of its version.
+    const now = Date.now()
     if (!this.acquire()) return CommitStatus.BUSY
     this.inCommit = true
     try {
@@ -456,7 +463,9 @@ export class ShmStore {
         retry()
         if (!this.validate(writes, checks)) return CommitStatus.CONFLICT
       }
-      return this.applyAll(writes, meta)
+      if (writes.length === 1 && checks.length === 0 && this.applyInline(writes[0]!, meta, now))
+        return CommitStatus.OK
+      return this.applyAll(writes, meta, now)
     } finally {
       this.inCommit = false
       this.lock.release()
@@ -479,7 +488,7 @@ export class ShmStore {
       const { writes, checks } = build()
       if (writes.length === 0) return CommitStatus.OK
       if (!this.validate(writes, checks)) return CommitStatus.CONFLICT
-      return this.applyAll(writes, meta)
+      return this.applyAll(writes, meta, Date.now())
     } finally {
       this.inCommit = false
       this.lock.release()
@@ -591,7 +600,7 @@ export class ShmStore {
         used++
         if (ix.get(s, Slot.SEQ) & 1) problems.push(`slot ${s} has an odd seq`)
         if (h === 1) continue
-        allocated.push(blockOf(ix.get(s, Slot.KEY)))
+        if (ix.get(s, Slot.KEY) > 0) allocated.push(blockOf(ix.get(s, Slot.KEY)))
         const tag = ix.get(s, Slot.TAG)
         if (tag === ValueTag.BYTES) allocated.push(blockOf(ix.get(s, Slot.V0)))
         if (tag === ValueTag.HEAD) {
@@ -642,6 +651,33 @@ export class ShmStore {
     } finally {
       this.lock.release()
     }
+  }
+
+  /**
+   * Lock-free: finds `key` and copies its value into `out` under one seqlock window per candidate slot.
+   * The slot, -1 when absent, -2 when a commit was in the way (retry); `index.lastSeq` is the seq read.
+   */
+  private probe(key: Uint8Array, len: number, hash: number, out: ReadOut): number {
+    const ix = this.index
+    const a = ix.i32
+    const mask = ix.slots - 1
+    for (let n = 0, s = hash & mask; n < ix.slots; n++, s = (s + 1) & mask) {
+      const at = s * SLOT_WORDS
+      const h = Atomics.load(a, at)
+      if (h === 0) return -1
+      if (h !== hash) continue
+      const seq = Atomics.load(a, at + Slot.SEQ)
+      if (seq & 1) return -2
+      const same = ix.keyAt(at, key, len)
+      if (same && !this.readValue(at, out)) return -2
+      // Same even seq after the copy: the key, tag and value bytes were one committed version.
+      if (Atomics.load(a, at + Slot.SEQ) !== seq || a[at] !== hash) return -2
+      if (same) {
+        ix.lastSeq = seq
+        return s
+      }
+    }
+    return -1
   }
 
   /** Copies the value of the slot at word `at` into `out` (tag, num, bytes in scratch). */
@@ -727,22 +763,85 @@ export class ShmStore {
     return true
   }
 
-  private applyAll(writes: readonly WriteOp[], meta: Uint8Array): CommitStatus {
+  /**
+   * Lock holder, validated. The fast path of a single-key commit that overwrites an inline number with an
+   * inline number (a counter's `update`, a numeric `write`): every word it changes is known up front, so
+   * they are journaled in one batch (one publishing store, see `UndoJournal.stage`) and written with plain
+   * stores between odd and even sequence words. False, having changed nothing, when `w` does not qualify.
+   */
+  private applyInline(w: WriteOp, meta: Uint8Array, now: number): boolean {
+    const s = w.found
+    if (s < 0 || w.del || (w.tag !== ValueTag.INT && w.tag !== ValueTag.F64)) return false
+    const a = this.index.i32
+    const at = s * SLOT_WORDS
+    const tag = a[at + Slot.TAG]!
+    if (tag !== ValueTag.INT && tag !== ValueTag.F64) return false
+    const lo = (this.ctrl[C_VERSION_LO]! >>> 0) + 1
+    if (lo > 0xffffffff) return false
+    const head = this.headSlot(w)
+    if (head < 0) return false
+    const hat = head * SLOT_WORDS
+    if (w.record) {
+      const old = w.old
+      old.tag = tag
+      old.bytes = undefined
+      if (tag === ValueTag.INT) old.num = a[at + Slot.V0]!
+      else {
+        f64Words[0] = a[at + Slot.V0]!
+        f64Words[1] = a[at + Slot.V1]!
+        old.num = f64[0]!
+      }
+    }
+    const j = this.journal
+    j.stageSeq(R_INDEX, at + Slot.SEQ)
+    j.stageSeq(R_INDEX, hat + Slot.SEQ)
+    j.stage(R_INDEX, at + Slot.TAG)
+    j.stage(R_INDEX, at + Slot.V0)
+    j.stage(R_INDEX, at + Slot.V1)
+    j.stage(R_CONTROL, C_VERSION_LO)
+    const history = w.record && this.ring.stageAppend()
+    j.publish()
+    const seq = a[at + Slot.SEQ]!
+    const hseq = a[hat + Slot.SEQ]!
+    // Odd before the value words change: a lock-free reader of the key (or its group) retries meanwhile.
+    Atomics.store(a, at + Slot.SEQ, seq + 1)
+    Atomics.store(a, hat + Slot.SEQ, hseq + 1)
+    if (w.tag === ValueTag.INT) a[at + Slot.V0] = w.num | 0
+    else {
+      f64[0] = w.num
+      a[at + Slot.V0] = f64Words[0]!
+      a[at + Slot.V1] = f64Words[1]!
+    }
+    a[at + Slot.TAG] = w.tag
+    this.ctrl[C_VERSION_LO] = lo | 0
+    const version = this.ctrl[C_VERSION_HI]! * 2 ** 32 + lo
+    if (history) this.ring.appendStaged(now, version, w.key, w.keyLen, w.head.key.length - 1, meta, w.old, w)
+    j.commitPoint()
+    // Even again: publishes the new value (and the group's and the history entry's change) to readers.
+    Atomics.store(a, at + Slot.SEQ, seq + 2)
+    Atomics.store(a, hat + Slot.SEQ, hseq + 2)
+    if (history) this.ring.finishStaged()
+    j.idle()
+    this.lastVersion = version
+    this.lastTimestamp = now
+    w.outSlot = s
+    w.outSeq = seq + 2
+    return true
+  }
+
+  private applyAll(writes: readonly WriteOp[], meta: Uint8Array, now: number): CommitStatus {
     const j = this.journal
     j.begin()
     try {
       for (const w of writes) this.apply(w)
       this.flushFrees()
       const version = this.bumpVersion()
-      const now = Date.now()
       this.lastVersion = version
       this.lastTimestamp = now
       for (const w of writes) {
         if (!w.record || (w.del && w.old.tag === ValueTag.NONE)) continue
-        const nv: RawValue = w.del
-          ? { tag: ValueTag.NONE, num: 0, bytes: undefined }
-          : { tag: w.tag, num: w.num, bytes: w.bytes }
-        this.ring.append(now, version, w.key.subarray(0, w.keyLen), w.head.key.length - 1, meta, w.old, nv)
+        const nv: RawValue = w.del ? DELETED : w
+        this.ring.append(now, version, w.key, w.keyLen, w.head.key.length - 1, meta, w.old, nv)
       }
     } catch (err) {
       this.freeCount = 0
@@ -784,7 +883,7 @@ export class ShmStore {
       s = this.claimSlot(ix.findForInsert(w.key, w.keyLen, w.hash))
       ix.touch(s)
       ix.touch(head)
-      ix.set(s, Slot.KEY, this.storeBytes(w.key, w.keyLen))
+      ix.storeKey(s, w.key, w.keyLen)
       ix.set(s, Slot.HASH, w.hash)
       ix.set(s, Slot.TAG, ValueTag.NONE)
       this.setValue(s, w)
@@ -806,7 +905,7 @@ export class ShmStore {
       return
     }
     const out = this.oldOut
-    this.readValue(s * 8, out)
+    this.readValue(s * SLOT_WORDS, out)
     old.tag = out.tag
     old.num = out.num
     old.bytes = out.bytes?.slice()
@@ -817,7 +916,8 @@ export class ShmStore {
     const h = w.head
     const ix = this.index
     if (h.slot >= 0 && ix.get(h.slot, Slot.HASH) === h.hash && ix.get(h.slot, Slot.TAG) === ValueTag.HEAD) {
-      if (ix.get(h.slot, Slot.KEY) === h.block) return h.slot
+      const k = ix.get(h.slot, Slot.KEY)
+      if (k > 0 ? k === h.block : ix.keyAt(h.slot * SLOT_WORDS, h.key, h.key.length)) return h.slot
     }
     const s = ix.findForInsert(h.key, h.key.length, h.hash)
     if (s < 0) return -1
@@ -832,8 +932,8 @@ export class ShmStore {
     const s = this.claimSlot(ix.findForInsert(h.key, h.key.length, h.hash))
     ix.touch(s)
     h.slot = s
-    h.block = this.storeBytes(h.key, h.key.length)
-    ix.set(s, Slot.KEY, h.block)
+    ix.storeKey(s, h.key, h.key.length)
+    h.block = ix.get(s, Slot.KEY)
     ix.set(s, Slot.HASH, h.hash)
     ix.set(s, Slot.TAG, ValueTag.HEAD)
     ix.set(s, Slot.V0, 0)
@@ -880,7 +980,7 @@ export class ShmStore {
   /** Both `s` and `head` touched. Deletes member `s`, and the head when it was the last member. */
   private deleteSlot(s: number, head: number): void {
     const ix = this.index
-    this.deferFree(ix.get(s, Slot.KEY))
+    if (ix.get(s, Slot.KEY) > 0) this.deferFree(ix.get(s, Slot.KEY))
     if (ix.get(s, Slot.TAG) === ValueTag.BYTES) this.deferFree(ix.get(s, Slot.V0))
     ix.unlink(s)
     let freed = ix.remove(s)
@@ -888,7 +988,7 @@ export class ShmStore {
     const count = ix.get(head, Slot.V0) - 1
     ix.set(head, Slot.V0, count)
     if (count === 0) {
-      this.deferFree(ix.get(head, Slot.KEY))
+      if (ix.get(head, Slot.KEY) > 0) this.deferFree(ix.get(head, Slot.KEY))
       freed += ix.remove(head)
     }
     if (freed > 0) this.journal.set(R_CONTROL, C_USED_SLOTS, this.ctrl[C_USED_SLOTS]! - freed)

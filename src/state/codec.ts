@@ -27,8 +27,6 @@ export const META_OVERHEAD = 4
 const MAX_DEPTH = 64
 /** Encoded keys cached per key group. */
 const KEY_CACHE_SIZE = 4096
-const INT_MIN = -(2 ** 31)
-const INT_MAX = 2 ** 31 - 1
 const utf8 = new TextEncoder()
 const utf8d = new TextDecoder()
 const NONE: RawValue = Object.freeze({ tag: ValueTag.NONE, num: 0, bytes: undefined }) as RawValue
@@ -184,12 +182,7 @@ export class ValueCodec {
 
   /** The stored form of `value`, or `StateValueError` naming what cannot be stored. `key` is for messages. */
   encode(key: string, value: unknown): RawValue {
-    if (typeof value === 'number') {
-      if (Number.isInteger(value) && value >= INT_MIN && value <= INT_MAX && !Object.is(value, -0)) {
-        return { tag: ValueTag.INT, num: value, bytes: undefined }
-      }
-      return { tag: ValueTag.F64, num: value, bytes: undefined }
-    }
+    if (typeof value === 'number') return { tag: inlineTag(value), num: value, bytes: undefined }
     if (value === undefined) {
       throw new StateValueError(
         `cannot store undefined under key ${describeValue(key)}; use delete() to remove a key`,
@@ -221,6 +214,11 @@ export class ValueCodec {
     if (raw.tag === ValueTag.BYTES && raw.bytes) return this.packr.unpack(raw.bytes)
     return undefined
   }
+}
+
+/** How a number is stored inline: INT when it is a 32-bit integer (and not -0), else F64. */
+export function inlineTag(n: number): number {
+  return (n | 0) === n && (n !== 0 || 1 / n > 0) ? ValueTag.INT : ValueTag.F64
 }
 
 /** The raw form of an absent value. */

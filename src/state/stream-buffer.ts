@@ -30,7 +30,7 @@ import {
   ValueTag,
   WriteOp,
 } from '../shm/index.js'
-import { decodeName, type KeyGroup, noneValue, type ValueCodec } from './codec.js'
+import { decodeName, inlineTag, type KeyGroup, type KeyRef, noneValue, type ValueCodec } from './codec.js'
 import type { ScopeOption, StateChange, StateHooks, StateScope } from './types.js'
 
 /** A version as a read saw it: the key's slot and sequence number, or absent. */
@@ -77,8 +77,12 @@ class UpdateStep {
     const slot = found ? c.out.slot : EXPECT_ABSENT
     const seq = c.out.seq
     const next = this.fn!(found ? c.codec.decode(c.out) : undefined)
-    if (isThenable(next)) throw notSync('update fn')
     this.next = next
+    if (typeof next === 'number') {
+      c.op(this.sc, this.key, c.numberRaw(next), slot, seq, true)
+      return
+    }
+    if (isThenable(next)) throw notSync('update fn')
     c.op(this.sc, this.key, c.codec.encode(this.key, next), slot, seq, true)
   }
 }
@@ -184,9 +188,23 @@ export class BufferCore {
   readonly single = new WriteOp()
   private readonly singleList: WriteOp[] = [this.single]
 
+  private readonly scratchRaw: RawValue = { tag: ValueTag.INT, num: 0, bytes: undefined }
+
+  /**
+   * The raw form of number `n` in a scratch object, valid until the next call: for values that go straight
+   * into an op (which copies them), so a numeric write or update allocates nothing.
+   */
+  numberRaw(n: number): RawValue {
+    const raw = this.scratchRaw
+    raw.tag = inlineTag(n)
+    raw.num = n
+    return raw
+  }
+
   /**
    * A write op for `name` in `sc` (`raw` undefined means delete), expecting the version `slot`/`seq`
-   * ({@link EXPECT_ANY}: blind). `reuse` fills this core's single op instead of a new one.
+   * ({@link EXPECT_ANY}: blind). `reuse` fills this core's single op instead of a new one; `r` is the
+   * key's encoding when the caller has it (encoded after any read).
    */
   op(
     sc: ScopeView,
@@ -195,10 +213,10 @@ export class BufferCore {
     slot: number,
     seq: number,
     reuse = false,
-  ): WriteOp {
     // The single op is committed before this core encodes another key for a write, so its key may live in
     // the group's scratch (every path that fills it encodes its key last, after any reads).
-    const r = sc.group.ref(name, reuse)
+    r: KeyRef = sc.group.ref(name, reuse),
+  ): WriteOp {
     const op = reuse ? this.single : new WriteOp()
     op.key = r.key
     op.keyLen = r.keyLen
@@ -396,13 +414,13 @@ export class StreamBuffer {
     this.allow('write', key)
     const c = this.core
     const sc = c.view(opts?.scope ?? 'execution')
-    sc.group.ref(key)
-    const raw = c.codec.encode(key, value)
+    const r = sc.group.ref(key, true)
     if (sc.level === 'isolated') {
-      sc.overlay.set(key, raw)
+      sc.overlay.set(key, c.codec.encode(key, value))
       return
     }
-    this.commitOne(sc, key, raw, 'write')
+    const raw = typeof value === 'number' ? c.numberRaw(value) : c.codec.encode(key, value)
+    this.commitOne(sc, key, raw, 'write', r)
   }
 
   /** Removes `key` (default scope: execution). True when it existed. */
@@ -410,13 +428,13 @@ export class StreamBuffer {
     this.allow('write', key)
     const c = this.core
     const sc = c.view(opts?.scope ?? 'execution')
-    sc.group.ref(key)
+    const r = sc.group.ref(key, true)
     if (sc.level === 'isolated') {
       const existed = c.lookup(sc, key) !== ABSENT
       sc.overlay.set(key, noneValue())
       return existed
     }
-    return this.commitOne(sc, key, undefined, 'delete').found >= 0
+    return this.commitOne(sc, key, undefined, 'delete', r).found >= 0
   }
 
   /**
@@ -535,10 +553,17 @@ export class StreamBuffer {
     return ABSENT
   }
 
-  private commitOne(sc: ScopeView, key: string, raw: RawValue | undefined, operation: string): WriteOp {
+  /** Commits one write or delete of `key`; `r` is its encoding, made after any read. */
+  private commitOne(
+    sc: ScopeView,
+    key: string,
+    raw: RawValue | undefined,
+    operation: string,
+    r: KeyRef,
+  ): WriteOp {
     const c = this.core
     const seen = sc.level === 'synchronized' ? sc.seen.get(key) : undefined
-    const op = c.op(sc, key, raw, seen ? seen.slot : EXPECT_ANY, seen ? seen.seq : 0, true)
+    const op = c.op(sc, key, raw, seen ? seen.slot : EXPECT_ANY, seen ? seen.seq : 0, true, r)
     const status = c.commitSingle()
     if (status === CommitStatus.CONFLICT) throw c.conflict(sc, key)
     c.check(status, `${operation}(${JSON.stringify(key)})`)
@@ -588,7 +613,7 @@ export class StateTransaction {
   write(key: string, value: unknown, opts?: ScopeOption): void {
     this.buffer.allow('write', key)
     const sc = this.core.view(opts?.scope ?? 'execution')
-    sc.group.ref(key)
+    sc.group.ref(key, true)
     this.writes.set(slotKey(sc, key), { sc, name: key, raw: this.core.codec.encode(key, value) })
   }
 
