@@ -5,8 +5,10 @@
  * deletion.
  *
  * A key is `group ‖ name`. Each group present has one head slot, keyed `group ‖ 0xFF` (0xFF never occurs
- * in UTF-8, so no member name collides with it); the head's sequence word moves on every change to any
- * member, which makes a whole-group read a seqlock snapshot too.
+ * in UTF-8, so no member name collides with it); the head's sequence word moves on every change to the
+ * group's membership (and on value changes the general commit path makes; the inline-number fast path
+ * moves only the member's): a whole-group read that
+ * finds the head's seq and every member's seq unchanged after its walk saw one snapshot.
  *
  * Slot layout (16 Int32 words = one 64-byte cache line per slot; slot `s` starts at word `16s`):
  *

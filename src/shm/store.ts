@@ -399,8 +399,14 @@ export class ShmStore {
       const hseq = Atomics.load(a, head * SLOT_WORDS + Slot.SEQ)
       if (hseq & 1) continue
       const members = this.walkGroup(head, headKey.length - 1)
-      // The head's seq moves on every change to a member: unchanged means the walk saw one snapshot.
-      if (members !== undefined && Atomics.load(a, head * SLOT_WORDS + Slot.SEQ) === hseq) return members
+      // The head's seq moves on every membership change and each member's seq on every change to its value:
+      // all of them unchanged after the walk means every member held what the walk copied at one instant.
+      if (
+        members !== undefined &&
+        Atomics.load(a, head * SLOT_WORDS + Slot.SEQ) === hseq &&
+        this.membersUnchanged(members)
+      )
+        return members
     }
     const held = this.inCommit
     if (!held && !this.acquire()) return undefined
@@ -412,7 +418,14 @@ export class ShmStore {
     }
   }
 
-  /** Walks a group list from its head; `undefined` if the walk met something torn. */
+  /** Whether every member's seq is still the one {@link walkGroup} read (its value unchanged since). */
+  private membersUnchanged(members: readonly GroupMember[]): boolean {
+    const a = this.index.i32
+    for (const m of members) if (Atomics.load(a, m.slot * SLOT_WORDS + Slot.SEQ) !== m.seq) return false
+    return true
+  }
+
+  /** Walks a group list from its head; `undefined` if the walk met something torn or mid-commit. */
   private walkGroup(head: number, groupLen: number): GroupMember[] | undefined {
     const a = this.index.i32
     const out = this.groupOut
@@ -423,13 +436,14 @@ export class ShmStore {
       m = a[(m - 1) * SLOT_WORDS + Slot.NEXT]!, steps++
     ) {
       const at = (m - 1) * SLOT_WORDS
-      if (steps > this.index.slots || !this.readValue(at, out)) return undefined
+      const seq = Atomics.load(a, at + Slot.SEQ)
+      if (steps > this.index.slots || seq & 1 || !this.readValue(at, out)) return undefined
       const key = this.index.keyBytes(at)
       if (key === undefined || key.length < groupLen) return undefined
       members.push({
         name: key.subarray(groupLen),
         slot: m - 1,
-        seq: a[at + Slot.SEQ]!,
+        seq,
         value: { tag: out.tag, num: out.num, bytes: out.bytes?.slice() },
       })
     }
@@ -778,9 +792,6 @@ export class ShmStore {
     if (tag !== ValueTag.INT && tag !== ValueTag.F64) return false
     const lo = (this.ctrl[C_VERSION_LO]! >>> 0) + 1
     if (lo > 0xffffffff) return false
-    const head = this.headSlot(w)
-    if (head < 0) return false
-    const hat = head * SLOT_WORDS
     if (w.record) {
       const old = w.old
       old.tag = tag
@@ -794,7 +805,6 @@ export class ShmStore {
     }
     const j = this.journal
     j.stageSeq(R_INDEX, at + Slot.SEQ)
-    j.stageSeq(R_INDEX, hat + Slot.SEQ)
     j.stage(R_INDEX, at + Slot.TAG)
     j.stage(R_INDEX, at + Slot.V0)
     j.stage(R_INDEX, at + Slot.V1)
@@ -802,10 +812,9 @@ export class ShmStore {
     const history = w.record && this.ring.stageAppend()
     j.publish()
     const seq = a[at + Slot.SEQ]!
-    const hseq = a[hat + Slot.SEQ]!
     // Odd before the value words change: a lock-free reader of the key (or its group) retries meanwhile.
+    // The group head's seq stays: membership does not change, and group reads check each member's seq.
     Atomics.store(a, at + Slot.SEQ, seq + 1)
-    Atomics.store(a, hat + Slot.SEQ, hseq + 1)
     if (w.tag === ValueTag.INT) a[at + Slot.V0] = w.num | 0
     else {
       f64[0] = w.num
@@ -817,9 +826,8 @@ export class ShmStore {
     const version = this.ctrl[C_VERSION_HI]! * 2 ** 32 + lo
     if (history) this.ring.appendStaged(now, version, w.key, w.keyLen, w.head.key.length - 1, meta, w.old, w)
     j.commitPoint()
-    // Even again: publishes the new value (and the group's and the history entry's change) to readers.
+    // Even again: publishes the new value (and the history entry's) to readers.
     Atomics.store(a, at + Slot.SEQ, seq + 2)
-    Atomics.store(a, hat + Slot.SEQ, hseq + 2)
     if (history) this.ring.finishStaged()
     j.idle()
     this.lastVersion = version

@@ -70,8 +70,14 @@ export class KeyGroup {
    * into a reused scratch buffer instead of a fresh one.
    */
   ref(name: string, transient = false): KeyRef {
+    // The key asked for last, first: a hot key (a counter) skips the map lookup.
+    if (name === this.lastName) return this.lastRef
     const cached = this.cache.get(name)
-    if (cached !== undefined) return cached
+    if (cached !== undefined) {
+      this.lastName = name
+      this.lastRef = cached
+      return cached
+    }
     if (typeof name !== 'string') {
       throw new StateKeyError(`state key must be a string, got ${describeValue(name)}`, {
         key: describeValue(name),
@@ -106,6 +112,9 @@ export class KeyGroup {
     return r
   }
 
+  /** The last cached key {@link ref} returned (never the scratch one), and its name. */
+  private lastName: string | undefined
+  private lastRef: KeyRef = { key: new Uint8Array(0), keyLen: 0, hash: 0 }
   private scratch: Uint8Array | undefined
   private readonly scratchRef: KeyRef = { key: new Uint8Array(0), keyLen: 0, hash: 0 }
 

@@ -112,8 +112,9 @@ export class BufferCore {
   }
 
   view(scope: unknown): ScopeView {
-    const v = typeof scope === 'string' ? this.views[scope as StateScope] : undefined
-    if (v === undefined || !Object.hasOwn(this.views, scope as string)) {
+    const v =
+      scope === 'execution' || scope === 'stream' || scope === 'global' ? this.views[scope] : undefined
+    if (v === undefined) {
       throw new InvalidArgumentError(
         `unknown state scope ${JSON.stringify(scope)}; use 'execution', 'stream' or 'global'`,
         {
@@ -465,7 +466,8 @@ export class StreamBuffer {
         // On a conflict the commit re-runs `prepare` once under the lock, where nobody can interleave.
         const status = c.commitSingle(step.prepare)
         if (status === CommitStatus.CONFLICT) continue
-        c.check(status, `update(${JSON.stringify(key)})`)
+        // The operation's name is built only for an error (it costs as much as a commit).
+        if (status !== CommitStatus.OK) c.check(status, `update(${JSON.stringify(key)})`)
         c.after(step.sc, key, c.single)
         return step.next as T
       }
@@ -531,7 +533,8 @@ export class StreamBuffer {
 
   /** @internal */
   permits(op: 'read' | 'write', key: string): boolean {
-    for (const f of this.perms[op]) if (!f.allows(key)) return false
+    const filters = this.perms[op]
+    for (let i = 0; i < filters.length; i++) if (!filters[i]!.allows(key)) return false
     return true
   }
 
@@ -566,7 +569,7 @@ export class StreamBuffer {
     const op = c.op(sc, key, raw, seen ? seen.slot : EXPECT_ANY, seen ? seen.seq : 0, true, r)
     const status = c.commitSingle()
     if (status === CommitStatus.CONFLICT) throw c.conflict(sc, key)
-    c.check(status, `${operation}(${JSON.stringify(key)})`)
+    if (status !== CommitStatus.OK) c.check(status, `${operation}(${JSON.stringify(key)})`)
     c.after(sc, key, op)
     return op
   }
