@@ -28,3 +28,24 @@ describe('balancing messages over threads', () => {
     }
   })
 })
+
+describe('end records of synchronous handlers', () => {
+  it('reach the main thread while the same thread still runs other synchronous work', async () => {
+    // One thread and one message slot: both executions travel in one pool message and run back to back
+    // on one thread without yielding to its event loop. The second spins until the main thread has the
+    // first one's result, so it is released only if that end record left the thread before it started.
+    const rt = await startRuntime(
+      {
+        pool: { threads: 1, tasksPerThread: 1 },
+        entryPoints: [api('work', 'wait-flag', { maxConcurrent: 2 })],
+      },
+      onCleanup,
+    )
+    const flag = new SharedArrayBuffer(4)
+    const first = rt.triggerAndWait('work', { capMs: 0 })
+    const second = rt.triggerAndWait('work', { flag, capMs: 10_000 })
+    expect((await first).output).toBe('no flag')
+    Atomics.store(new Int32Array(flag), 0, 1)
+    expect((await second).output).toBe('released')
+  })
+})
