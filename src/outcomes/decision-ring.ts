@@ -29,6 +29,9 @@ export interface RecordBytes {
   end: number
 }
 
+/** Newest decisions {@link DecisionRing.find} compares directly before it looks the execution id up. */
+const RECENT = 4
+
 /** Outcome states of a slot. */
 const NO_OUTCOME = 0
 const SUCCEEDED = 1
@@ -105,7 +108,9 @@ export class DecisionRing {
     this.streams[slot] = stream
     this.attempts[slot] = r.attempt
     this.seqs[slot] = r.seq
-    this.prev[slot] = this.latestOf(r.executionId)
+    const latest = this.latest.get(r.executionId)
+    this.prev[slot] =
+      latest !== undefined && latest >= this.oldest ? latest : this.latestIn(this.latestOld, r.executionId)
     if (bytes === undefined) {
       this.records[slot] = r
     } else {
@@ -116,7 +121,7 @@ export class DecisionRing {
     this.outcomes[slot] = undefined
     this.outcomeStreams[slot] = undefined
     this.outcomeState[slot] = NO_OUTCOME
-    if (!this.latest.has(r.executionId) && this.latest.size >= this.size) {
+    if (latest === undefined && this.latest.size >= this.size) {
       this.latestOld = this.latest
       this.latest = new Map()
     }
@@ -126,7 +131,12 @@ export class DecisionRing {
 
   /** Number of the latest retained decision of `executionId`, or −1. */
   latestOf(executionId: string): number {
-    const n = this.latest.get(executionId) ?? this.latestOld.get(executionId)
+    const n = this.latest.get(executionId)
+    return n !== undefined ? (n >= this.oldest ? n : -1) : this.latestIn(this.latestOld, executionId)
+  }
+
+  private latestIn(map: Map<string, number>, executionId: string): number {
+    const n = map.get(executionId)
     return n !== undefined && n >= this.oldest ? n : -1
   }
 
@@ -138,6 +148,16 @@ export class DecisionRing {
 
   /** The retained decision `${executionId}:${attempt}:${seq}` (the newest, if the id recurs), or −1. */
   find(executionId: string, attempt: number, seq: number): number {
+    // An outcome usually follows its decision closely: look at the newest few before hashing the id.
+    for (let n = this.total - 1; n >= this.oldest && n >= this.total - RECENT; n--) {
+      const slot = n % this.size
+      if (
+        this.seqs[slot] === seq &&
+        this.attempts[slot] === attempt &&
+        this.executionIds[slot] === executionId
+      )
+        return n
+    }
     for (let n = this.latestOf(executionId); n >= 0; n = this.previous(n)) {
       const slot = n % this.size
       if (
