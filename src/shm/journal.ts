@@ -76,6 +76,14 @@ export class UndoJournal {
     return Atomics.load(this.log, STATE)
   }
 
+  /**
+   * The state, read by the holder of the commit lock. A plain read: only lock holders write the state,
+   * and taking the lock (a compare-exchange) ordered this thread after the last of them.
+   */
+  stateLocked(): number {
+    return this.log[STATE]!
+  }
+
   /** Starts a commit. */
   begin(): void {
     Atomics.store(this.log, LENGTH, 0)

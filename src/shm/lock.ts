@@ -35,6 +35,21 @@ const WAITERS = 1
  * sleep/wake costs tens of microseconds, so spinning through a few holders' turns is the cheaper wait.
  */
 const SPIN_TRIES = 4096
+/**
+ * Pause units (see `pause`) a spinning waiter lets pass after seeing the lock freed before it competes
+ * for it. The thread that released it is usually about to take it again, and its next commit is cheapest
+ * where its cache lines already are: handing the lock over on every commit moves the lock, journal,
+ * history and slot lines between cores each time (a hot key's updates ran at half their one-thread speed
+ * that way). About the time a commit spends outside the lock; a waiter still gets the lock whenever the
+ * holder pauses.
+ */
+const HANDOFF_GRACE = 48
+/**
+ * Longest pause (in pause units) between a waiter's looks at a held lock. Each look shares the lock's
+ * cache line, which the holder then has to take back for its next acquire and release: looking less
+ * often (exponential backoff) keeps a busy holder fast.
+ */
+const MAX_BACKOFF = 64
 /** A parked waiter wakes at least this often to check whether the owner died. */
 const WAIT_SLICE_MS = 5
 
@@ -69,6 +84,8 @@ export class DeadThreadTable {
  */
 export class AtomicsLock {
   private readonly tag: number
+  /** This thread's own word for {@link pause}: an Atomics load the compiler cannot drop. */
+  private readonly idle = new Int32Array(1)
 
   constructor(
     private readonly i32: Int32Array,
@@ -107,12 +124,26 @@ export class AtomicsLock {
     if (Atomics.load(this.i32, this.base + OWNER) === this.tag) {
       throw new Error('AtomicsLock is not re-entrant: this thread already holds it')
     }
-    for (let i = 0; i < SPIN_TRIES; i++) {
-      // Test before test-and-set: spinning on a load keeps the lock's cache line shared until it is free.
-      const cur = Atomics.load(this.i32, this.base + OWNER)
-      if (cur === 0 ? this.tryAcquire() : (i & 63) === 63 && this.takeOverIfDead()) return true
+    // Spin for about SPIN_TRIES pause units in all, looking at the lock word between pauses.
+    for (let spent = 0, backoff = 1, looks = 0; spent < SPIN_TRIES; looks++) {
+      // Test before test-and-set: a look is a load, which keeps the lock's cache line shared.
+      if (Atomics.load(this.i32, this.base + OWNER) !== 0) {
+        if ((looks & 63) === 63 && this.takeOverIfDead()) return true
+        spent += this.pause(backoff)
+        backoff = Math.min(backoff * 2, MAX_BACKOFF)
+        continue
+      }
+      // Freed: leave it to the thread that released it for a moment (see HANDOFF_GRACE), then compete.
+      spent += this.pause(HANDOFF_GRACE)
+      if (Atomics.load(this.i32, this.base + OWNER) === 0 && this.tryAcquire()) return true
     }
     return this.isMain ? this.spinBounded() : this.park()
+  }
+
+  /** Waits `units` loads of a word no other thread touches (no shared cache line moves); returns `units`. */
+  private pause(units: number): number {
+    for (let k = 0; k < units; k++) Atomics.load(this.idle, 0)
+    return units
   }
 
   /** The holder only. Never blocks. */

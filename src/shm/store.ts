@@ -35,10 +35,15 @@
  * paid outside the critical section. A read-modify-write that loses the race may re-run its step once
  * under the lock (`commit`'s `retry`, `commitLocked`), so a hot key or a long transaction still finishes.
  *
+ * The fast path: a single-key commit that replaces an inline number with an inline number (a counter)
+ * knows every word it will change before it changes any, so it journals them in one batch and publishes
+ * them with one store (`applyInline`); `updateInline` does the read, the step and that commit in one trip
+ * through the lock. `inlineFastPath = false` turns it off, so tests can prove both paths equal.
+ *
  * Thread contract: reads (`get`, `history`, `stats`) — any thread, lock-free, never block (they retry
  * while a commit on the same key is in flight, and after a long streak check whether its thread died).
  * `readGroup` — lock-free, unless writers keep moving the group: then it walks under the lock like a
- * commit. `commit`/`commitLocked`/`deleteGroup` — any thread; on a worker they may block on the commit
+ * commit. `commit`/`commitLocked`/`updateInline`/`deleteGroup` — any thread; on a worker they may block on the commit
  * lock (never forever: a dead holder is taken over); on the main thread they spin at most `mainSpinMs`
  * and return BUSY. `threadExited` — the main thread, never blocks.
  *
@@ -110,6 +115,8 @@ export const CommitStatus = {
   TOO_LARGE: 5,
   /** Called from inside a `retry` callback of a commit on this thread (the lock is not re-entrant). */
   REENTRANT: 6,
+  /** {@link ShmStore.updateInline} only: the key holds no inline number (or the step gave none). Nothing was written. */
+  NOT_INLINE: 7,
 } as const
 export type CommitStatus = (typeof CommitStatus)[keyof typeof CommitStatus]
 
@@ -276,6 +283,11 @@ export class ShmStore {
   conflictAt = -1
   /** True while this thread holds the commit lock inside {@link commit}. */
   private inCommit = false
+  /**
+   * The off switch of the inline-number fast path ({@link applyInline}): when false, every commit takes
+   * the general path. For tests that prove the two equal; on by default.
+   */
+  inlineFastPath = true
   /** Version and wall-clock time of this thread's last successful commit. */
   lastVersion = 0
   lastTimestamp = 0
@@ -477,13 +489,63 @@ export class ShmStore {
         retry()
         if (!this.validate(writes, checks)) return CommitStatus.CONFLICT
       }
-      if (writes.length === 1 && checks.length === 0 && this.applyInline(writes[0]!, meta, now))
+      if (
+        this.inlineFastPath &&
+        writes.length === 1 &&
+        checks.length === 0 &&
+        this.applyInline(writes[0]!, meta, now)
+      )
         return CommitStatus.OK
       return this.applyAll(writes, meta, now)
     } finally {
       this.inCommit = false
       this.lock.release()
     }
+  }
+
+  /**
+   * Any thread. The read-modify-write of a key that holds an inline number, all under the commit lock:
+   * finds `w`'s key (trying `w.hint` first), reads its number, calls `step(current)` and, when that returns
+   * true having set `w.tag`/`w.num` to an inline number, commits it through the inline fast path. No
+   * optimistic read, so no lost race to redo: a hot counter costs one trip through the lock per update.
+   * NOT_INLINE, having written nothing, when the key is absent, holds another kind of value, or `step`
+   * returns false — the caller takes the general path. `step` runs with the lock held: it must be quick and
+   * must not commit (that returns REENTRANT); if it throws, nothing is written. May block like {@link commit}.
+   */
+  updateInline(w: WriteOp, meta: Uint8Array, step: (current: number) => boolean): CommitStatus {
+    if (this.inCommit) return CommitStatus.REENTRANT
+    if (!this.inlineFastPath) return CommitStatus.NOT_INLINE
+    const now = Date.now()
+    if (!this.acquire()) return CommitStatus.BUSY
+    this.inCommit = true
+    try {
+      const ix = this.index
+      const a = ix.i32
+      const h = w.hint
+      const s =
+        h >= 0 && a[h * SLOT_WORDS] === w.hash && ix.keyAt(h * SLOT_WORDS, w.key, w.keyLen)
+          ? h
+          : ix.findForInsert(w.key, w.keyLen, w.hash)
+      if (s < 0) return CommitStatus.NOT_INLINE
+      const at = s * SLOT_WORDS
+      const tag = a[at + Slot.TAG]!
+      if (tag !== ValueTag.INT && tag !== ValueTag.F64) return CommitStatus.NOT_INLINE
+      if (!step(this.inlineNumber(at, tag))) return CommitStatus.NOT_INLINE
+      w.found = s
+      return this.applyInline(w, meta, now) ? CommitStatus.OK : CommitStatus.NOT_INLINE
+    } finally {
+      this.inCommit = false
+      this.lock.release()
+    }
+  }
+
+  /** The INT or F64 number of the slot at word `at`. */
+  private inlineNumber(at: number, tag: number): number {
+    const a = this.index.i32
+    if (tag === ValueTag.INT) return a[at + Slot.V0]!
+    f64Words[0] = a[at + Slot.V0]!
+    f64Words[1] = a[at + Slot.V1]!
+    return f64[0]!
   }
 
   /**
@@ -653,7 +715,7 @@ export class ShmStore {
   private acquire(): boolean {
     if (!this.lock.acquire()) return false
     // A non-idle journal under a freshly taken lock means its last holder died mid-commit.
-    if (this.journal.state() !== JournalState.IDLE) this.journal.recover()
+    if (this.journal.stateLocked() !== JournalState.IDLE) this.journal.recover()
     return true
   }
 
@@ -796,18 +858,15 @@ export class ShmStore {
       const old = w.old
       old.tag = tag
       old.bytes = undefined
-      if (tag === ValueTag.INT) old.num = a[at + Slot.V0]!
-      else {
-        f64Words[0] = a[at + Slot.V0]!
-        f64Words[1] = a[at + Slot.V1]!
-        old.num = f64[0]!
-      }
+      old.num = this.inlineNumber(at, tag)
     }
     const j = this.journal
+    // Only the words that change: an integer over an integer moves the seq, one value word and the version.
+    const f = w.tag === ValueTag.F64
     j.stageSeq(R_INDEX, at + Slot.SEQ)
-    j.stage(R_INDEX, at + Slot.TAG)
+    if (tag !== w.tag) j.stage(R_INDEX, at + Slot.TAG)
     j.stage(R_INDEX, at + Slot.V0)
-    j.stage(R_INDEX, at + Slot.V1)
+    if (f) j.stage(R_INDEX, at + Slot.V1)
     j.stage(R_CONTROL, C_VERSION_LO)
     const history = w.record && this.ring.stageAppend()
     j.publish()
@@ -815,13 +874,13 @@ export class ShmStore {
     // Odd before the value words change: a lock-free reader of the key (or its group) retries meanwhile.
     // The group head's seq stays: membership does not change, and group reads check each member's seq.
     Atomics.store(a, at + Slot.SEQ, seq + 1)
-    if (w.tag === ValueTag.INT) a[at + Slot.V0] = w.num | 0
+    if (!f) a[at + Slot.V0] = w.num | 0
     else {
       f64[0] = w.num
       a[at + Slot.V0] = f64Words[0]!
       a[at + Slot.V1] = f64Words[1]!
     }
-    a[at + Slot.TAG] = w.tag
+    if (tag !== w.tag) a[at + Slot.TAG] = w.tag
     this.ctrl[C_VERSION_LO] = lo | 0
     const version = this.ctrl[C_VERSION_HI]! * 2 ** 32 + lo
     if (history) this.ring.appendStaged(now, version, w.key, w.keyLen, w.head.key.length - 1, meta, w.old, w)

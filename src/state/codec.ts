@@ -36,6 +36,8 @@ export interface KeyRef {
   key: Uint8Array
   keyLen: number
   hash: number
+  /** Where this thread last found the key in the index: a hint the store verifies before use (-1: none). */
+  slot: number
 }
 
 /** One scope of one id: its group bytes, head key and a bounded cache of encoded keys. */
@@ -103,9 +105,10 @@ export class KeyGroup {
       r.key = key
       r.keyLen = keyLen
       r.hash = hash
+      r.slot = -1
       return r
     }
-    const r = { key, keyLen, hash }
+    const r: KeyRef = { key, keyLen, hash, slot: -1 }
     // Bounded: the first keys a group sees stay cached (hot keys come early and often); others are encoded
     // per call, which costs about what a miss in a bigger cache would.
     if (this.cache.size < KEY_CACHE_SIZE) this.cache.set(name, r)
@@ -114,9 +117,9 @@ export class KeyGroup {
 
   /** The last cached key {@link ref} returned (never the scratch one), and its name. */
   private lastName: string | undefined
-  private lastRef: KeyRef = { key: new Uint8Array(0), keyLen: 0, hash: 0 }
+  private lastRef: KeyRef = { key: new Uint8Array(0), keyLen: 0, hash: 0, slot: -1 }
   private scratch: Uint8Array | undefined
-  private readonly scratchRef: KeyRef = { key: new Uint8Array(0), keyLen: 0, hash: 0 }
+  private readonly scratchRef: KeyRef = { key: new Uint8Array(0), keyLen: 0, hash: 0, slot: -1 }
 
   private scratchKey(bytes: number): Uint8Array {
     if (this.scratch === undefined || this.scratch.length < bytes) {

@@ -70,6 +70,20 @@ class UpdateStep {
 
   constructor(private readonly core: BufferCore) {}
 
+  /**
+   * The step of the inline-number path (`ShmStore.updateInline`), run with the commit lock held: `fn` on
+   * the current number; true when it returned a number, which is then in the core's single op.
+   */
+  readonly numberStep = (current: number): boolean => {
+    const next = this.fn!(current)
+    this.next = next
+    if (typeof next !== 'number') return false
+    const op = this.core.single
+    op.tag = inlineTag(next)
+    op.num = next
+    return true
+  }
+
   /** Reads the committed value, runs `fn` on it and fills the core's single op expecting that version. */
   readonly prepare = (): void => {
     const c = this.core
@@ -233,6 +247,33 @@ export class BufferCore {
     return op
   }
 
+  /**
+   * `update()` of a key that holds a number, when `fn` returns one: read, `fn` and commit in one trip
+   * through the commit lock (`ShmStore.updateInline`). False, having written nothing, when the key holds
+   * something else (or nothing), or `fn` returned a non-number: the caller takes the general path.
+   */
+  updateNumber(step: UpdateStep): boolean {
+    const sc = step.sc
+    // A lasting encoding (not the scratch one): `fn` runs in the middle of this commit and may read keys.
+    const r = sc.group.ref(step.key)
+    const op = this.single
+    op.key = r.key
+    op.keyLen = r.keyLen
+    op.hash = r.hash
+    op.head = sc.group.head
+    op.del = false
+    op.bytes = undefined
+    op.expectSlot = EXPECT_ANY
+    op.expectSeq = 0
+    op.record = sc.group.scope !== 'execution'
+    op.hint = r.slot
+    const status = this.store.updateInline(op, this.meta, step.numberStep)
+    if (status === CommitStatus.NOT_INLINE) return false
+    if (status !== CommitStatus.OK) this.check(status, `update(${JSON.stringify(step.key)})`)
+    r.slot = op.outSlot
+    return true
+  }
+
   /** Commits the single op (`retry`: see `ShmStore.commit`). */
   commitSingle(retry?: () => void): CommitStatus {
     return this.store.commit(this.singleList, NO_CHECKS, this.meta, retry)
@@ -356,9 +397,10 @@ function notSync(what: string): InvalidArgumentError {
  *   never conflicts. In a `transaction`, keys read inside it are validated and the function re-run on a
  *   change; a key written in it that was read only *before* it keeps the conflict rule above.
  *
- * `update(key, fn)` and `transaction(fn)` are exact under every level: optimistic — `fn` runs on the
- * committed values without any lock held, then the commit checks that nothing it read changed, and re-runs
- * `fn` if it did. So `fn` must be synchronous and pure.
+ * `update(key, fn)` and `transaction(fn)` are exact under every level. A transaction is optimistic: `fn`
+ * runs on the committed values without any lock held, then the commit checks that nothing it read changed,
+ * and re-runs `fn` if it did. `update` of a key holding a number runs `fn` with the commit lock held (read,
+ * `fn` and commit in one trip); on other values it is optimistic too. So `fn` must be synchronous and pure.
  */
 export class StreamBuffer {
   /** @internal */
@@ -441,9 +483,10 @@ export class StreamBuffer {
   /**
    * Atomic read-modify-write of the committed value (default scope: execution): `fn(current)` →
    * the new value, returned. Exact under every level. `fn` is synchronous, pure and may run more than
-   * once: after a conflict its last run happens while the commit lock is held (so a hot key costs one
-   * extra run, not a retry storm) — it must not call state methods (that throws
-   * `AGENTPOOL_INVALID_ARGUMENT`) and should be quick. Needs read and write permission on `key`.
+   * once. When the key holds a number, `fn` runs with the commit lock held (read, `fn`, commit in one trip:
+   * a hot counter never redoes work); otherwise optimistically, and after a conflict its last run happens
+   * with the lock held (so a hot key costs one extra run, not a retry storm). So it must not write state
+   * (that throws `AGENTPOOL_INVALID_ARGUMENT`) and should be quick. Needs read and write permission on `key`.
    */
   update<T = unknown>(key: string, fn: (current: T | undefined) => T, opts?: ScopeOption): T {
     this.allow('read', key)
@@ -461,6 +504,10 @@ export class StreamBuffer {
     step.key = key
     step.fn = fn as (current: unknown) => unknown
     try {
+      if (c.updateNumber(step)) {
+        c.after(step.sc, key, c.single)
+        return step.next as T
+      }
       for (;;) {
         step.prepare()
         // On a conflict the commit re-runs `prepare` once under the lock, where nobody can interleave.
