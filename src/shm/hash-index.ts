@@ -6,9 +6,9 @@
  *
  * A key is `group ‖ name`. Each group present has one head slot, keyed `group ‖ 0xFF` (0xFF never occurs
  * in UTF-8, so no member name collides with it); the head's sequence word moves on every change to the
- * group's membership (and on value changes the general commit path makes; the inline-number fast path
- * moves only the member's): a whole-group read that
- * finds the head's seq and every member's seq unchanged after its walk saw one snapshot.
+ * group's membership (and on the value changes the general commit path makes; the inline-number fast path
+ * moves only the member's). A whole-group read that finds the head's seq and every member's seq unchanged
+ * after its walk saw one snapshot.
  *
  * Slot layout (16 Int32 words = one 64-byte cache line per slot; slot `s` starts at word `16s`):
  *
@@ -17,10 +17,10 @@
  * | 0     | hash   | 0 = EMPTY (ends a probe), 1 = TOMBSTONE (deleted, probes continue), else the key hash |
  * | 1     | seq    | sequence lock: odd while a commit changes this slot; +2 per change, never reset        |
  * | 2     | key    | > 0: data-region block holding the key bytes; < 0: minus the length of an inline key   |
- * | 3    | tag  | {@link ValueTag} of the value                                                         |
- * | 4    | v0   | INT: the value; F64: low word; BYTES: the value's block; HEAD: member count            |
- * | 5    | v1   | F64: high word                                                                        |
- * | 6    | next | group list: next slot + 1 (0 = end); on a head, the first member                     |
+ * | 3     | tag    | {@link ValueTag} of the value                                                         |
+ * | 4     | v0     | INT: the value; F64: low word; BYTES: the value's block; HEAD: member count            |
+ * | 5     | v1     | F64: high word                                                                        |
+ * | 6     | next   | group list: next slot + 1 (0 = end); on a head, the first member                     |
  * | 7     | prev   | group list: previous slot + 1 (the head for the first member)                         |
  * | 8..15 | inline | the key bytes, when the key is at most {@link INLINE_KEY_BYTES} long                  |
  *
@@ -31,9 +31,9 @@
  * Deletion leaves a tombstone; a tombstone followed by an EMPTY slot is turned back to EMPTY (with the
  * tombstones before it), which no probe can notice. Inserts reuse the first tombstone on their probe.
  *
- * Thread contract: `find`, `keyAt`, `keyBytes`, `keyEquals` — any thread, lock-free, never block (they return
- * `RETRY` rather than wait). Every method that changes a slot — only the commit lock holder, through the
- * journal; never blocks.
+ * Thread contract: `find`, `keyAt`, `keyBytes`, `keyEquals` — any thread, lock-free, never block (they
+ * return `RETRY` rather than wait). Every method that changes a slot — only the commit lock holder,
+ * through the journal; never blocks.
  *
  * @module
  */

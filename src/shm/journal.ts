@@ -107,7 +107,7 @@ export class UndoJournal {
   /**
    * Batch commit, step 2: publishes the staged entries and starts the commit (state ACTIVE). From here the
    * caller may change the staged words (sequence words: odd first, with `Atomics.store`), then
-   * {@link commitPoint} and {@link finish} as usual.
+   * {@link commitPoint}, then {@link finish} — or, having made its sequence words even itself, {@link idle}.
    */
   publish(): void {
     this.log[LENGTH] = this.staged

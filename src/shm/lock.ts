@@ -31,8 +31,9 @@ export const DEAD_TABLE_WORDS = 1 + DEAD_RING_SIZE
 const OWNER = 0
 const WAITERS = 1
 /**
- * Spins before a worker parks in `Atomics.wait`. Critical sections last about a microsecond, and a futex
- * sleep/wake costs tens of microseconds, so spinning through a few holders' turns is the cheaper wait.
+ * Pause units (one private Atomics load each, a few nanoseconds) a worker spins before it parks in
+ * `Atomics.wait`. Critical sections last under a microsecond, and a futex sleep/wake costs tens of
+ * microseconds, so spinning through a few holders' turns is the cheaper wait.
  */
 const SPIN_TRIES = 4096
 /**
