@@ -7,7 +7,11 @@
  * | word | name    | meaning                                                                      |
  * |------|---------|------------------------------------------------------------------------------|
  * | 0    | owner   | 0 = free; otherwise `threadId + 1` of the holder (main thread = 1)            |
- * | 1    | waiters | threads parked in `Atomics.wait` on word 0; release notifies only if > 0      |
+ * | 1    | waiters | bits 0..29: threads parked (in `Atomics.wait` on word 2); bit 30 (WAKING): a  |
+ * |      |         | wake is in flight. Release notifies only if some thread is parked and no wake  |
+ * |      |         | is in flight; the woken thread clears WAKING                                   |
+ * | 2    | wakes   | wakes sent so far (wraps); parked threads wait on it, so a wake sent between   |
+ * |      |         | a waiter's look at the owner and its wait is never lost                        |
  *
  * {@link DeadThreadTable} layout (from its own `base`):
  *
@@ -22,7 +26,7 @@
  */
 
 /** Int32 words a lock occupies. */
-export const LOCK_WORDS = 2
+export const LOCK_WORDS = 3
 /** Recently exited threads remembered for lock takeover. */
 export const DEAD_RING_SIZE = 64
 /** Int32 words the dead-thread table occupies. */
@@ -30,6 +34,9 @@ export const DEAD_TABLE_WORDS = 1 + DEAD_RING_SIZE
 
 const OWNER = 0
 const WAITERS = 1
+const WAKES = 2
+/** Bit of the waiters word: a notify was sent and its thread has not run yet. */
+const WAKING = 1 << 30
 /**
  * Pause units (one private Atomics load each, a few nanoseconds) a worker spins before it parks in
  * `Atomics.wait`. Critical sections last under a microsecond, and a futex sleep/wake costs tens of
@@ -105,6 +112,7 @@ export class AtomicsLock {
   static initialize(i32: Int32Array, base: number): void {
     Atomics.store(i32, base + OWNER, 0)
     Atomics.store(i32, base + WAITERS, 0)
+    Atomics.store(i32, base + WAKES, 0)
   }
 
   /** Any thread. Never blocks. True when this thread now holds the lock. */
@@ -151,7 +159,16 @@ export class AtomicsLock {
   release(): void {
     // Release store: publishes every write of the critical section to the next acquirer.
     Atomics.store(this.i32, this.base + OWNER, 0)
-    if (Atomics.load(this.i32, this.base + WAITERS) > 0) Atomics.notify(this.i32, this.base + OWNER, 1)
+    // One wake at a time: while a woken thread has not run yet, more notifies would only cost this
+    // (busy) holder a system call each.
+    for (;;) {
+      const w = Atomics.load(this.i32, this.base + WAITERS)
+      if (w === 0 || (w & WAKING) !== 0) return
+      if (Atomics.compareExchange(this.i32, this.base + WAITERS, w, w | WAKING) === w) break
+    }
+    // Counted before the notify: a parker that read the count earlier sees it move and does not sleep.
+    Atomics.add(this.i32, this.base + WAKES, 1)
+    Atomics.notify(this.i32, this.base + WAKES, 1)
   }
 
   /** Any thread. The holder's thread id, or -1 when free. */
@@ -178,9 +195,15 @@ export class AtomicsLock {
     Atomics.add(this.i32, this.base + WAITERS, 1)
     try {
       for (;;) {
+        // The wake count first, then the owner: a release after this look bumps the count, so the wait
+        // below returns at once instead of sleeping through it.
+        const wakes = Atomics.load(this.i32, this.base + WAKES)
         const cur = Atomics.load(this.i32, this.base + OWNER)
         if (cur === 0 ? this.tryAcquire() : this.takeOverIfDead()) return true
-        if (cur !== 0) Atomics.wait(this.i32, this.base + OWNER, cur, WAIT_SLICE_MS)
+        if (cur === 0) continue
+        Atomics.wait(this.i32, this.base + WAKES, wakes, WAIT_SLICE_MS)
+        // Running again (woken, timed out or a wake was sent meanwhile): the next release may wake a thread.
+        Atomics.and(this.i32, this.base + WAITERS, ~WAKING)
       }
     } finally {
       Atomics.sub(this.i32, this.base + WAITERS, 1)

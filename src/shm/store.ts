@@ -17,8 +17,8 @@
  *
  * | word      | meaning                                                      |
  * |-----------|--------------------------------------------------------------|
- * | 0..1      | commit lock ({@link AtomicsLock})                            |
- * | 2..66     | dead-thread table ({@link DeadThreadTable})                  |
+ * | 0..2      | commit lock ({@link AtomicsLock})                            |
+ * | 3..67     | dead-thread table ({@link DeadThreadTable})                  |
  * | 68, 69    | commit version, high and low 32 bits (journaled)             |
  * | 70        | live keys (group heads not counted; journaled)               |
  * | 71        | index slots not EMPTY (live, heads, tombstones; journaled)   |
@@ -68,7 +68,7 @@ import {
   type RawValue,
 } from './history-ring.js'
 import { JournalFullError, JournalState, journalBytes, UndoJournal } from './journal.js'
-import { AtomicsLock, DeadThreadTable, LOCK_WORDS } from './lock.js'
+import { AtomicsLock, DEAD_TABLE_WORDS, DeadThreadTable, LOCK_WORDS } from './lock.js'
 
 const R_CONTROL = 0
 const R_INDEX = 1
@@ -78,6 +78,8 @@ const R_HISTORY = 3
 const C_LOCK = 0
 const C_DEAD = C_LOCK + LOCK_WORDS
 const C_VERSION_HI = 68
+if (C_DEAD + DEAD_TABLE_WORDS > C_VERSION_HI)
+  throw new Error('control layout: the dead-thread table overlaps the counters')
 const C_VERSION_LO = 69
 const C_KEYS = 70
 const C_USED_SLOTS = 71
@@ -261,6 +263,12 @@ class StoreFull extends Error {
 
 const f64 = new Float64Array(1)
 const f64Words = new Int32Array(f64.buffer)
+
+/** Whether any of `writes` leaves a history entry. */
+function recordsHistory(writes: readonly WriteOp[]): boolean {
+  for (let i = 0; i < writes.length; i++) if (writes[i]!.record) return true
+  return false
+}
 
 /** The engine behind `SharedBufferManager`: attach once per thread. */
 export class ShmStore {
@@ -478,9 +486,9 @@ export class ShmStore {
   ): CommitStatus {
     if (this.inCommit) return CommitStatus.REENTRANT
     this.prelocate(writes)
-    // The clock is read before the lock (it costs as much as a short commit): history timestamps are the
-    // commit's start, within microseconds of its version.
-    const now = Date.now()
+    // The clock is read before the lock (it costs as much as a short commit), and only for a commit that
+    // leaves history entries: their timestamps are the commit's start, within microseconds of its version.
+    const now = recordsHistory(writes) ? Date.now() : 0
     if (!this.acquire()) return CommitStatus.BUSY
     this.inCommit = true
     try {
@@ -515,7 +523,8 @@ export class ShmStore {
   updateInline(w: WriteOp, meta: Uint8Array, step: (current: number) => boolean): CommitStatus {
     if (this.inCommit) return CommitStatus.REENTRANT
     if (!this.inlineFastPath) return CommitStatus.NOT_INLINE
-    const now = Date.now()
+    // The clock only for a commit that leaves a history entry (it costs as much as the rest of the step).
+    const now = w.record ? Date.now() : 0
     if (!this.acquire()) return CommitStatus.BUSY
     this.inCommit = true
     try {
