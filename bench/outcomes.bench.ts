@@ -55,8 +55,8 @@ function startRig() {
       resolve()
     }
   }
-  channel.onRecords((records) => {
-    routeRecords(records, targets)
+  channel.onRecords((records, source) => {
+    routeRecords(records, targets, source)
     arrived(records.length)
   })
   channel.listen()

@@ -1,7 +1,9 @@
+import { threadId } from 'node:worker_threads'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { Goal } from '../src/config/index.js'
-import { OutcomeAggregator } from '../src/outcomes/index.js'
+import { EventBus } from '../src/events/index.js'
+import { OutcomeAggregator, RecordChannel, RecordWriter, routeRecords } from '../src/outcomes/index.js'
 import { type DecisionRecord, decisionId, type OutcomeRecord } from '../src/protocol.js'
 
 const goal: Goal = {
@@ -122,52 +124,131 @@ function runModel(max: number, steps: Step[]) {
   }
 }
 
-describe('outcome retention against a model', () => {
-  it('finds, attaches and drops decisions exactly as the plain model does (fast-check)', () => {
-    fc.assert(
-      fc.property(fc.integer({ min: 0, max: 8 }), fc.array(step, { maxLength: 120 }), (max, steps) => {
-        const model = runModel(max, steps)
-        const aggregator = new OutcomeAggregator(goal, { maxDecisions: max })
-        for (const r of model.records) aggregator.ingest(r)
-        const shape = (d: {
-          id: string
-          executionId: string
-          streamId: string
-          outcome?: { success: boolean; executionId: string; streamId: string }
-        }) => ({
-          id: d.id,
-          streamId: d.streamId,
-          outcome:
-            d.outcome === undefined
-              ? undefined
-              : {
-                  success: d.outcome.success,
-                  executionId: d.outcome.executionId,
-                  streamId: d.outcome.streamId,
-                },
-        })
-        expect(aggregator.recentDecisions(1000).map(shape)).toEqual(model.retained.map(shape))
-        for (const streamId of STREAMS) {
-          expect(aggregator.decisionsByStream(streamId).map(shape)).toEqual(
-            model.retained.filter((d) => d.streamId === streamId).map(shape),
-          )
-          for (const executionId of EXECUTIONS) {
-            expect(aggregator.decisionsByExecution(streamId, executionId).map(shape)).toEqual(
-              model.retained
-                .filter((d) => d.streamId === streamId && d.executionId === executionId)
-                .map(shape),
+/**
+ * Feeds records to an aggregator: as objects (`ingest`), or through a real record channel, where retained
+ * decisions and outcomes are kept as bytes of the frames they came in (a few records per frame, so
+ * retained records span many frames and the decoder's structure table).
+ */
+function feed(
+  aggregator: OutcomeAggregator,
+  records: (DecisionRecord | OutcomeRecord)[],
+  via: 'objects' | 'channel',
+) {
+  if (via === 'objects') {
+    for (const r of records) aggregator.ingest(r)
+    return
+  }
+  const channel = RecordChannel.create({ slots: 1, ringBytes: 1 << 16 })
+  channel.onRecords((batch, source) => {
+    routeRecords(batch, { aggregator, bus: new EventBus() }, source)
+  })
+  const writer = RecordWriter.attach(channel.handles, threadId)
+  records.forEach((r, i) => {
+    writer.push(r)
+    if (i % 3 === 2) {
+      writer.flush()
+      channel.drain()
+    }
+  })
+  writer.flush()
+  channel.drain()
+  channel.close()
+}
+
+describe.each(['objects', 'channel'] as const)(
+  'outcome retention against a model, records fed as %s',
+  (via) => {
+    it('finds, attaches and drops decisions exactly as the plain model does (fast-check)', () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 0, max: 8 }), fc.array(step, { maxLength: 120 }), (max, steps) => {
+          const model = runModel(max, steps)
+          const aggregator = new OutcomeAggregator(goal, { maxDecisions: max })
+          feed(aggregator, model.records, via)
+          const shape = (d: {
+            id: string
+            executionId: string
+            streamId: string
+            outcome?: { success: boolean; executionId: string; streamId: string }
+          }) => ({
+            id: d.id,
+            streamId: d.streamId,
+            outcome:
+              d.outcome === undefined
+                ? undefined
+                : {
+                    success: d.outcome.success,
+                    executionId: d.outcome.executionId,
+                    streamId: d.outcome.streamId,
+                  },
+          })
+          expect(aggregator.recentDecisions(1000).map(shape)).toEqual(model.retained.map(shape))
+          for (const streamId of STREAMS) {
+            expect(aggregator.decisionsByStream(streamId).map(shape)).toEqual(
+              model.retained.filter((d) => d.streamId === streamId).map(shape),
             )
+            for (const executionId of EXECUTIONS) {
+              expect(aggregator.decisionsByExecution(streamId, executionId).map(shape)).toEqual(
+                model.retained
+                  .filter((d) => d.streamId === streamId && d.executionId === executionId)
+                  .map(shape),
+              )
+            }
           }
-        }
-        expect(aggregator.stats()).toMatchObject({
-          retainedDecisions: model.retained.length,
-          successfulOutcomes: model.successes,
-          failedOutcomes: model.failures,
-          replacedOutcomes: model.replaced,
-          orphanOutcomes: model.orphans,
-        })
-      }),
-      { seed: 20261125, numRuns: 400 },
+          expect(aggregator.stats()).toMatchObject({
+            retainedDecisions: model.retained.length,
+            successfulOutcomes: model.successes,
+            failedOutcomes: model.failures,
+            replacedOutcomes: model.replaced,
+            orphanOutcomes: model.orphans,
+          })
+        }),
+        { seed: 20261125, numRuns: 400 },
+      )
+    })
+  },
+)
+
+describe('decisions kept as bytes', () => {
+  it('decode as they were sent while msgpack defines new shapes and recycles its structure ids', () => {
+    // In every 50 decisions, the first 5 (a frame of their own) each bring a context of a new shape: far
+    // more shapes than the 64 record structures the encoder keeps, so ids are redefined while decisions
+    // decoded under their earlier meaning are still retained. The other frames hold known shapes only.
+    const aggregator = new OutcomeAggregator(goal, { maxDecisions: 600 })
+    const channel = RecordChannel.create({ slots: 1, ringBytes: 1 << 20 })
+    channel.onRecords((batch, source) => {
+      routeRecords(batch, { aggregator, bus: new EventBus() }, source)
+    })
+    const writer = RecordWriter.attach(channel.handles, threadId)
+    const sent: { id: string; context: Record<string, number>; intent: string }[] = []
+    for (let i = 0; i < 1500; i++) {
+      const context = i % 50 < 5 ? { [`field${i}`]: i } : { steady: i }
+      const executionId = `e${i}`
+      const intent = `intent ${i}`
+      writer.push({
+        k: 'decision',
+        executionId,
+        streamId: 'api',
+        attempt: 1,
+        seq: 0,
+        correlationId: executionId,
+        intent,
+        options: [{ id: 'a' }],
+        chosen: 'a',
+        reasoning: '',
+        criteria: ['a'],
+        context,
+        timestamp: i,
+      })
+      sent.push({ id: `${executionId}:1:0`, context, intent })
+      if (i % 5 === 4) {
+        writer.flush()
+        channel.drain()
+      }
+    }
+    channel.close()
+    const kept = aggregator.recentDecisions(1000)
+    expect(kept.map((d) => [d.id, d.context, d.intent])).toEqual(
+      sent.slice(900).map((s) => [s.id, s.context, s.intent]),
     )
   })
 })

@@ -83,6 +83,8 @@ const running = new Map<string, ExecutionContext>()
 const earlyAborts = new Map<string, ControlMessage['reason']>()
 const EARLY_ABORTS_KEPT = 4096
 const handlers = new Map<string, Promise<Handler>>()
+/** Handlers already loaded, by path: a loaded handler starts without waiting a microtask. */
+const loadedHandlers = new Map<string, Handler>()
 
 const control = new BroadcastChannel(controlChannelName(setup.runtimeId))
 control.onmessage = (event: unknown) => {
@@ -99,12 +101,26 @@ control.onmessage = (event: unknown) => {
 // The control channel must not keep an idle thread alive.
 control.unref()
 
+/**
+ * Records leave as one frame per turn of the event loop. Synchronous handlers of several queued messages
+ * can run back to back in one long chain of microtasks, though, and the turn only ends when all of them
+ * are done: an end record waiting that long holds its execution (and its caller) back for nothing. So an
+ * end also flushes once {@link END_FLUSH_INTERVAL_MS} have passed since the last flush.
+ */
+const END_FLUSH_INTERVAL_MS = 1
 let flushScheduled = false
+let lastFlush = performance.now()
 const sink = {
   push(record: WireRecord): void {
     writer.push(record)
-    scheduleFlush()
+    if (record.k === 'end' && performance.now() - lastFlush >= END_FLUSH_INTERVAL_MS) flush()
+    else scheduleFlush()
   },
+}
+
+function flush(): void {
+  writer.flush()
+  lastFlush = performance.now()
 }
 
 function scheduleFlush(): void {
@@ -112,7 +128,7 @@ function scheduleFlush(): void {
   flushScheduled = true
   setImmediate(() => {
     flushScheduled = false
-    writer.flush()
+    flush()
   })
 }
 
@@ -128,6 +144,7 @@ function loadHandler(path: string): Promise<Handler> {
             { handler: path },
           )
         }
+        loadedHandlers.set(path, exported as Handler)
         return exported as Handler
       },
       (err: unknown) => {
@@ -280,8 +297,11 @@ async function runOne(task: Job, largeOutputs: Record<string, unknown>): Promise
   let output: unknown
   let error: EndRecord['error']
   try {
-    const handler = await loadHandler(task.handler)
-    output = await handler(task.input, ctx)
+    // A loaded, synchronous handler runs and ends without yielding: its end record is pushed before the
+    // next execution of the message starts, and can leave at once (see END_FLUSH_INTERVAL_MS).
+    const handler = loadedHandlers.get(task.handler) ?? (await loadHandler(task.handler))
+    output = handler(task.input, ctx)
+    if (isThenable(output)) output = await output
     ok = true
   } catch (err) {
     error = serializeError(err)
@@ -333,7 +353,15 @@ export default async function run(task: BatchTask): Promise<BatchResult> {
   if (task.executions.length === 1) await runOne(jobOf(task.executions[0]!), largeOutputs)
   else await Promise.all(task.executions.map((t) => runOne(jobOf(t), largeOutputs)))
   // Every end must be in shared memory before the pool message returns.
-  writer.flush()
+  flush()
   for (const _ in largeOutputs) return { largeOutputs }
   return {}
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  )
 }

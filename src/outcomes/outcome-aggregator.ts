@@ -14,12 +14,14 @@ import {
   type ProblemRecord,
   type ViolationRecord,
 } from '../protocol.js'
+import { DecisionRing, type RecordBytes } from './decision-ring.js'
 import {
   type NormalizedCriterion,
   type NormalizedGoal,
   normalizeGoal,
   resolveAggregatorOptions,
 } from './goal.js'
+import type { FrameSource } from './record-channel.js'
 import type {
   ConstraintViolationSummary,
   CriterionProgress,
@@ -57,31 +59,17 @@ interface Snapshot {
  * first. `executionsTotal` counts a retried execution once as long as its earlier attempt's decisions are
  * still retained when the retry decides.
  *
- * Retention is built for a main thread that ingests hundreds of thousands of records per second: it keeps
- * the decoded decision and outcome records as they arrived (no copies) in parallel rings, links each
- * decision to the previous one of its execution, and finds an execution's latest decision through a map
- * keyed by the execution id the record already carries. That map is never deleted from: it has two
- * generations, and the older is dropped once the newer has seen `maxDecisions` executions (by then every
- * decision only the older one knows has left the ring). {@link Decision} objects are built when asked for,
- * so each query returns fresh objects.
+ * Retention is built for a main thread that ingests hundreds of thousands of records per second (see
+ * {@link DecisionRing}): decisions and outcomes that came through the record channel are kept as their
+ * place in the frame they arrived in, not as decoded objects. {@link Decision} objects are built when
+ * asked for, so each query returns fresh objects.
  */
 export class OutcomeAggregator {
   private readonly goal: NormalizedGoal | undefined
   private readonly opts: ResolvedOutcomeAggregatorOptions
   private readonly bus: EventBus | undefined
 
-  // Retention (see the class notes): decision `n` (0-based, counted since construction or reset) lives in
-  // slot `n % maxDecisions` of the three parallel rings while `n ≥ retainedTotal − ringCount`.
-  private ringRecords: (DecisionRecord | undefined)[] = []
-  private ringOutcomes: (OutcomeRecord | undefined)[] = []
-  /** Number of the previous retained decision of the same execution id, or −1. */
-  private ringPrev = new Float64Array(0)
-  private retainedTotal = 0
-  private ringCount = 0
-  /** Execution id → number of its latest decision; two generations, swapped instead of deleting from. */
-  private latestByExecution = new Map<string, number>()
-  private latestByExecutionOld = new Map<string, number>()
-
+  private ring!: DecisionRing
   private totalDecisions = 0
   private successes = 0
   private failures = 0
@@ -123,15 +111,16 @@ export class OutcomeAggregator {
   /**
    * Consumes one record from a worker. Called by the runtime's record router; records of one attempt
    * arrive in the order they were made. Goal events follow at once, or at the end of the enclosing
-   * {@link batch}.
+   * {@link batch}. With `source` (the record channel's frame the record is number `index` of), a retained
+   * decision or outcome is kept as bytes and decoded again only when asked for.
    */
-  ingest(record: AggregatedRecord): void {
+  ingest(record: AggregatedRecord, source?: FrameSource, index = -1): void {
     switch (record.k) {
       case 'decision':
-        this.addDecision(record)
+        this.addDecision(record, source, index)
         break
       case 'outcome':
-        this.addOutcome(record)
+        this.addOutcome(record, source, index)
         break
       case 'problem':
         this.problems[record.severity]++
@@ -206,17 +195,18 @@ export class OutcomeAggregator {
 
   /** Retained decisions of one stream, oldest first. */
   decisionsByStream(streamId: string): Decision[] {
-    return this.retained((r) => r.streamId === streamId)
+    const stream = this.streams.get(streamId)
+    return stream === undefined ? [] : this.retained((n) => this.ring.streamOf(n) === stream)
   }
 
   /** Retained decisions of one execution (every attempt), oldest first. */
   decisionsByExecution(streamId: string, executionId: string): Decision[] {
+    const stream = this.streams.get(streamId)
     const found: number[] = []
-    for (let n = this.latestOf(executionId); n >= 0; n = this.previous(n)) {
-      if (this.ringRecords[n % this.ringRecords.length]!.streamId === streamId) found.push(n)
+    for (let n = this.ring.latestOf(executionId); n >= 0; n = this.ring.previous(n)) {
+      if (this.ring.streamOf(n) === stream) found.push(n)
     }
-    const size = this.ringRecords.length
-    return found.reverse().map((n) => toDecision(this.ringRecords[n % size]!, this.ringOutcomes[n % size]))
+    return found.reverse().map((n) => this.decisionAt(n))
   }
 
   /** The `n` most recent retained decisions, oldest first. */
@@ -228,7 +218,7 @@ export class OutcomeAggregator {
   /** Counters and retention figures. */
   stats(): OutcomeStats {
     return {
-      retainedDecisions: this.ringCount,
+      retainedDecisions: this.ring.retained,
       maxDecisions: this.opts.maxDecisions,
       droppedDecisions: this.droppedDecisions,
       totalDecisions: this.totalDecisions,
@@ -263,14 +253,7 @@ export class OutcomeAggregator {
   }
 
   private resetRetention(): void {
-    const size = this.opts.maxDecisions
-    this.ringRecords = new Array(size)
-    this.ringOutcomes = new Array(size)
-    this.ringPrev = new Float64Array(size)
-    this.retainedTotal = 0
-    this.ringCount = 0
-    this.latestByExecution = new Map()
-    this.latestByExecutionOld = new Map()
+    this.ring = new DecisionRing(this.opts.maxDecisions)
   }
 
   private resetCriteria(): void {
@@ -284,37 +267,41 @@ export class OutcomeAggregator {
     }
   }
 
-  private addDecision(r: DecisionRecord): void {
+  private addDecision(r: DecisionRecord, source: FrameSource | undefined, index: number): void {
+    const stream = this.stream(r.streamId)
     // A retried execution's first decision counts the execution only if no earlier attempt decided.
-    if (r.seq === 0 && (r.attempt === 1 || !this.hasRetained(r.streamId, r.executionId)))
-      this.executionsTotal++
+    if (r.seq === 0 && (r.attempt === 1 || !this.hasRetained(stream, r.executionId))) this.executionsTotal++
     this.totalDecisions++
-    this.stream(r.streamId).decisions++
+    stream.decisions++
     for (const id of r.criteria) {
       const c = this.criteria.get(id)
       if (c) c.decisions++
     }
-    this.retain(r)
+    if (this.ring.size === 0) {
+      this.droppedDecisions++
+      return
+    }
+    if (this.ring.push(r, stream, bytesOf(source, index))) this.droppedDecisions++
   }
 
-  private addOutcome(r: OutcomeRecord): void {
+  private addOutcome(r: OutcomeRecord, source: FrameSource | undefined, index: number): void {
+    const stream = this.stream(r.streamId)
     const n = this.findDecision(r)
-    const decision = n < 0 ? undefined : this.ringRecords[n % this.ringRecords.length]!
-    const earlier = n < 0 ? undefined : this.ringOutcomes[n % this.ringOutcomes.length]
-    const criteria = r.criteria ?? decision?.criteria
-    if (decision !== undefined && earlier !== undefined) {
+    // The decision's criteria only when the outcome does not carry them (it came from another execution).
+    const criteria = r.criteria ?? (n < 0 ? undefined : this.ring.decision(n).criteria)
+    const earlier = n < 0 ? undefined : this.ring.outcomeOf(n)
+    if (earlier !== undefined) {
       // A second outcome for the same decision corrects the first: count only the latest.
-      this.count(earlier.success, decision.criteria, earlier.streamId, -1)
+      this.count(earlier.success, this.ring.decision(n).criteria, earlier.stream, -1)
       this.replacedOutcomes++
     } else if (criteria === undefined) {
       this.orphanOutcomes++
     }
-    this.count(r.success, criteria ?? [], r.streamId, 1)
-    if (n >= 0) this.ringOutcomes[n % this.ringOutcomes.length] = r
+    this.count(r.success, criteria ?? [], stream, 1)
+    if (n >= 0) this.ring.setOutcome(n, r, stream, bytesOf(source, index))
   }
 
-  private count(success: boolean, criteria: readonly string[], streamId: string, delta: 1 | -1): void {
-    const s = this.stream(streamId)
+  private count(success: boolean, criteria: readonly string[], s: StreamOutcomeStats, delta: 1 | -1): void {
     if (success) {
       this.successes += delta
       s.successfulOutcomes += delta
@@ -372,44 +359,6 @@ export class OutcomeAggregator {
     })
   }
 
-  private retain(r: DecisionRecord): void {
-    const size = this.ringRecords.length
-    if (size === 0) {
-      this.droppedDecisions++
-      return
-    }
-    const n = this.retainedTotal++
-    const slot = n % size
-    if (this.ringCount === size) this.droppedDecisions++
-    else this.ringCount++
-    this.ringRecords[slot] = r
-    this.ringOutcomes[slot] = undefined
-    this.ringPrev[slot] = this.latestOf(r.executionId)
-    if (!this.latestByExecution.has(r.executionId) && this.latestByExecution.size >= size) {
-      // Every execution only the older generation knows has had `size` decisions after it: none is retained.
-      this.latestByExecutionOld = this.latestByExecution
-      this.latestByExecution = new Map()
-    }
-    this.latestByExecution.set(r.executionId, n)
-  }
-
-  /** The oldest retained decision's number. */
-  private get oldestRetained(): number {
-    return this.retainedTotal - this.ringCount
-  }
-
-  /** Number of the latest retained decision of `executionId`, or −1. */
-  private latestOf(executionId: string): number {
-    const n = this.latestByExecution.get(executionId) ?? this.latestByExecutionOld.get(executionId)
-    return n !== undefined && n >= this.oldestRetained ? n : -1
-  }
-
-  /** The previous retained decision of the same execution id as decision `n`, or −1. */
-  private previous(n: number): number {
-    const p = this.ringPrev[n % this.ringPrev.length]!
-    return p >= this.oldestRetained ? p : -1
-  }
-
   /**
    * The number of the retained decision an outcome is about, or −1. Its id is
    * `${executionId}:${attempt}:${seq}` ({@link decisionId}); the newest decision with that id wins.
@@ -425,28 +374,25 @@ export class OutcomeAggregator {
     // The usual case, an outcome of the recording execution's own decision: no new string to hash.
     const executionId =
       i === r.executionId.length && id.startsWith(r.executionId) ? r.executionId : id.slice(0, i)
-    for (let n = this.latestOf(executionId); n >= 0; n = this.previous(n)) {
-      const d = this.ringRecords[n % this.ringRecords.length]!
-      if (d.seq === seq && d.attempt === attempt && d.executionId === executionId) return n
-    }
-    return -1
+    return this.ring.find(executionId, attempt, seq)
   }
 
-  /** Retained decisions that pass `keep`, oldest first, as fresh objects. */
-  private retained(keep: (r: DecisionRecord) => boolean = () => true): Decision[] {
+  /** Retained decision `n` as a fresh {@link Decision}. */
+  private decisionAt(n: number): Decision {
+    return toDecision(this.ring.decision(n), this.ring.outcome(n))
+  }
+
+  /** Retained decisions whose number passes `keep`, oldest first, as fresh objects. */
+  private retained(keep: (n: number) => boolean = () => true): Decision[] {
     const out: Decision[] = []
-    const size = this.ringRecords.length
-    for (let n = this.oldestRetained; n < this.retainedTotal; n++) {
-      const r = this.ringRecords[n % size]!
-      if (keep(r)) out.push(toDecision(r, this.ringOutcomes[n % size]))
-    }
+    for (let n = this.ring.oldest; n < this.ring.end; n++) if (keep(n)) out.push(this.decisionAt(n))
     return out
   }
 
-  /** Whether any decision of this execution is retained. */
-  private hasRetained(streamId: string, executionId: string): boolean {
-    for (let n = this.latestOf(executionId); n >= 0; n = this.previous(n)) {
-      if (this.ringRecords[n % this.ringRecords.length]!.streamId === streamId) return true
+  /** Whether any decision of this execution in this stream is retained. */
+  private hasRetained(stream: StreamOutcomeStats, executionId: string): boolean {
+    for (let n = this.ring.latestOf(executionId); n >= 0; n = this.ring.previous(n)) {
+      if (this.ring.streamOf(n) === stream) return true
     }
     return false
   }
@@ -547,6 +493,12 @@ function parseDigits(s: string, from: number, to: number): number {
     v = v * 10 + c
   }
   return v
+}
+
+/** Where record `index` of `source` lies, kept past the frame's delivery; undefined if it cannot be kept so. */
+function bytesOf(source: FrameSource | undefined, index: number): RecordBytes | undefined {
+  const frame = source === undefined || index < 0 ? undefined : source.retain()
+  return frame === undefined ? undefined : { frame, start: source!.start(index), end: source!.stop(index) }
 }
 
 function toDecision(r: DecisionRecord, outcome: OutcomeRecord | undefined): Decision {

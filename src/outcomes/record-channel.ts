@@ -186,7 +186,8 @@ export class RecordChannel {
   private readonly rings: FrameRing[]
   private readonly unpackrs: Unpackr[]
   private readonly bell: Int32Array
-  private listener: (records: WireRecord[]) => void = () => {}
+  private listener: (records: WireRecord[], source: FrameSource) => void = () => {}
+  private readonly source = new FrameSource()
   private listening = false
   private draining = false
 
@@ -208,8 +209,12 @@ export class RecordChannel {
     return new RecordChannel(handles)
   }
 
-  /** Sets the one consumer of decoded records, called in ring order per thread. */
-  onRecords(listener: (records: WireRecord[]) => void): void {
+  /**
+   * Sets the one consumer of decoded records, called once per frame, in ring order per thread. `source`
+   * tells where each record lies in the frame, for a consumer that keeps records as bytes (see
+   * {@link FrameSource}); it is valid only during the call.
+   */
+  onRecords(listener: (records: WireRecord[], source: FrameSource) => void): void {
     this.listener = listener
   }
 
@@ -230,9 +235,20 @@ export class RecordChannel {
             this.unpackrs[i] = newUnpackr()
             return
           }
-          const records = this.unpackrs[i]!.unpackMultiple(frame) as WireRecord[]
+          const unpackr = this.unpackrs[i]!
+          const records: WireRecord[] = []
+          // Decoded from a private copy: msgpackr's native string extraction refuses memory that is shared,
+          // and decoding from the ring itself takes about twice as long. The copy is also what a consumer
+          // keeps when it retains records as bytes.
+          const bytes = frame.slice()
+          const source = this.source.begin(bytes, unpackr)
+          unpackr.unpackMultiple(bytes, (record: unknown, start?: number, end?: number) => {
+            records.push(record as WireRecord)
+            source.add(start!, end!)
+          })
           delivered += records.length
-          this.deliver(records)
+          this.deliver(records, source)
+          source.end()
         })
       }
     } finally {
@@ -245,9 +261,9 @@ export class RecordChannel {
    * Hands one frame's records to the listener. A listener that throws must not stop delivery for good (the
    * frame's space is already given back, and the loop must keep waking): the error becomes a warning.
    */
-  private deliver(records: WireRecord[]): void {
+  private deliver(records: WireRecord[], source: FrameSource): void {
     try {
-      this.listener(records)
+      this.listener(records, source)
     } catch (err) {
       process.emitWarning(err instanceof Error ? err : String(err), 'AgentPoolRecordChannel')
     }
@@ -292,6 +308,126 @@ export class RecordChannel {
       const waited = Atomics.waitAsync(this.bell, SEQ, seq)
       if (waited.async) await waited.value
     }
+  }
+}
+
+/**
+ * Where each record of the frame being delivered lies in the frame's bytes, so a consumer can keep a
+ * record as bytes instead of as the decoded object graph and decode it again only when asked for it.
+ * Decoding a record alone needs the msgpack structure table its frame was decoded with; `retain()` keeps
+ * the frame's bytes (the channel decodes from its own copy of each frame) together with that table. Main
+ * thread; valid only during the listener call.
+ */
+export class FrameSource {
+  private frame: Uint8Array | undefined
+  private unpackr: Unpackr | undefined
+  /** The decoder's structure table as the frame began, shared with earlier frames while it is unchanged. */
+  private table: unknown[] | undefined
+  private retained: RetainedFrame | null | undefined
+  private starts = new Int32Array(256)
+  private ends = new Int32Array(256)
+  private count = 0
+  private readonly tables = new WeakMap<Unpackr, unknown[]>()
+
+  /** @internal Starts a frame; `frame` is the channel's own copy, never written again. */
+  begin(frame: Uint8Array, unpackr: Unpackr): this {
+    this.frame = frame
+    this.unpackr = unpackr
+    this.retained = undefined
+    this.count = 0
+    // msgpackr replaces a structure when it is (re)defined and never edits one in place, so a shallow copy
+    // of the table decodes, for good, any record read while the table looked like this.
+    const live = liveTable(unpackr)
+    let table = this.tables.get(unpackr)
+    if (table === undefined || !sameEntries(table, live)) {
+      table = live.slice()
+      this.tables.set(unpackr, table)
+    }
+    this.table = table
+    return this
+  }
+
+  /** @internal Notes the byte range of the next record. */
+  add(start: number, end: number): void {
+    if (this.count === this.starts.length) {
+      const starts = new Int32Array(this.count * 2)
+      const ends = new Int32Array(this.count * 2)
+      starts.set(this.starts)
+      ends.set(this.ends)
+      this.starts = starts
+      this.ends = ends
+    }
+    this.starts[this.count] = start
+    this.ends[this.count] = end
+    this.count++
+  }
+
+  /** @internal Ends the frame: nothing of it may be read any more. */
+  end(): void {
+    this.frame = undefined
+    this.unpackr = undefined
+    this.table = undefined
+    this.retained = undefined
+  }
+
+  /** Byte offset of record `index` in the frame. */
+  start(index: number): number {
+    return this.starts[index]!
+  }
+
+  /** Byte offset just past record `index`. */
+  stop(index: number): number {
+    return this.ends[index]!
+  }
+
+  /**
+   * The frame, kept past the call, able to decode any of its records again; made once per frame, whoever
+   * asks first. Undefined when the frame itself defined new record structures (a new shape, or msgpack
+   * recycling its structure ids): a record of it may then need a definition made by another record of the
+   * frame, so it cannot be decoded alone, and the consumer keeps the decoded object instead. That happens
+   * while a stream's shapes are new, rarely after.
+   */
+  retain(): RetainedFrame | undefined {
+    if (this.retained !== undefined) return this.retained ?? undefined
+    if (this.frame === undefined || this.unpackr === undefined || this.table === undefined) {
+      throw new Error('agentpool FrameSource.retain() called outside the record listener')
+    }
+    this.retained = sameEntries(this.table, liveTable(this.unpackr))
+      ? new RetainedFrame(this.frame, this.table)
+      : null
+    return this.retained ?? undefined
+  }
+}
+
+function liveTable(unpackr: Unpackr): unknown[] {
+  return (unpackr as unknown as { structures: unknown[] }).structures
+}
+
+function sameEntries(a: unknown[], b: unknown[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** Decoders for kept structure tables (several frames share a table while it does not change). */
+const tableDecoders = new WeakMap<unknown[], Unpackr>()
+
+/** A frame's bytes and structure table, kept past its delivery to decode records from it later. */
+export class RetainedFrame {
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly table: unknown[],
+  ) {}
+
+  /** Decodes the record in `[start, end)` again, as a new object. */
+  decode(start: number, end: number): unknown {
+    let decoder = tableDecoders.get(this.table)
+    if (decoder === undefined) {
+      // A copy again: the decoder marks its table, and the kept one is shared by frames.
+      decoder = new Unpackr({ structures: this.table.slice() as object[], moreTypes: true })
+      tableDecoders.set(this.table, decoder)
+    }
+    return decoder.unpack(this.bytes.subarray(start, end))
   }
 }
 

@@ -6,6 +6,7 @@
 import type { EventBus } from '../events/index.js'
 import type { WireRecord } from '../protocol.js'
 import type { OutcomeAggregator } from './outcome-aggregator.js'
+import type { FrameSource } from './record-channel.js'
 
 /** Where {@link routeRecord} delivers. */
 export interface RecordTargets {
@@ -16,15 +17,23 @@ export interface RecordTargets {
 /**
  * Consumes one record from a worker: decisions, outcomes, problems and violations go to the aggregator
  * (which publishes goal and constraint events); problems, custom events, state changes and state
- * conflicts are published on the bus. Main thread only.
+ * conflicts are published on the bus. Main thread only. With `source`, the channel frame the record is
+ * number `index` of, the aggregator may keep the record as bytes.
  * @returns false for an `end` record, which is the runtime's to handle; true otherwise.
  */
-export function routeRecord(record: WireRecord, { aggregator, bus }: RecordTargets): boolean {
+export function routeRecord(
+  record: WireRecord,
+  { aggregator, bus }: RecordTargets,
+  source?: FrameSource,
+  index = -1,
+): boolean {
   switch (record.k) {
     case 'end':
       return false
     case 'decision':
     case 'outcome':
+      aggregator.ingest(record, source, index)
+      return true
     case 'violation':
       aggregator.ingest(record)
       return true
@@ -90,14 +99,21 @@ export function routeRecord(record: WireRecord, { aggregator, bus }: RecordTarge
 }
 
 /**
- * Consumes a run of records (as decoded from one frame) with {@link routeRecord}, evaluating the goal once
- * at the end of the run. Main thread only.
+ * Consumes a run of records (as decoded from one frame: `records[from, to)`, all by default) with
+ * {@link routeRecord}, evaluating the goal once at the end of the run. Main thread only.
+ * @param source the frame the records were decoded from, when they came through the record channel.
  * @returns how many records were consumed (every one but `end` records).
  */
-export function routeRecords(records: readonly WireRecord[], targets: RecordTargets): number {
+export function routeRecords(
+  records: readonly WireRecord[],
+  targets: RecordTargets,
+  source?: FrameSource,
+  from = 0,
+  to = records.length,
+): number {
   return targets.aggregator.batch(() => {
     let consumed = 0
-    for (const r of records) if (routeRecord(r, targets)) consumed++
+    for (let i = from; i < to; i++) if (routeRecord(records[i]!, targets, source, i)) consumed++
     return consumed
   })
 }

@@ -76,12 +76,12 @@ export class AgentRuntime {
     const sinks = { aggregator: this.outcomes, bus: this.events }
     this.engine = new RuntimeEngine(this.config, this.runtimeId, this.events, this.state, {
       // One goal evaluation per frame, not per record.
-      onRecords: (records) => void routeRecords(records, sinks),
+      onRecords: (records, source, from, to) => void routeRecords(records, sinks, source, from, to),
       drainRecords: () => {
         this.channel.drain()
       },
     })
-    this.channel.onRecords((records) => this.engine.consume(records))
+    this.channel.onRecords((records, source) => this.engine.consume(records, source))
   }
 
   /** Reads a YAML or JSON config file; handler paths resolve against the file's folder. */

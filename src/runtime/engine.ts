@@ -38,6 +38,7 @@ import {
   WorkerCrashedError,
 } from '../errors.js'
 import type { EventBus } from '../events/index.js'
+import type { FrameSource } from '../outcomes/index.js'
 import type { BatchResult, ControlMessage, EndRecord, ExecutionTask, WireRecord } from '../protocol.js'
 import { API_META, controlChannelName } from '../protocol.js'
 import { type Execution, ExecutionStream, newExecution } from './execution-stream.js'
@@ -86,8 +87,8 @@ interface Batch {
 }
 
 export interface EngineHooks {
-  /** Records other than `end`, in ring order. */
-  onRecords(records: WireRecord[]): void
+  /** Records other than `end`: `records[from, to)`, in ring order, decoded from `source`'s frame if given. */
+  onRecords(records: WireRecord[], source: FrameSource | undefined, from: number, to: number): void
   /** Drains the record channel now. */
   drainRecords(): void
 }
@@ -237,30 +238,25 @@ export class RuntimeEngine {
    * a failure while routing them (a throwing subscriber is caught by the bus; this is for bugs) never
    * costs an end: an end that is never consumed would leave its execution waiting forever.
    */
-  consume(records: WireRecord[]): void {
-    let others: WireRecord[] | undefined
-    for (const r of records) {
+  consume(records: WireRecord[], source?: FrameSource): void {
+    let from = 0
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!
       // msgpackr can mis-encode a value it was handed (an own non-function `hasOwnProperty` plus inherited
       // enumerable keys): the frame then decodes into stray values. They are dropped, never routed.
-      if (typeof r !== 'object' || r === null || typeof r.k !== 'string' || typeof r.executionId !== 'string')
-        continue
-      if (r.k === 'end') {
-        if (others !== undefined && others.length > 0) {
-          this.route(others)
-          others = []
-        }
-        this.onEnd(r)
-      } else {
-        others ??= []
-        others.push(r)
-      }
+      const valid =
+        typeof r === 'object' && r !== null && typeof r.k === 'string' && typeof r.executionId === 'string'
+      if (valid && r.k !== 'end') continue
+      if (i > from) this.route(records, source, from, i)
+      from = i + 1
+      if (valid) this.onEnd(r as EndRecord)
     }
-    if (others !== undefined && others.length > 0) this.route(others)
+    if (records.length > from) this.route(records, source, from, records.length)
   }
 
-  private route(records: WireRecord[]): void {
+  private route(records: WireRecord[], source: FrameSource | undefined, from: number, to: number): void {
     try {
-      this.hooks.onRecords(records)
+      this.hooks.onRecords(records, source, from, to)
     } catch (err) {
       process.emitWarning(err instanceof Error ? err : String(err), 'AgentPoolRecords')
     }
@@ -304,13 +300,14 @@ export class RuntimeEngine {
   private dispatch(): void {
     if (this.pool === undefined) return
     this.dispatchDelegated()
+    let startable = 0
+    for (const s of this.streamOrder) startable += s.startable
+    if (startable === 0) return
+    // Spread over every slot, not just the free ones: what does not fit waits here for the next free
+    // slot rather than piling onto whichever thread happens to take a big message. One size for the whole
+    // round, so a burst splits evenly (8 over 2 slots is 4 + 4, not 4 + 2 + 1 + 1 as slots free up).
+    const size = Math.min(MAX_BATCH, Math.ceil(startable / this.messageSlots))
     while (this.messagesBusy < this.messageSlots) {
-      let startable = 0
-      for (const s of this.streamOrder) startable += s.startable
-      if (startable === 0) return
-      // Spread over every slot, not just the free ones: what does not fit waits here for the next free
-      // slot rather than piling onto whichever thread happens to take a big message.
-      const size = Math.min(MAX_BATCH, Math.ceil(startable / this.messageSlots))
       const batch = this.takeBatch(size)
       if (batch.length === 0) return
       this.send(batch)
@@ -484,6 +481,7 @@ export class RuntimeEngine {
     if (!batch.busy) return
     batch.busy = false
     this.messagesBusy--
+    this.pool!.releaseBusy(batch.slot)
   }
 
   /** A failed attempt: retry if allowed, else the execution fails. */

@@ -10,7 +10,7 @@
  */
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { Piscina } from 'piscina'
+import { Piscina, queueOptionsSymbol } from 'piscina'
 import type { ResolvedRuntimeConfig } from '../config/index.js'
 import type { BatchResult, BatchTask, PoolEntryPoint } from '../protocol.js'
 import { DELEGATION_HEADROOM } from './engine.js'
@@ -42,11 +42,32 @@ export interface WorkerPoolEvents {
   onThreadExit(threadId: number): void
 }
 
+/** What the balancer sees of a Piscina worker (its task-facing interface). */
+interface BalancedWorker {
+  readonly id: number
+  readonly currentUsage: number
+  readonly isRunningAbortableTask: boolean
+  readonly terminating: boolean
+  readonly destroyed: boolean
+}
+
+/** What the balancer sees of a task: our slot rides along under Piscina's queue-options symbol. */
+interface BalancedTask {
+  readonly isAbortable: boolean
+  readonly [queueOptionsSymbol]?: { slot: number } | null
+}
+
 export class WorkerPool {
   private readonly piscina: Piscina
   /** `messageThreads[slot]` = thread id + 1 of the thread running the message in `slot`; 0 = not started. */
   private readonly messageThreads: Int32Array
   private readonly freeSlots: number[]
+  /**
+   * Messages each thread holds in the engine's sense (not every end consumed yet), by thread id; and the
+   * thread each slot's message was given to. See {@link balance}.
+   */
+  private readonly busyOn = new Map<number, number>()
+  private readonly slotThread: Int32Array
   threadsReplaced = 0
   private readonly live = new Set<number>()
   private closing = false
@@ -57,12 +78,20 @@ export class WorkerPool {
     const slots = 2 * threads * (tasksPerThread + DELEGATION_HEADROOM) + 64
     this.messageThreads = new Int32Array(new SharedArrayBuffer(4 * slots))
     this.freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i)
+    this.slotThread = new Int32Array(slots).fill(-1)
+    const maximumUsage = tasksPerThread + DELEGATION_HEADROOM
     this.piscina = new Piscina({
       filename: bootstrapFile,
       minThreads: threads,
       maxThreads: threads,
       // The engine caps ordinary messages at threads × tasksPerThread; the headroom is for delegated ones.
-      concurrentTasksPerWorker: tasksPerThread + DELEGATION_HEADROOM,
+      concurrentTasksPerWorker: maximumUsage,
+      loadBalancer: (task, workers) =>
+        this.balance(
+          task as unknown as BalancedTask,
+          workers as unknown as BalancedWorker[],
+          maximumUsage,
+        ) as never,
       idleTimeout: idleTimeoutMs,
       // Handlers are async and use their thread's event loop (timers, abort messages): never park the
       // loop in a blocking Atomics.wait between tasks.
@@ -98,7 +127,45 @@ export class WorkerPool {
    * never aborted). A message is stopped by terminating its thread ({@link terminateThread}).
    */
   run(task: BatchTask, alone = false): Promise<BatchResult> {
-    return alone ? this.piscina.run(task, { signal: new AbortController().signal }) : this.piscina.run(task)
+    // The slot rides under Piscina's queue-options symbol (never cloned to the thread) for the balancer.
+    const withSlot = { ...task, [queueOptionsSymbol]: { slot: task.slot ?? -1 } }
+    return alone
+      ? this.piscina.run(withSlot, { signal: new AbortController().signal })
+      : this.piscina.run(withSlot)
+  }
+
+  /**
+   * Picks the thread for a message. Piscina's own choice goes by the tasks it has not yet heard back
+   * about, but the engine knows sooner: a message whose ends were all consumed frees its thread before
+   * Piscina's reply arrives. Balancing on that stale count piles consecutive messages onto one thread
+   * while another idles (with synchronous handlers a thread runs its messages one after another), so the
+   * thread holding the fewest of the engine's busy messages wins, Piscina's count breaking ties. Piscina's
+   * rules stay: a message with an abort signal only goes to an idle thread and runs there alone, and no
+   * thread takes more than `maximumUsage` messages. Returns null when no thread can take it now.
+   */
+  private balance(
+    task: BalancedTask,
+    workers: BalancedWorker[],
+    maximumUsage: number,
+  ): BalancedWorker | null {
+    let best: BalancedWorker | null = null
+    let bestBusy = Number.POSITIVE_INFINITY
+    for (const w of workers) {
+      if (w.terminating || w.destroyed || w.isRunningAbortableTask) continue
+      const usage = w.currentUsage
+      if (usage >= maximumUsage || (task.isAbortable && usage > 0)) continue
+      const busy = this.busyOn.get(w.id) ?? 0
+      if (busy < bestBusy || (busy === bestBusy && usage < best!.currentUsage)) {
+        best = w
+        bestBusy = busy
+      }
+    }
+    const slot = task[queueOptionsSymbol]?.slot ?? -1
+    if (best !== null && slot >= 0) {
+      this.slotThread[slot] = best.id
+      this.busyOn.set(best.id, bestBusy + 1)
+    }
+    return best
   }
 
   /** Takes a message slot for a new pool message; -1 when none is free (its thread cannot be known). */
@@ -108,6 +175,20 @@ export class WorkerPool {
     // Cleared before the message is sent; the worker that takes it stores its thread id.
     Atomics.store(this.messageThreads, slot, 0)
     return slot
+  }
+
+  /**
+   * The message in `slot` no longer keeps its thread busy (every end consumed, or it settled). Call once
+   * per message, before {@link releaseSlot}.
+   */
+  releaseBusy(slot: number): void {
+    if (slot < 0) return
+    const thread = this.slotThread[slot]!
+    this.slotThread[slot] = -1
+    if (thread < 0) return
+    const busy = (this.busyOn.get(thread) ?? 1) - 1
+    if (busy > 0) this.busyOn.set(thread, busy)
+    else this.busyOn.delete(thread)
   }
 
   releaseSlot(slot: number): void {

@@ -1,0 +1,222 @@
+/**
+ * The aggregator's bounded memory of recent decisions and their outcomes.
+ *
+ * Decision `n` (0-based, counted since construction) lives in slot `n % size` while it is among the last
+ * `size` decisions. A slot keeps what lookups need in typed arrays and plain references: the execution
+ * id (also the key of the lookup map), the stream's counters object (shared by every decision of the
+ * stream), the attempt and sequence numbers, and the link to the previous retained decision of the same
+ * execution id. The decision itself is kept either as the decoded record or — when it came through the
+ * record channel — as its place in a {@link RetainedFrame}, decoded again only when someone asks for it.
+ * Kept as bytes, a retained decision is a handful of numbers rather than an object graph that survives
+ * young-generation collections and has to be promoted and marked; the same goes for its outcome.
+ *
+ * An execution's latest decision is found through a map keyed by the execution id the record already
+ * carries. The map is never deleted from: it has two generations, and the older one is dropped once the
+ * newer has seen `size` executions (by then every decision only the older one knows has left the ring).
+ *
+ * Main thread only.
+ *
+ * @module
+ */
+import type { DecisionRecord, OutcomeRecord } from '../protocol.js'
+import { RetainedFrame } from './record-channel.js'
+import type { StreamOutcomeStats } from './types.js'
+
+/** Where a record came from as bytes: the kept frame and its byte range. */
+export interface RecordBytes {
+  frame: RetainedFrame
+  start: number
+  end: number
+}
+
+/** Newest decisions {@link DecisionRing.find} compares directly before it looks the execution id up. */
+const RECENT = 4
+
+/** Outcome states of a slot. */
+const NO_OUTCOME = 0
+const SUCCEEDED = 1
+const FAILED = 2
+
+export class DecisionRing {
+  readonly size: number
+  /** Decisions pushed so far; the next one's number. */
+  private total = 0
+  private count = 0
+
+  private readonly executionIds: (string | undefined)[]
+  private readonly streams: (StreamOutcomeStats | undefined)[]
+  private readonly attempts: Int32Array
+  private readonly seqs: Int32Array
+  /** Number of the previous retained decision of the same execution id, or −1. */
+  private readonly prev: Float64Array
+  /** The decoded decision record, or its bytes. */
+  private readonly records: (DecisionRecord | RetainedFrame | undefined)[]
+  private readonly recordStart: Int32Array
+  private readonly recordEnd: Int32Array
+  /** The outcome record, or its bytes; with its success and stream kept apart for recounting. */
+  private readonly outcomes: (OutcomeRecord | RetainedFrame | undefined)[]
+  private readonly outcomeStart: Int32Array
+  private readonly outcomeEnd: Int32Array
+  private readonly outcomeState: Uint8Array
+  private readonly outcomeStreams: (StreamOutcomeStats | undefined)[]
+
+  private latest = new Map<string, number>()
+  private latestOld = new Map<string, number>()
+
+  constructor(size: number) {
+    this.size = size
+    this.executionIds = new Array(size)
+    this.streams = new Array(size)
+    this.attempts = new Int32Array(size)
+    this.seqs = new Int32Array(size)
+    this.prev = new Float64Array(size)
+    this.records = new Array(size)
+    this.recordStart = new Int32Array(size)
+    this.recordEnd = new Int32Array(size)
+    this.outcomes = new Array(size)
+    this.outcomeStart = new Int32Array(size)
+    this.outcomeEnd = new Int32Array(size)
+    this.outcomeState = new Uint8Array(size)
+    this.outcomeStreams = new Array(size)
+  }
+
+  /** Decisions retained now. */
+  get retained(): number {
+    return this.count
+  }
+
+  /** The oldest retained decision's number. */
+  get oldest(): number {
+    return this.total - this.count
+  }
+
+  /** The number after the newest retained decision's. */
+  get end(): number {
+    return this.total
+  }
+
+  /**
+   * Retains a decision (dropping the oldest when full). With `bytes`, only its place in the frame is kept.
+   * @returns whether an older decision was dropped to make room. Never call with `size` 0.
+   */
+  push(r: DecisionRecord, stream: StreamOutcomeStats, bytes: RecordBytes | undefined): boolean {
+    const n = this.total++
+    const slot = n % this.size
+    const dropped = this.count === this.size
+    if (!dropped) this.count++
+    this.executionIds[slot] = r.executionId
+    this.streams[slot] = stream
+    this.attempts[slot] = r.attempt
+    this.seqs[slot] = r.seq
+    const latest = this.latest.get(r.executionId)
+    this.prev[slot] =
+      latest !== undefined && latest >= this.oldest ? latest : this.latestIn(this.latestOld, r.executionId)
+    if (bytes === undefined) {
+      this.records[slot] = r
+    } else {
+      this.records[slot] = bytes.frame
+      this.recordStart[slot] = bytes.start
+      this.recordEnd[slot] = bytes.end
+    }
+    this.outcomes[slot] = undefined
+    this.outcomeStreams[slot] = undefined
+    this.outcomeState[slot] = NO_OUTCOME
+    if (latest === undefined && this.latest.size >= this.size) {
+      this.latestOld = this.latest
+      this.latest = new Map()
+    }
+    this.latest.set(r.executionId, n)
+    return dropped
+  }
+
+  /** Number of the latest retained decision of `executionId`, or −1. */
+  latestOf(executionId: string): number {
+    const n = this.latest.get(executionId)
+    return n !== undefined ? (n >= this.oldest ? n : -1) : this.latestIn(this.latestOld, executionId)
+  }
+
+  private latestIn(map: Map<string, number>, executionId: string): number {
+    const n = map.get(executionId)
+    return n !== undefined && n >= this.oldest ? n : -1
+  }
+
+  /** The previous retained decision of the same execution id as decision `n`, or −1. */
+  previous(n: number): number {
+    const p = this.prev[n % this.size]!
+    return p >= this.oldest ? p : -1
+  }
+
+  /** The retained decision `${executionId}:${attempt}:${seq}` (the newest, if the id recurs), or −1. */
+  find(executionId: string, attempt: number, seq: number): number {
+    // An outcome usually follows its decision closely: look at the newest few before hashing the id.
+    for (let n = this.total - 1; n >= this.oldest && n >= this.total - RECENT; n--) {
+      const slot = n % this.size
+      if (
+        this.seqs[slot] === seq &&
+        this.attempts[slot] === attempt &&
+        this.executionIds[slot] === executionId
+      )
+        return n
+    }
+    for (let n = this.latestOf(executionId); n >= 0; n = this.previous(n)) {
+      const slot = n % this.size
+      if (
+        this.seqs[slot] === seq &&
+        this.attempts[slot] === attempt &&
+        this.executionIds[slot] === executionId
+      )
+        return n
+    }
+    return -1
+  }
+
+  /** The stream counters of retained decision `n`. */
+  streamOf(n: number): StreamOutcomeStats {
+    return this.streams[n % this.size]!
+  }
+
+  /** Retained decision `n` as its record (decoded again if it was kept as bytes). */
+  decision(n: number): DecisionRecord {
+    const slot = n % this.size
+    const kept = this.records[slot]!
+    return isFrame(kept)
+      ? (kept.decode(this.recordStart[slot]!, this.recordEnd[slot]!) as DecisionRecord)
+      : kept
+  }
+
+  /** The outcome recorded for retained decision `n`, if any (decoded again if it was kept as bytes). */
+  outcome(n: number): OutcomeRecord | undefined {
+    const slot = n % this.size
+    const kept = this.outcomes[slot]
+    if (kept === undefined) return undefined
+    return isFrame(kept)
+      ? (kept.decode(this.outcomeStart[slot]!, this.outcomeEnd[slot]!) as OutcomeRecord)
+      : kept
+  }
+
+  /** Whether decision `n` has an outcome: its success and the stream of the execution that recorded it. */
+  outcomeOf(n: number): { success: boolean; stream: StreamOutcomeStats } | undefined {
+    const slot = n % this.size
+    const state = this.outcomeState[slot]
+    if (state === NO_OUTCOME) return undefined
+    return { success: state === SUCCEEDED, stream: this.outcomeStreams[slot]! }
+  }
+
+  /** Attaches an outcome to retained decision `n`, replacing any earlier one. */
+  setOutcome(n: number, r: OutcomeRecord, stream: StreamOutcomeStats, bytes: RecordBytes | undefined): void {
+    const slot = n % this.size
+    if (bytes === undefined) {
+      this.outcomes[slot] = r
+    } else {
+      this.outcomes[slot] = bytes.frame
+      this.outcomeStart[slot] = bytes.start
+      this.outcomeEnd[slot] = bytes.end
+    }
+    this.outcomeState[slot] = r.success ? SUCCEEDED : FAILED
+    this.outcomeStreams[slot] = stream
+  }
+}
+
+function isFrame(kept: object): kept is RetainedFrame {
+  return kept instanceof RetainedFrame
+}

@@ -1,0 +1,51 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { api, startRuntime } from './helpers/runtime.js'
+
+const cleanups: (() => Promise<void>)[] = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c()
+})
+const onCleanup = (fn: () => Promise<void>) => cleanups.push(fn)
+
+describe('balancing messages over threads', () => {
+  it('gives each wave of synchronous work to every thread, even while the last replies are still on their way', async () => {
+    // One message slot per thread: each wave of 8 goes out as two messages of 4. The previous wave's ends
+    // free both threads before Piscina has heard back from them, which is when a balancer that goes by
+    // Piscina's own count sends both messages to the thread whose reply came first.
+    const rt = await startRuntime(
+      { pool: { threads: 2, tasksPerThread: 1 }, entryPoints: [api('work', 'thread', { maxConcurrent: 8 })] },
+      onCleanup,
+    )
+    const waves = 25
+    for (let wave = 0; wave < waves; wave++) {
+      const results = await Promise.all(Array.from({ length: 8 }, () => rt.triggerAndWait('work', { ms: 2 })))
+      const threads = new Map<number, number>()
+      for (const r of results) {
+        expect(r.status).toBe('completed')
+        threads.set(r.output as number, (threads.get(r.output as number) ?? 0) + 1)
+      }
+      expect([...threads.values()], `wave ${wave}`).toEqual([4, 4])
+    }
+  })
+})
+
+describe('end records of synchronous handlers', () => {
+  it('reach the main thread while the same thread still runs other synchronous work', async () => {
+    // One thread and one message slot: both executions travel in one pool message and run back to back
+    // on one thread without yielding to its event loop. The second spins until the main thread has the
+    // first one's result, so it is released only if that end record left the thread before it started.
+    const rt = await startRuntime(
+      {
+        pool: { threads: 1, tasksPerThread: 1 },
+        entryPoints: [api('work', 'wait-flag', { maxConcurrent: 2 })],
+      },
+      onCleanup,
+    )
+    const flag = new SharedArrayBuffer(4)
+    const first = rt.triggerAndWait('work', { capMs: 0 })
+    const second = rt.triggerAndWait('work', { flag, capMs: 10_000 })
+    expect((await first).output).toBe('no flag')
+    Atomics.store(new Int32Array(flag), 0, 1)
+    expect((await second).output).toBe('released')
+  })
+})
