@@ -300,14 +300,15 @@ export class RuntimeEngine {
   private dispatch(): void {
     if (this.pool === undefined) return
     this.dispatchDelegated()
-    let startable = 0
-    for (const s of this.streamOrder) startable += s.startable
-    if (startable === 0) return
-    // Spread over every slot, not just the free ones: what does not fit waits here for the next free
-    // slot rather than piling onto whichever thread happens to take a big message. One size for the whole
-    // round, so a burst splits evenly (8 over 2 slots is 4 + 4, not 4 + 2 + 1 + 1 as slots free up).
-    const size = Math.min(MAX_BATCH, Math.ceil(startable / this.messageSlots))
     while (this.messagesBusy < this.messageSlots) {
+      let startable = 0
+      for (const s of this.streamOrder) startable += s.startable
+      if (startable === 0) return
+      // Spread over every slot, not just the free ones: what does not fit waits here for the next free
+      // slot rather than piling onto whichever thread happens to take a big message. Sized from what is
+      // left each time, messages shrink as a queue drains (guided self-scheduling), so the last ones are
+      // small and every thread finishes at about the same time.
+      const size = Math.min(MAX_BATCH, Math.ceil(startable / this.messageSlots))
       const batch = this.takeBatch(size)
       if (batch.length === 0) return
       this.send(batch)
