@@ -107,7 +107,7 @@ control.unref()
  * are done: an end record waiting that long holds its execution (and its caller) back for nothing. So an
  * end also flushes once {@link END_FLUSH_INTERVAL_MS} have passed since the last flush.
  */
-const END_FLUSH_INTERVAL_MS = 1
+const END_FLUSH_INTERVAL_MS = 2
 let flushScheduled = false
 let lastFlush = performance.now()
 const sink = {
