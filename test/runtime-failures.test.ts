@@ -101,6 +101,24 @@ describe('failures, timeouts and cancellation', () => {
     },
   )
 
+  it('re-runs every suspect of a crash on a one-thread pool, though each must run alone and they queue for it', async () => {
+    // One thread, several executions on it when it dies: each becomes a suspect that re-runs alone, so
+    // all but one of those messages wait in Piscina's queue until the thread is free.
+    const rt = await startRuntime(
+      {
+        pool: { threads: 1, tasksPerThread: 4 },
+        entryPoints: [api('crash', 'crash'), api('slow', 'sleep', { maxConcurrent: 8 })],
+      },
+      onCleanup,
+    )
+    const slow = Array.from({ length: 6 }, (_, i) => rt.triggerAndWait('slow', { ms: 50, value: i }))
+    const crashed = rt.triggerAndWait('crash', { how: 'uncaught' })
+    expect((await crashed).error!.code).toBe(ErrorCode.WORKER_CRASHED)
+    expect((await Promise.all(slow)).map((r) => [r.status, r.output])).toEqual(
+      Array.from({ length: 6 }, (_, i) => ['completed', i]),
+    )
+  })
+
   it('fails clearly when the handler module exports no handler', async () => {
     const rt = await startRuntime({ entryPoints: [api('bad', 'not-a-handler')] }, onCleanup)
     const r = await rt.triggerAndWait('bad', {})

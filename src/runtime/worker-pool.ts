@@ -96,7 +96,11 @@ export class WorkerPool {
       // Handlers are async and use their thread's event loop (timers, abort messages): never park the
       // loop in a blocking Atomics.wait between tasks.
       atomics: 'sync',
-      maxQueue: 'auto',
+      // The engine bounds what it sends (its message slots plus delegated messages), so Piscina's own queue
+      // must never refuse one: the engine would take a refused message for a lost thread, re-run its
+      // executions alone, and each of those waits in that queue for an idle thread — refused again, for
+      // ever (seen in the full sweep: the main thread spinning on refusals while the pool idled).
+      maxQueue: Number.POSITIVE_INFINITY,
       workerData: {
         ...setup,
         entryPoints: config.entryPoints.map(({ id, handler, isolation }) => ({ id, handler, isolation })),
