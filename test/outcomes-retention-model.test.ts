@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { threadId } from 'node:worker_threads'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
@@ -250,5 +252,57 @@ describe('decisions kept as bytes', () => {
     expect(kept.map((d) => [d.id, d.context, d.intent])).toEqual(
       sent.slice(900).map((s) => [s.id, s.context, s.intent]),
     )
+  })
+})
+
+describe('decisions kept as bytes, next to large records', () => {
+  it('do not keep the large records of their frame alive', () => {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const aggregator = new OutcomeAggregator(goal, { maxDecisions: 1000 })
+    const channel = RecordChannel.create({ slots: 1, ringBytes: 1 << 20 })
+    channel.onRecords((batch, source) => {
+      routeRecords(batch, { aggregator, bus: new EventBus({ historySize: 0 }) }, source)
+    })
+    const writer = RecordWriter.attach(channel.handles, threadId)
+    const big = 'x'.repeat(100_000)
+    const frames = 300
+    gc()
+    const before = process.memoryUsage().arrayBuffers
+    for (let i = 0; i < frames; i++) {
+      const executionId = `e${i}`
+      writer.push({
+        k: 'decision',
+        executionId,
+        streamId: 'api',
+        attempt: 1,
+        seq: 0,
+        correlationId: executionId,
+        intent: `intent ${i}`,
+        options: [{ id: 'a' }],
+        chosen: 'a',
+        reasoning: '',
+        criteria: ['a'],
+        timestamp: i,
+      })
+      writer.push({
+        k: 'event',
+        executionId,
+        streamId: 'api',
+        attempt: 1,
+        correlationId: executionId,
+        type: 'bulky',
+        data: { big },
+        timestamp: i,
+      })
+      writer.flush()
+      channel.drain()
+    }
+    channel.close()
+    gc()
+    const grown = process.memoryUsage().arrayBuffers - before
+    // Kept whole, the 300 frames of about 100 kB would hold some 30 MB.
+    expect(grown).toBeLessThan(3_000_000)
+    expect(aggregator.recentDecisions(2).map((d) => d.intent)).toEqual(['intent 298', 'intent 299'])
   })
 })

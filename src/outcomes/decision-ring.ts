@@ -19,15 +19,8 @@
  * @module
  */
 import type { DecisionRecord, OutcomeRecord } from '../protocol.js'
-import { RetainedFrame } from './record-channel.js'
+import { type RecordBytes, RetainedFrame } from './record-channel.js'
 import type { StreamOutcomeStats } from './types.js'
-
-/** Where a record came from as bytes: the kept frame and its byte range. */
-export interface RecordBytes {
-  frame: RetainedFrame
-  start: number
-  end: number
-}
 
 /** Newest decisions {@link DecisionRing.find} compares directly before it looks the execution id up. */
 const RECENT = 4

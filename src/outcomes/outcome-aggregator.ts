@@ -14,14 +14,14 @@ import {
   type ProblemRecord,
   type ViolationRecord,
 } from '../protocol.js'
-import { DecisionRing, type RecordBytes } from './decision-ring.js'
+import { DecisionRing } from './decision-ring.js'
 import {
   type NormalizedCriterion,
   type NormalizedGoal,
   normalizeGoal,
   resolveAggregatorOptions,
 } from './goal.js'
-import type { FrameSource } from './record-channel.js'
+import type { FrameSource, RecordBytes } from './record-channel.js'
 import type {
   ConstraintViolationSummary,
   CriterionProgress,
@@ -497,8 +497,7 @@ function parseDigits(s: string, from: number, to: number): number {
 
 /** Where record `index` of `source` lies, kept past the frame's delivery; undefined if it cannot be kept so. */
 function bytesOf(source: FrameSource | undefined, index: number): RecordBytes | undefined {
-  const frame = source === undefined || index < 0 ? undefined : source.retain()
-  return frame === undefined ? undefined : { frame, start: source!.start(index), end: source!.stop(index) }
+  return source === undefined || index < 0 ? undefined : source.keep(index)
 }
 
 function toDecision(r: DecisionRecord, outcome: OutcomeRecord | undefined): Decision {

@@ -318,6 +318,19 @@ export class RecordChannel {
  * the frame's bytes (the channel decodes from its own copy of each frame) together with that table. Main
  * thread; valid only during the listener call.
  */
+/** A record kept as bytes: the frame holding it and its byte range there. */
+export interface RecordBytes {
+  frame: RetainedFrame
+  start: number
+  end: number
+}
+
+/**
+ * Frames up to this size are kept whole by {@link FrameSource.keep}; from a larger one only the record's
+ * own bytes are copied, so a small decision never pins a frame full of large outputs or event data.
+ */
+const WHOLE_FRAME_BYTES = 16 * 1024
+
 export class FrameSource {
   private frame: Uint8Array | undefined
   private unpackr: Unpackr | undefined
@@ -396,6 +409,23 @@ export class FrameSource {
       ? new RetainedFrame(this.frame, this.table)
       : null
     return this.retained ?? undefined
+  }
+
+  /**
+   * Record `index` kept past the call (see {@link retain}), or undefined if it cannot be. A frame larger
+   * than 16 KiB is not kept whole for one record: that record's bytes alone are copied.
+   */
+  keep(index: number): RecordBytes | undefined {
+    const whole = this.retain()
+    if (whole === undefined) return undefined
+    const start = this.starts[index]!
+    const end = this.ends[index]!
+    if (this.frame!.length <= WHOLE_FRAME_BYTES) return { frame: whole, start, end }
+    return {
+      frame: new RetainedFrame(this.frame!.slice(start, end), this.table!),
+      start: 0,
+      end: end - start,
+    }
   }
 }
 
