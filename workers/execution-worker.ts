@@ -82,9 +82,8 @@ const running = new Map<string, ExecutionContext>()
  */
 const earlyAborts = new Map<string, ControlMessage['reason']>()
 const EARLY_ABORTS_KEPT = 4096
-const handlers = new Map<string, Promise<Handler>>()
-/** Handlers already loaded, by path: a loaded handler starts without waiting a microtask. */
-const loadedHandlers = new Map<string, Handler>()
+/** Handler modules by path: the handler once loaded (so it starts without waiting a microtask), else its load. */
+const handlers = new Map<string, Handler | Promise<Handler>>()
 
 const control = new BroadcastChannel(controlChannelName(setup.runtimeId))
 control.onmessage = (event: unknown) => {
@@ -102,10 +101,10 @@ control.onmessage = (event: unknown) => {
 control.unref()
 
 /**
- * Records leave as one frame per turn of the event loop. Synchronous handlers of several queued messages
- * can run back to back in one long chain of microtasks, though, and the turn only ends when all of them
- * are done: an end record waiting that long holds its execution (and its caller) back for nothing. So an
- * end also flushes once {@link END_FLUSH_INTERVAL_MS} have passed since the last flush.
+ * Records leave as one frame per turn of the event loop. The synchronous handlers of one message run back
+ * to back without yielding, though, and the turn only ends when all of them are done: an end record
+ * waiting that long holds its execution (and its caller) back for nothing. So an end also flushes once
+ * {@link END_FLUSH_INTERVAL_MS} have passed since the last flush.
  */
 const END_FLUSH_INTERVAL_MS = 2
 let flushScheduled = false
@@ -134,6 +133,7 @@ function scheduleFlush(): void {
 
 function loadHandler(path: string): Promise<Handler> {
   let loaded = handlers.get(path)
+  if (typeof loaded === 'function') return Promise.resolve(loaded)
   if (loaded === undefined) {
     loaded = import(pathToFileURL(path).href).then(
       (mod: Record<string, unknown>) => {
@@ -144,7 +144,7 @@ function loadHandler(path: string): Promise<Handler> {
             { handler: path },
           )
         }
-        loadedHandlers.set(path, exported as Handler)
+        handlers.set(path, exported as Handler)
         return exported as Handler
       },
       (err: unknown) => {
@@ -299,7 +299,8 @@ async function runOne(task: Job, largeOutputs: Record<string, unknown>): Promise
   try {
     // A loaded, synchronous handler runs and ends without yielding: its end record is pushed before the
     // next execution of the message starts, and can leave at once (see END_FLUSH_INTERVAL_MS).
-    const handler = loadedHandlers.get(task.handler) ?? (await loadHandler(task.handler))
+    const known = handlers.get(task.handler)
+    const handler = typeof known === 'function' ? known : await loadHandler(task.handler)
     output = handler(task.input, ctx)
     if (isThenable(output)) output = await output
     ok = true

@@ -34,7 +34,6 @@ export class DecisionRing {
   readonly size: number
   /** Decisions pushed so far; the next one's number. */
   private total = 0
-  private count = 0
 
   private readonly executionIds: (string | undefined)[]
   private readonly streams: (StreamOutcomeStats | undefined)[]
@@ -75,12 +74,12 @@ export class DecisionRing {
 
   /** Decisions retained now. */
   get retained(): number {
-    return this.count
+    return Math.min(this.total, this.size)
   }
 
   /** The oldest retained decision's number. */
   get oldest(): number {
-    return this.total - this.count
+    return this.total - this.retained
   }
 
   /** The number after the newest retained decision's. */
@@ -93,10 +92,9 @@ export class DecisionRing {
    * @returns whether an older decision was dropped to make room. Never call with `size` 0.
    */
   push(r: DecisionRecord, stream: StreamOutcomeStats, bytes: RecordBytes | undefined): boolean {
+    const dropped = this.total >= this.size
     const n = this.total++
     const slot = n % this.size
-    const dropped = this.count === this.size
-    if (!dropped) this.count++
     this.executionIds[slot] = r.executionId
     this.streams[slot] = stream
     this.attempts[slot] = r.attempt

@@ -287,12 +287,15 @@ export class OutcomeAggregator {
   private addOutcome(r: OutcomeRecord, source: FrameSource | undefined, index: number): void {
     const stream = this.stream(r.streamId)
     const n = this.findDecision(r)
-    // The decision's criteria only when the outcome does not carry them (it came from another execution).
-    const criteria = r.criteria ?? (n < 0 ? undefined : this.ring.decision(n).criteria)
+    // The decision is decoded (at most once) only when its criteria are needed: the outcome does not carry
+    // them (it came from another execution), or it replaces an earlier outcome.
+    let decision: DecisionRecord | undefined
+    const decided = (): DecisionRecord => (decision ??= this.ring.decision(n))
+    const criteria = r.criteria ?? (n < 0 ? undefined : decided().criteria)
     const earlier = n < 0 ? undefined : this.ring.outcomeOf(n)
     if (earlier !== undefined) {
       // A second outcome for the same decision corrects the first: count only the latest.
-      this.count(earlier.success, this.ring.decision(n).criteria, earlier.stream, -1)
+      this.count(earlier.success, decided().criteria, earlier.stream, -1)
       this.replacedOutcomes++
     } else if (criteria === undefined) {
       this.orphanOutcomes++

@@ -311,13 +311,6 @@ export class RecordChannel {
   }
 }
 
-/**
- * Where each record of the frame being delivered lies in the frame's bytes, so a consumer can keep a
- * record as bytes instead of as the decoded object graph and decode it again only when asked for it.
- * Decoding a record alone needs the msgpack structure table its frame was decoded with; `retain()` keeps
- * the frame's bytes (the channel decodes from its own copy of each frame) together with that table. Main
- * thread; valid only during the listener call.
- */
 /** A record kept as bytes: the frame holding it and its byte range there. */
 export interface RecordBytes {
   frame: RetainedFrame
@@ -331,12 +324,22 @@ export interface RecordBytes {
  */
 const WHOLE_FRAME_BYTES = 16 * 1024
 
+/**
+ * Where each record of the frame being delivered lies in the frame's bytes, so a consumer can keep a
+ * record as bytes instead of as the decoded object graph and decode it again only when asked for it.
+ * Decoding a record alone needs the msgpack structure table its frame was decoded with; {@link keep}
+ * pairs the bytes (the channel decodes from its own copy of each frame) with that table. Main thread;
+ * valid only during the listener call.
+ */
 export class FrameSource {
   private frame: Uint8Array | undefined
   private unpackr: Unpackr | undefined
   /** The decoder's structure table as the frame began, shared with earlier frames while it is unchanged. */
   private table: unknown[] | undefined
-  private retained: RetainedFrame | null | undefined
+  /** Whether the table stayed as it was through the frame (undefined until first asked). */
+  private standalone: boolean | undefined
+  /** The whole frame as kept, once a record of a small frame asked for it. */
+  private whole: RetainedFrame | undefined
   private starts = new Int32Array(256)
   private ends = new Int32Array(256)
   private count = 0
@@ -346,7 +349,8 @@ export class FrameSource {
   begin(frame: Uint8Array, unpackr: Unpackr): this {
     this.frame = frame
     this.unpackr = unpackr
-    this.retained = undefined
+    this.standalone = undefined
+    this.whole = undefined
     this.count = 0
     // msgpackr replaces a structure when it is (re)defined and never edits one in place, so a shallow copy
     // of the table decodes, for good, any record read while the table looked like this.
@@ -380,52 +384,32 @@ export class FrameSource {
     this.frame = undefined
     this.unpackr = undefined
     this.table = undefined
-    this.retained = undefined
-  }
-
-  /** Byte offset of record `index` in the frame. */
-  start(index: number): number {
-    return this.starts[index]!
-  }
-
-  /** Byte offset just past record `index`. */
-  stop(index: number): number {
-    return this.ends[index]!
+    this.whole = undefined
   }
 
   /**
-   * The frame, kept past the call, able to decode any of its records again; made once per frame, whoever
-   * asks first. Undefined when the frame itself defined new record structures (a new shape, or msgpack
-   * recycling its structure ids): a record of it may then need a definition made by another record of the
-   * frame, so it cannot be decoded alone, and the consumer keeps the decoded object instead. That happens
-   * while a stream's shapes are new, rarely after.
-   */
-  retain(): RetainedFrame | undefined {
-    if (this.retained !== undefined) return this.retained ?? undefined
-    if (this.frame === undefined || this.unpackr === undefined || this.table === undefined) {
-      throw new Error('agentpool FrameSource.retain() called outside the record listener')
-    }
-    this.retained = sameEntries(this.table, liveTable(this.unpackr))
-      ? new RetainedFrame(this.frame, this.table)
-      : null
-    return this.retained ?? undefined
-  }
-
-  /**
-   * Record `index` kept past the call (see {@link retain}), or undefined if it cannot be. A frame larger
-   * than 16 KiB is not kept whole for one record: that record's bytes alone are copied.
+   * Record `index` kept past the call, able to be decoded again; a frame of up to 16 KiB is kept whole
+   * (once, for all its records), from a larger one only the record's own bytes are copied. Undefined when
+   * the frame itself defined new record structures (a new shape, or msgpack recycling its structure ids):
+   * a record of it may then need a definition made by another record of the frame, so it cannot be
+   * decoded alone, and the consumer keeps the decoded object instead. That happens while a stream's
+   * shapes are new, rarely after.
    */
   keep(index: number): RecordBytes | undefined {
-    const whole = this.retain()
-    if (whole === undefined) return undefined
+    const frame = this.frame
+    const table = this.table
+    if (frame === undefined || table === undefined) {
+      throw new Error('agentpool FrameSource.keep() called outside the record listener')
+    }
+    this.standalone ??= sameEntries(table, liveTable(this.unpackr!))
+    if (!this.standalone) return undefined
     const start = this.starts[index]!
     const end = this.ends[index]!
-    if (this.frame!.length <= WHOLE_FRAME_BYTES) return { frame: whole, start, end }
-    return {
-      frame: new RetainedFrame(this.frame!.slice(start, end), this.table!),
-      start: 0,
-      end: end - start,
+    if (frame.length <= WHOLE_FRAME_BYTES) {
+      this.whole ??= new RetainedFrame(frame, table)
+      return { frame: this.whole, start, end }
     }
+    return { frame: new RetainedFrame(frame.slice(start, end), table), start: 0, end: end - start }
   }
 }
 
@@ -448,6 +432,11 @@ export class RetainedFrame {
     private readonly bytes: Uint8Array,
     private readonly table: unknown[],
   ) {}
+
+  /** Bytes this kept frame holds alive. */
+  get byteLength(): number {
+    return this.bytes.length
+  }
 
   /** Decodes the record in `[start, end)` again, as a new object. */
   decode(start: number, end: number): unknown {

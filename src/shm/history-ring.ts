@@ -129,7 +129,7 @@ export class HistoryRing {
   ): void {
     if (this.cap === 0) return
     const k = this.i32[HEAD]!
-    const at = HEADER_BYTES + (k % this.cap) * this.entryBytes
+    const at = this.entryAt(k)
     this.journal.beginSeq(this.region, at >> 2)
     this.writeEntry(at, k, timestamp, version, key, keyLen, keyWords, groupLen, meta, old, now)
     this.journal.set(this.region, HEAD, k + 1)
@@ -142,7 +142,7 @@ export class HistoryRing {
   stageAppend(): boolean {
     if (this.cap === 0) return false
     const k = this.i32[HEAD]!
-    this.journal.stageSeq(this.region, (HEADER_BYTES + (k % this.cap) * this.entryBytes) >> 2)
+    this.journal.stageSeq(this.region, this.entryAt(k) >> 2)
     this.journal.stage(this.region, HEAD)
     return true
   }
@@ -160,7 +160,7 @@ export class HistoryRing {
     now: RawValue,
   ): void {
     const k = this.i32[HEAD]!
-    const at = HEADER_BYTES + (k % this.cap) * this.entryBytes
+    const at = this.entryAt(k)
     const w = at >> 2
     // Odd before the entry's bytes change: readers skip it until the commit finishes (staged even seq).
     Atomics.store(this.i32, w, this.i32[w]! + 1)
@@ -171,7 +171,7 @@ export class HistoryRing {
   /** Lock holder, batch commit, after its commit point: makes the entry {@link appendStaged} wrote readable. */
   finishStaged(): void {
     const k = this.i32[HEAD]! - 1
-    const w = (HEADER_BYTES + (k % this.cap) * this.entryBytes) >> 2
+    const w = this.entryAt(k) >> 2
     // Even again: publishes the entry's bytes to lock-free readers.
     Atomics.store(this.i32, w, this.i32[w]! + 1)
   }
@@ -269,8 +269,13 @@ export class HistoryRing {
     return out
   }
 
+  /** Byte offset of entry number `k` (its seq word first). */
+  private entryAt(k: number): number {
+    return HEADER_BYTES + (k % this.cap) * this.entryBytes
+  }
+
   private readEntry(k: number): HistoryEntry | undefined {
-    const at = HEADER_BYTES + (k % this.cap) * this.entryBytes
+    const at = this.entryAt(k)
     const w = at >> 2
     for (let attempt = 0; attempt < 64; attempt++) {
       const seq = Atomics.load(this.i32, w)
