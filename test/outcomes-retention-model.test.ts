@@ -55,7 +55,8 @@ interface ModelDecision {
 
 /**
  * The retention contract in its plainest form: the last `max` decisions in order, found by id (the newest
- * with that id), with the outcome attached and a replaced outcome counted once.
+ * with that id in the outcome's stream, else the newest anywhere), with the outcome attached and a
+ * replaced outcome counted once.
  */
 function runModel(max: number, steps: Step[]) {
   const all: ModelDecision[] = []
@@ -93,14 +94,16 @@ function runModel(max: number, steps: Step[]) {
     }
     const id = s.op === 'bogus' ? s.id : all.length === 0 ? 'none:1:0' : all[s.pick % all.length]!.id
     const retained = all.slice(Math.max(0, all.length - max))
-    const target = retained.findLast((d) => d.id === id)
+    const newest = retained.findLast((d) => d.id === id)
     const recorder =
-      s.op === 'outcome' && s.own && target !== undefined
-        ? { executionId: target.executionId, streamId: target.streamId }
+      s.op === 'outcome' && s.own && newest !== undefined
+        ? { executionId: newest.executionId, streamId: newest.streamId }
         : {
             executionId: EXECUTIONS[s.op === 'outcome' ? s.exec : 0]!,
             streamId: STREAMS[s.op === 'outcome' ? s.stream : 0]!,
           }
+    // A recurring id: the newest decision with it in the outcome's own stream, else the newest anywhere.
+    const target = retained.findLast((d) => d.id === id && d.streamId === recorder.streamId) ?? newest
     const success = s.op === 'outcome' ? s.success : false
     if (target?.outcome !== undefined) {
       replaced++
@@ -160,48 +163,52 @@ describe.each(['objects', 'channel'] as const)(
   (via) => {
     it('finds, attaches and drops decisions exactly as the plain model does (fast-check)', () => {
       fc.assert(
-        fc.property(fc.integer({ min: 0, max: 8 }), fc.array(step, { maxLength: 120 }), (max, steps) => {
-          const model = runModel(max, steps)
-          const aggregator = new OutcomeAggregator(goal, { maxDecisions: max })
-          feed(aggregator, model.records, via)
-          const shape = (d: {
-            id: string
-            executionId: string
-            streamId: string
-            outcome?: { success: boolean; executionId: string; streamId: string }
-          }) => ({
-            id: d.id,
-            streamId: d.streamId,
-            outcome:
-              d.outcome === undefined
-                ? undefined
-                : {
-                    success: d.outcome.success,
-                    executionId: d.outcome.executionId,
-                    streamId: d.outcome.streamId,
-                  },
-          })
-          expect(aggregator.recentDecisions(1000).map(shape)).toEqual(model.retained.map(shape))
-          for (const streamId of STREAMS) {
-            expect(aggregator.decisionsByStream(streamId).map(shape)).toEqual(
-              model.retained.filter((d) => d.streamId === streamId).map(shape),
-            )
-            for (const executionId of EXECUTIONS) {
-              expect(aggregator.decisionsByExecution(streamId, executionId).map(shape)).toEqual(
-                model.retained
-                  .filter((d) => d.streamId === streamId && d.executionId === executionId)
-                  .map(shape),
+        fc.property(
+          fc.integer({ min: 0, max: 24 }),
+          fc.array(step, { minLength: 20, maxLength: 160, size: 'max' }),
+          (max, steps) => {
+            const model = runModel(max, steps)
+            const aggregator = new OutcomeAggregator(goal, { maxDecisions: max })
+            feed(aggregator, model.records, via)
+            const shape = (d: {
+              id: string
+              executionId: string
+              streamId: string
+              outcome?: { success: boolean; executionId: string; streamId: string }
+            }) => ({
+              id: d.id,
+              streamId: d.streamId,
+              outcome:
+                d.outcome === undefined
+                  ? undefined
+                  : {
+                      success: d.outcome.success,
+                      executionId: d.outcome.executionId,
+                      streamId: d.outcome.streamId,
+                    },
+            })
+            expect(aggregator.recentDecisions(1000).map(shape)).toEqual(model.retained.map(shape))
+            for (const streamId of STREAMS) {
+              expect(aggregator.decisionsByStream(streamId).map(shape)).toEqual(
+                model.retained.filter((d) => d.streamId === streamId).map(shape),
               )
+              for (const executionId of EXECUTIONS) {
+                expect(aggregator.decisionsByExecution(streamId, executionId).map(shape)).toEqual(
+                  model.retained
+                    .filter((d) => d.streamId === streamId && d.executionId === executionId)
+                    .map(shape),
+                )
+              }
             }
-          }
-          expect(aggregator.stats()).toMatchObject({
-            retainedDecisions: model.retained.length,
-            successfulOutcomes: model.successes,
-            failedOutcomes: model.failures,
-            replacedOutcomes: model.replaced,
-            orphanOutcomes: model.orphans,
-          })
-        }),
+            expect(aggregator.stats()).toMatchObject({
+              retainedDecisions: model.retained.length,
+              successfulOutcomes: model.successes,
+              failedOutcomes: model.failures,
+              replacedOutcomes: model.replaced,
+              orphanOutcomes: model.orphans,
+            })
+          },
+        ),
         { seed: 20261125, numRuns: 400 },
       )
     })

@@ -13,6 +13,12 @@
  * An execution's latest decision is found through a map keyed by the execution id the record already
  * carries. The map is never deleted from: it has two generations, and the older one is dropped once the
  * newer has seen `size` executions (by then every decision only the older one knows has left the ring).
+ * The map and the per-execution links are brought up to date lazily, by the first lookup that needs them.
+ * {@link DecisionRing.find} looks first along its stream's own chain of decisions (each slot links to the
+ * previous decision of the same stream, and {@link StreamCounters} holds the newest): an outcome that
+ * follows its decision closely in its stream — the common case, even while other streams and threads
+ * interleave — is matched there without hashing anything. Each decision is indexed at most once, so a
+ * workload whose outcomes come late pays what an eager index would.
  *
  * Main thread only.
  *
@@ -22,8 +28,30 @@ import type { DecisionRecord, OutcomeRecord } from '../protocol.js'
 import { type RecordBytes, RetainedFrame } from './record-channel.js'
 import type { StreamOutcomeStats } from './types.js'
 
-/** Newest decisions {@link DecisionRing.find} compares directly before it looks the execution id up. */
-const RECENT = 4
+/** Newest decisions of its stream {@link DecisionRing.find} compares directly before it looks the execution id up. */
+const RECENT_IN_STREAM = 8
+
+/** A stream's counters, and the newest retained decision of the stream (for {@link DecisionRing.find}). */
+export class StreamCounters implements StreamOutcomeStats {
+  decisions = 0
+  successfulOutcomes = 0
+  failedOutcomes = 0
+  problems = 0
+  violations = 0
+  /** Number of the stream's newest decision pushed into the ring, or −1. */
+  lastDecision = -1
+
+  /** The public counters, as a new plain object. */
+  toStats(): StreamOutcomeStats {
+    return {
+      decisions: this.decisions,
+      successfulOutcomes: this.successfulOutcomes,
+      failedOutcomes: this.failedOutcomes,
+      problems: this.problems,
+      violations: this.violations,
+    }
+  }
+}
 
 /** Outcome states of a slot. */
 const NO_OUTCOME = 0
@@ -36,11 +64,13 @@ export class DecisionRing {
   private total = 0
 
   private readonly executionIds: (string | undefined)[]
-  private readonly streams: (StreamOutcomeStats | undefined)[]
+  private readonly streams: (StreamCounters | undefined)[]
   private readonly attempts: Int32Array
   private readonly seqs: Int32Array
   /** Number of the previous retained decision of the same execution id, or −1. */
   private readonly prev: Float64Array
+  /** Number of the previous decision of the same stream, or −1. */
+  private readonly streamPrev: Float64Array
   /** The decoded decision record, or its bytes. */
   private readonly records: (DecisionRecord | RetainedFrame | undefined)[]
   private readonly recordStart: Int32Array
@@ -50,10 +80,12 @@ export class DecisionRing {
   private readonly outcomeStart: Int32Array
   private readonly outcomeEnd: Int32Array
   private readonly outcomeState: Uint8Array
-  private readonly outcomeStreams: (StreamOutcomeStats | undefined)[]
+  private readonly outcomeStreams: (StreamCounters | undefined)[]
 
   private latest = new Map<string, number>()
   private latestOld = new Map<string, number>()
+  /** Decisions before this number are in the lookup map and have their `prev` link. */
+  private indexed = 0
 
   constructor(size: number) {
     this.size = size
@@ -62,6 +94,7 @@ export class DecisionRing {
     this.attempts = new Int32Array(size)
     this.seqs = new Int32Array(size)
     this.prev = new Float64Array(size)
+    this.streamPrev = new Float64Array(size)
     this.records = new Array(size)
     this.recordStart = new Int32Array(size)
     this.recordEnd = new Int32Array(size)
@@ -91,17 +124,16 @@ export class DecisionRing {
    * Retains a decision (dropping the oldest when full). With `bytes`, only its place in the frame is kept.
    * @returns whether an older decision was dropped to make room. Never call with `size` 0.
    */
-  push(r: DecisionRecord, stream: StreamOutcomeStats, bytes: RecordBytes | undefined): boolean {
+  push(r: DecisionRecord, stream: StreamCounters, bytes: RecordBytes | undefined): boolean {
     const dropped = this.total >= this.size
     const n = this.total++
     const slot = n % this.size
     this.executionIds[slot] = r.executionId
     this.streams[slot] = stream
+    this.streamPrev[slot] = stream.lastDecision
+    stream.lastDecision = n
     this.attempts[slot] = r.attempt
     this.seqs[slot] = r.seq
-    const latest = this.latest.get(r.executionId)
-    this.prev[slot] =
-      latest !== undefined && latest >= this.oldest ? latest : this.latestIn(this.latestOld, r.executionId)
     if (bytes === undefined) {
       this.records[slot] = r
     } else {
@@ -112,16 +144,30 @@ export class DecisionRing {
     this.outcomes[slot] = undefined
     this.outcomeStreams[slot] = undefined
     this.outcomeState[slot] = NO_OUTCOME
-    if (latest === undefined && this.latest.size >= this.size) {
-      this.latestOld = this.latest
-      this.latest = new Map()
-    }
-    this.latest.set(r.executionId, n)
     return dropped
+  }
+
+  /** Indexes every retained decision pushed since the last lookup: the map, and each one's `prev` link. */
+  private catchUp(): void {
+    const oldest = this.oldest
+    for (let n = Math.max(this.indexed, oldest); n < this.total; n++) {
+      const slot = n % this.size
+      const executionId = this.executionIds[slot]!
+      const latest = this.latest.get(executionId)
+      this.prev[slot] =
+        latest !== undefined && latest >= oldest ? latest : this.latestIn(this.latestOld, executionId)
+      if (latest === undefined && this.latest.size >= this.size) {
+        this.latestOld = this.latest
+        this.latest = new Map()
+      }
+      this.latest.set(executionId, n)
+    }
+    this.indexed = this.total
   }
 
   /** Number of the latest retained decision of `executionId`, or −1. */
   latestOf(executionId: string): number {
+    if (this.indexed < this.total) this.catchUp()
     const n = this.latest.get(executionId)
     return n !== undefined ? (n >= this.oldest ? n : -1) : this.latestIn(this.latestOld, executionId)
   }
@@ -131,38 +177,48 @@ export class DecisionRing {
     return n !== undefined && n >= this.oldest ? n : -1
   }
 
-  /** The previous retained decision of the same execution id as decision `n`, or −1. */
+  /** The previous retained decision of the same execution id as decision `n` (from {@link latestOf}), or −1. */
   previous(n: number): number {
     const p = this.prev[n % this.size]!
     return p >= this.oldest ? p : -1
   }
 
-  /** The retained decision `${executionId}:${attempt}:${seq}` (the newest, if the id recurs), or −1. */
-  find(executionId: string, attempt: number, seq: number): number {
-    // An outcome usually follows its decision closely: look at the newest few before hashing the id.
-    for (let n = this.total - 1; n >= this.oldest && n >= this.total - RECENT; n--) {
+  /**
+   * The retained decision `${executionId}:${attempt}:${seq}`, or −1. When the id recurs (only if execution
+   * ids are reused), the newest one in `stream` wins, else the newest one in any stream.
+   */
+  find(executionId: string, attempt: number, seq: number, stream: StreamCounters): number {
+    // An outcome usually follows its decision closely in its stream: look there before hashing the id.
+    const oldest = this.oldest
+    let n = stream.lastDecision
+    for (let steps = 0; n >= oldest && steps < RECENT_IN_STREAM; steps++) {
       const slot = n % this.size
       if (
         this.seqs[slot] === seq &&
         this.attempts[slot] === attempt &&
         this.executionIds[slot] === executionId
-      )
+      ) {
         return n
+      }
+      n = this.streamPrev[slot]!
     }
-    for (let n = this.latestOf(executionId); n >= 0; n = this.previous(n)) {
-      const slot = n % this.size
+    let newest = -1
+    for (let m = this.latestOf(executionId); m >= 0; m = this.previous(m)) {
+      const slot = m % this.size
       if (
         this.seqs[slot] === seq &&
         this.attempts[slot] === attempt &&
         this.executionIds[slot] === executionId
-      )
-        return n
+      ) {
+        if (this.streams[slot] === stream) return m
+        if (newest < 0) newest = m
+      }
     }
-    return -1
+    return newest
   }
 
   /** The stream counters of retained decision `n`. */
-  streamOf(n: number): StreamOutcomeStats {
+  streamOf(n: number): StreamCounters {
     return this.streams[n % this.size]!
   }
 
@@ -186,7 +242,7 @@ export class DecisionRing {
   }
 
   /** Whether decision `n` has an outcome: its success and the stream of the execution that recorded it. */
-  outcomeOf(n: number): { success: boolean; stream: StreamOutcomeStats } | undefined {
+  outcomeOf(n: number): { success: boolean; stream: StreamCounters } | undefined {
     const slot = n % this.size
     const state = this.outcomeState[slot]
     if (state === NO_OUTCOME) return undefined
@@ -194,7 +250,7 @@ export class DecisionRing {
   }
 
   /** Attaches an outcome to retained decision `n`, replacing any earlier one. */
-  setOutcome(n: number, r: OutcomeRecord, stream: StreamOutcomeStats, bytes: RecordBytes | undefined): void {
+  setOutcome(n: number, r: OutcomeRecord, stream: StreamCounters, bytes: RecordBytes | undefined): void {
     const slot = n % this.size
     if (bytes === undefined) {
       this.outcomes[slot] = r

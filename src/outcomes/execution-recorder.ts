@@ -36,7 +36,7 @@ export interface ExecutionIds {
   attempt: number
 }
 
-/** The recording half of `ctx`. Every method is a plain function (safe to destructure). Worker thread only. */
+/** The recording half of `ctx`. Methods use `this`: call them on the recorder (`ctx` binds its own). Worker thread only. */
 export interface ExecutionRecorder {
   /**
    * Records a decision.
@@ -63,148 +63,186 @@ const RESERVED_TYPES: ReadonlySet<string> = new Set(BUILT_IN_EVENT_TYPES)
 
 /** Creates the recorder of one execution attempt. */
 export function createExecutionRecorder(sink: RecordSink, ids: ExecutionIds): ExecutionRecorder {
-  const { executionId, streamId, attempt, correlationId } = ids
-  /** Decisions of this attempt: their criteria (copied onto outcomes) and whether an outcome was recorded. */
-  const decisions = new Map<string, { criteria: string[]; hasOutcome: boolean }>()
-  let seq = 0
-  let closed = false
+  return new Recorder(sink, ids)
+}
 
-  function send(call: string, record: WireRecord): void {
-    if (closed) {
+/**
+ * One attempt's recorder. A plain class on purpose: it is made for every execution that records, so it
+ * allocates no closures and no map — an attempt's decisions are found by their sequence number, which is
+ * the last part of their id.
+ */
+class Recorder implements ExecutionRecorder {
+  private readonly executionId: string
+  private readonly streamId: string
+  private readonly attempt: number
+  private readonly correlationId: string
+  /** Decision `seq`'s criteria (copied onto its outcome) and whether it has an outcome, by `seq`. */
+  private criteria: string[][] | undefined
+  private outcomeRecorded: boolean[] | undefined
+  /** The id prefix of this attempt's decisions, `${executionId}:${attempt}:`, made on first use. */
+  private idPrefix: string | undefined
+  private seq = 0
+  private closed = false
+
+  constructor(
+    private readonly sink: RecordSink,
+    ids: ExecutionIds,
+  ) {
+    this.executionId = ids.executionId
+    this.streamId = ids.streamId
+    this.attempt = ids.attempt
+    this.correlationId = ids.correlationId
+  }
+
+  decide(decision: DecisionInput): string {
+    const d = checkDecision(decision)
+    const seq = this.seq
+    const record: DecisionRecord = {
+      k: 'decision',
+      executionId: this.executionId,
+      streamId: this.streamId,
+      attempt: this.attempt,
+      seq,
+      correlationId: this.correlationId,
+      intent: d.intent,
+      options: d.options,
+      chosen: d.chosen,
+      reasoning: d.reasoning,
+      criteria: d.criteria,
+      timestamp: Date.now(),
+    }
+    if (d.context !== undefined) record.context = d.context
+    this.send('decide', record)
+    this.seq++
+    if (this.criteria === undefined) {
+      this.criteria = [d.criteria]
+      this.outcomeRecorded = [false]
+    } else {
+      this.criteria.push(d.criteria)
+      this.outcomeRecorded!.push(false)
+    }
+    this.idPrefix ??= decisionId(this.executionId, this.attempt, 0).slice(0, -1)
+    return this.idPrefix + seq
+  }
+
+  recordOutcome(decisionId: string, outcome: OutcomeInput): void {
+    requireString('recordOutcome', 'decisionId', decisionId)
+    const own = this.ownDecision(decisionId)
+    if (own >= 0 && this.outcomeRecorded![own]) {
+      throw new InvalidArgumentError(`ctx.recordOutcome: decision ${decisionId} already has an outcome`, {
+        decisionId,
+      })
+    }
+    const o = checkOutcome(outcome)
+    const record: OutcomeRecord = {
+      k: 'outcome',
+      executionId: this.executionId,
+      streamId: this.streamId,
+      attempt: this.attempt,
+      decisionId,
+      success: o.success,
+      timestamp: Date.now(),
+    }
+    if (own >= 0) record.criteria = this.criteria![own]
+    if (o.result !== undefined) record.result = o.result
+    if (o.error !== undefined) record.error = o.error instanceof Error ? o.error.message : o.error
+    if (o.summary !== undefined) record.summary = o.summary
+    if (o.tokensUsed !== undefined) record.tokensUsed = o.tokensUsed
+    if (o.latencyMs !== undefined) record.latencyMs = o.latencyMs
+    this.send('recordOutcome', record)
+    if (own >= 0) this.outcomeRecorded![own] = true
+  }
+
+  reportProblem(severity: ProblemSeverity, description: string, options: ProblemOptions = {}): void {
+    if (!SEVERITIES.has(severity)) {
       throw new InvalidArgumentError(
-        `ctx.${call} was called after execution ${executionId} (attempt ${attempt}) ended; record before the handler returns`,
-        { call, executionId },
+        `ctx.reportProblem: severity must be 'low', 'medium', 'high' or 'critical' (got ${describeValue(severity)})`,
+        { severity },
+      )
+    }
+    requireString('reportProblem', 'description', description)
+    const record: ProblemRecord = {
+      k: 'problem',
+      executionId: this.executionId,
+      streamId: this.streamId,
+      attempt: this.attempt,
+      severity,
+      description,
+      timestamp: Date.now(),
+    }
+    if (options.decisionId !== undefined)
+      record.decisionId = requireString('reportProblem', 'options.decisionId', options.decisionId)
+    if (options.suggestedFix !== undefined) {
+      record.suggestedFix = requireString('reportProblem', 'options.suggestedFix', options.suggestedFix)
+    }
+    this.send('reportProblem', record)
+  }
+
+  violateConstraint(constraintId: string, details?: unknown): void {
+    requireString('violateConstraint', 'constraintId', constraintId)
+    this.send('violateConstraint', {
+      k: 'violation',
+      executionId: this.executionId,
+      streamId: this.streamId,
+      attempt: this.attempt,
+      constraintId,
+      details,
+      timestamp: Date.now(),
+    })
+  }
+
+  emit(type: string, data?: unknown): void {
+    requireString('emit', 'type', type)
+    if (RESERVED_TYPES.has(type)) {
+      throw new InvalidArgumentError(
+        `ctx.emit: ${JSON.stringify(type)} is a built-in event type the runtime publishes; pick another name`,
+        { type },
+      )
+    }
+    this.send('emit', {
+      k: 'event',
+      executionId: this.executionId,
+      streamId: this.streamId,
+      attempt: this.attempt,
+      correlationId: this.correlationId,
+      type,
+      data,
+      timestamp: Date.now(),
+    })
+  }
+
+  close(): void {
+    this.closed = true
+  }
+
+  /** The `seq` of this attempt's decision `id`, or −1 when the id is not one of this attempt's. */
+  private ownDecision(id: string): number {
+    const prefix = this.idPrefix
+    if (prefix === undefined || id.length <= prefix.length || !id.startsWith(prefix)) return -1
+    let seq = 0
+    for (let i = prefix.length; i < id.length; i++) {
+      const digit = id.charCodeAt(i) - 48
+      if (digit < 0 || digit > 9 || (seq === 0 && i > prefix.length)) return -1
+      seq = seq * 10 + digit
+    }
+    return seq < this.seq ? seq : -1
+  }
+
+  private send(call: string, record: WireRecord): void {
+    if (this.closed) {
+      throw new InvalidArgumentError(
+        `ctx.${call} was called after execution ${this.executionId} (attempt ${this.attempt}) ended; record before the handler returns`,
+        { call, executionId: this.executionId },
       )
     }
     try {
-      sink.push(record)
+      this.sink.push(record)
     } catch (err) {
       if (err instanceof RecordInvalidError) {
         throw new RecordInvalidError(`ctx.${call}: ${err.message}`, { ...err.details, call })
       }
       throw err
     }
-  }
-
-  return {
-    decide(decision) {
-      const d = checkDecision(decision)
-      const record: DecisionRecord = {
-        k: 'decision',
-        executionId,
-        streamId,
-        attempt,
-        seq,
-        correlationId,
-        intent: d.intent,
-        options: d.options,
-        chosen: d.chosen,
-        reasoning: d.reasoning,
-        criteria: d.criteria,
-        timestamp: Date.now(),
-      }
-      if (d.context !== undefined) record.context = d.context
-      send('decide', record)
-      const id = decisionId(executionId, attempt, seq++)
-      decisions.set(id, { criteria: d.criteria, hasOutcome: false })
-      return id
-    },
-
-    recordOutcome(decisionId, outcome) {
-      requireString('recordOutcome', 'decisionId', decisionId)
-      const own = decisions.get(decisionId)
-      if (own?.hasOutcome) {
-        throw new InvalidArgumentError(`ctx.recordOutcome: decision ${decisionId} already has an outcome`, {
-          decisionId,
-        })
-      }
-      const record = outcomeRecord(decisionId, checkOutcome(outcome))
-      if (own) record.criteria = own.criteria
-      send('recordOutcome', record)
-      if (own) own.hasOutcome = true
-    },
-
-    reportProblem(severity, description, options = {}) {
-      if (!SEVERITIES.has(severity)) {
-        throw new InvalidArgumentError(
-          `ctx.reportProblem: severity must be 'low', 'medium', 'high' or 'critical' (got ${describeValue(severity)})`,
-          { severity },
-        )
-      }
-      requireString('reportProblem', 'description', description)
-      const record: ProblemRecord = {
-        k: 'problem',
-        executionId,
-        streamId,
-        attempt,
-        severity,
-        description,
-        timestamp: Date.now(),
-      }
-      if (options.decisionId !== undefined)
-        record.decisionId = requireString('reportProblem', 'options.decisionId', options.decisionId)
-      if (options.suggestedFix !== undefined) {
-        record.suggestedFix = requireString('reportProblem', 'options.suggestedFix', options.suggestedFix)
-      }
-      send('reportProblem', record)
-    },
-
-    violateConstraint(constraintId, details) {
-      requireString('violateConstraint', 'constraintId', constraintId)
-      send('violateConstraint', {
-        k: 'violation',
-        executionId,
-        streamId,
-        attempt,
-        constraintId,
-        details,
-        timestamp: Date.now(),
-      })
-    },
-
-    emit(type, data) {
-      requireString('emit', 'type', type)
-      if (RESERVED_TYPES.has(type)) {
-        throw new InvalidArgumentError(
-          `ctx.emit: ${JSON.stringify(type)} is a built-in event type the runtime publishes; pick another name`,
-          {
-            type,
-          },
-        )
-      }
-      send('emit', {
-        k: 'event',
-        executionId,
-        streamId,
-        attempt,
-        correlationId,
-        type,
-        data,
-        timestamp: Date.now(),
-      })
-    },
-
-    close() {
-      closed = true
-    },
-  }
-
-  function outcomeRecord(decisionId: string, o: OutcomeInput): OutcomeRecord {
-    const record: OutcomeRecord = {
-      k: 'outcome',
-      executionId,
-      streamId,
-      attempt,
-      decisionId,
-      success: o.success,
-      timestamp: Date.now(),
-    }
-    if (o.result !== undefined) record.result = o.result
-    if (o.error !== undefined) record.error = o.error instanceof Error ? o.error.message : o.error
-    if (o.summary !== undefined) record.summary = o.summary
-    if (o.tokensUsed !== undefined) record.tokensUsed = o.tokensUsed
-    if (o.latencyMs !== undefined) record.latencyMs = o.latencyMs
-    return record
   }
 }
 

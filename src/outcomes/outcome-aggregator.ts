@@ -14,7 +14,7 @@ import {
   type ProblemRecord,
   type ViolationRecord,
 } from '../protocol.js'
-import { DecisionRing } from './decision-ring.js'
+import { DecisionRing, StreamCounters } from './decision-ring.js'
 import {
   type NormalizedCriterion,
   type NormalizedGoal,
@@ -32,7 +32,6 @@ import type {
   OutcomeStats,
   ProblemSeverity,
   ResolvedOutcomeAggregatorOptions,
-  StreamOutcomeStats,
 } from './types.js'
 
 /** Records the aggregator consumes. */
@@ -78,7 +77,7 @@ export class OutcomeAggregator {
   private droppedDecisions = 0
   private executionsTotal = 0
   private criteria = new Map<string, CriterionCounters>()
-  private streams = new Map<string, StreamOutcomeStats>()
+  private streams = new Map<string, StreamCounters>()
   private problems: Record<ProblemSeverity, number> = { low: 0, medium: 0, high: 0, critical: 0 }
   private violations = new Map<string, ConstraintViolationSummary>()
   private hardViolations = 0
@@ -229,7 +228,7 @@ export class OutcomeAggregator {
       problems: { ...this.problems },
       violations: { hard: this.hardViolations, soft: this.softViolations },
       executionsTotal: this.executionsTotal,
-      streams: Object.fromEntries([...this.streams].map(([id, s]) => [id, { ...s }])),
+      streams: Object.fromEntries([...this.streams].map(([id, s]) => [id, s.toStats()])),
     }
   }
 
@@ -286,16 +285,16 @@ export class OutcomeAggregator {
 
   private addOutcome(r: OutcomeRecord, source: FrameSource | undefined, index: number): void {
     const stream = this.stream(r.streamId)
-    const n = this.findDecision(r)
-    // The decision is decoded (at most once) only when its criteria are needed: the outcome does not carry
-    // them (it came from another execution), or it replaces an earlier outcome.
-    let decision: DecisionRecord | undefined
-    const decided = (): DecisionRecord => (decision ??= this.ring.decision(n))
-    const criteria = r.criteria ?? (n < 0 ? undefined : decided().criteria)
+    const n = this.findDecision(r, stream)
     const earlier = n < 0 ? undefined : this.ring.outcomeOf(n)
+    // The decision is decoded (once) only when its criteria are needed: the outcome does not carry them
+    // (it came from another execution), or it replaces an earlier outcome.
+    const decided =
+      n >= 0 && (r.criteria === undefined || earlier !== undefined) ? this.ring.decision(n) : undefined
+    const criteria = r.criteria ?? decided?.criteria
     if (earlier !== undefined) {
       // A second outcome for the same decision corrects the first: count only the latest.
-      this.count(earlier.success, decided().criteria, earlier.stream, -1)
+      this.count(earlier.success, decided!.criteria, earlier.stream, -1)
       this.replacedOutcomes++
     } else if (criteria === undefined) {
       this.orphanOutcomes++
@@ -304,7 +303,7 @@ export class OutcomeAggregator {
     if (n >= 0) this.ring.setOutcome(n, r, stream, bytesOf(source, index))
   }
 
-  private count(success: boolean, criteria: readonly string[], s: StreamOutcomeStats, delta: 1 | -1): void {
+  private count(success: boolean, criteria: readonly string[], s: StreamCounters, delta: 1 | -1): void {
     if (success) {
       this.successes += delta
       s.successfulOutcomes += delta
@@ -364,9 +363,10 @@ export class OutcomeAggregator {
 
   /**
    * The number of the retained decision an outcome is about, or −1. Its id is
-   * `${executionId}:${attempt}:${seq}` ({@link decisionId}); the newest decision with that id wins.
+   * `${executionId}:${attempt}:${seq}` ({@link decisionId}); if ids recur, the newest decision with that id
+   * in the outcome's stream wins, else the newest in any stream.
    */
-  private findDecision(r: OutcomeRecord): number {
+  private findDecision(r: OutcomeRecord, stream: StreamCounters): number {
     const id = r.decisionId
     const j = id.lastIndexOf(':')
     const i = j > 0 ? id.lastIndexOf(':', j - 1) : -1
@@ -377,7 +377,7 @@ export class OutcomeAggregator {
     // The usual case, an outcome of the recording execution's own decision: no new string to hash.
     const executionId =
       i === r.executionId.length && id.startsWith(r.executionId) ? r.executionId : id.slice(0, i)
-    return this.ring.find(executionId, attempt, seq)
+    return this.ring.find(executionId, attempt, seq, stream)
   }
 
   /** Retained decision `n` as a fresh {@link Decision}. */
@@ -393,17 +393,17 @@ export class OutcomeAggregator {
   }
 
   /** Whether any decision of this execution in this stream is retained. */
-  private hasRetained(stream: StreamOutcomeStats, executionId: string): boolean {
+  private hasRetained(stream: StreamCounters, executionId: string): boolean {
     for (let n = this.ring.latestOf(executionId); n >= 0; n = this.ring.previous(n)) {
       if (this.ring.streamOf(n) === stream) return true
     }
     return false
   }
 
-  private stream(streamId: string): StreamOutcomeStats {
+  private stream(streamId: string): StreamCounters {
     let s = this.streams.get(streamId)
     if (!s) {
-      s = { decisions: 0, successfulOutcomes: 0, failedOutcomes: 0, problems: 0, violations: 0 }
+      s = new StreamCounters()
       this.streams.set(streamId, s)
     }
     return s
