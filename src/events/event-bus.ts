@@ -120,14 +120,14 @@ export class EventBus {
       id: String(this.nextEventId++),
       type: input.type,
       streamId: input.streamId,
-      executionId: input.executionId,
-      correlationId: input.correlationId,
-      data: input.data,
-      timestamp: input.timestamp ?? Date.now(),
     } as AgentEvent<T>
-    if (event.executionId === undefined) delete event.executionId
-    if (event.correlationId === undefined) delete event.correlationId
+    if (input.executionId !== undefined) event.executionId = input.executionId
+    if (input.correlationId !== undefined) event.correlationId = input.correlationId
+    event.data = input.data
+    event.timestamp = input.timestamp ?? Date.now()
     this.remember(event)
+    // With nobody subscribed and no delivery running there is nobody to hand it to: skip the queue.
+    if (this.delivery.length === 0 && !this.delivering) return event
     this.queue.push(event)
     if (!this.delivering) this.deliverQueued()
     return event

@@ -81,6 +81,8 @@ class Recorder implements ExecutionRecorder {
   private outcomeRecorded: boolean[] | undefined
   /** The id prefix of this attempt's decisions, `${executionId}:${attempt}:`, made on first use. */
   private idPrefix: string | undefined
+  /** The id `decide` returned last (an outcome usually names it, as the very same string). */
+  private lastId: string | undefined
   private seq = 0
   private closed = false
 
@@ -122,7 +124,8 @@ class Recorder implements ExecutionRecorder {
       this.outcomeRecorded!.push(false)
     }
     this.idPrefix ??= decisionId(this.executionId, this.attempt, 0).slice(0, -1)
-    return this.idPrefix + seq
+    this.lastId = this.idPrefix + seq
+    return this.lastId
   }
 
   recordOutcome(decisionId: string, outcome: OutcomeInput): void {
@@ -217,6 +220,7 @@ class Recorder implements ExecutionRecorder {
 
   /** The `seq` of this attempt's decision `id`, or −1 when the id is not one of this attempt's. */
   private ownDecision(id: string): number {
+    if (id === this.lastId) return this.seq - 1
     const prefix = this.idPrefix
     if (prefix === undefined || id.length <= prefix.length || !id.startsWith(prefix)) return -1
     let seq = 0
@@ -270,7 +274,7 @@ function checkDecision(d: DecisionInput): Required<Omit<DecisionInput, 'context'
       { field: 'reasoning' },
     )
   }
-  if (!Array.isArray(d.options) || !d.options.every((o: DecisionOption) => typeof o?.id === 'string')) {
+  if (!Array.isArray(d.options) || !allHaveStringId(d.options)) {
     throw new InvalidArgumentError(
       `ctx.decide: options must be an array of { id: string, … } (got ${describeValue(d.options)})`,
       {
@@ -279,7 +283,7 @@ function checkDecision(d: DecisionInput): Required<Omit<DecisionInput, 'context'
     )
   }
   const criteria = d.criteria ?? []
-  if (!Array.isArray(criteria) || !criteria.every((c) => typeof c === 'string')) {
+  if (!Array.isArray(criteria) || !allStrings(criteria)) {
     throw new InvalidArgumentError(
       `ctx.decide: criteria must be an array of criterion ids (got ${describeValue(d.criteria)})`,
       {
@@ -295,6 +299,17 @@ function checkDecision(d: DecisionInput): Required<Omit<DecisionInput, 'context'
     criteria,
     context: d.context,
   }
+}
+
+// Loops rather than \`every\` with an arrow: these run on every decision, and an arrow is a new closure per call.
+function allHaveStringId(options: readonly DecisionOption[]): boolean {
+  for (let i = 0; i < options.length; i++) if (typeof options[i]?.id !== 'string') return false
+  return true
+}
+
+function allStrings(values: readonly unknown[]): boolean {
+  for (let i = 0; i < values.length; i++) if (typeof values[i] !== 'string') return false
+  return true
 }
 
 function checkOutcome(o: OutcomeInput): OutcomeInput {

@@ -78,6 +78,9 @@ export class OutcomeAggregator {
   private executionsTotal = 0
   private criteria = new Map<string, CriterionCounters>()
   private streams = new Map<string, StreamCounters>()
+  /** The stream {@link stream} found last, by id. */
+  private lastStreamId: string | undefined
+  private lastStream: StreamCounters | undefined
   private problems: Record<ProblemSeverity, number> = { low: 0, medium: 0, high: 0, critical: 0 }
   private violations = new Map<string, ConstraintViolationSummary>()
   private hardViolations = 0
@@ -243,6 +246,8 @@ export class OutcomeAggregator {
     this.droppedDecisions = 0
     this.executionsTotal = 0
     this.streams = new Map()
+    this.lastStreamId = undefined
+    this.lastStream = undefined
     this.problems = { low: 0, medium: 0, high: 0, critical: 0 }
     this.violations = new Map()
     this.hardViolations = 0
@@ -401,11 +406,15 @@ export class OutcomeAggregator {
   }
 
   private stream(streamId: string): StreamCounters {
+    // Records come in runs from one stream (a frame is one thread's): compare with the last before hashing.
+    if (streamId === this.lastStreamId) return this.lastStream!
     let s = this.streams.get(streamId)
     if (!s) {
       s = new StreamCounters()
       this.streams.set(streamId, s)
     }
+    this.lastStreamId = streamId
+    this.lastStream = s
     return s
   }
 
