@@ -78,6 +78,9 @@ export class OutcomeAggregator {
   private executionsTotal = 0
   private criteria = new Map<string, CriterionCounters>()
   private streams = new Map<string, StreamCounters>()
+  /** The criterion {@link criterion} found last, by id. */
+  private lastCriterionId: string | undefined
+  private lastCriterion: CriterionCounters | undefined
   /** The stream {@link stream} found last, by id. */
   private lastStreamId: string | undefined
   private lastStream: StreamCounters | undefined
@@ -261,6 +264,8 @@ export class OutcomeAggregator {
   }
 
   private resetCriteria(): void {
+    this.lastCriterionId = undefined
+    this.lastCriterion = undefined
     this.criteria = new Map(
       (this.goal?.criteria ?? []).map((c) => [c.id, { decisions: 0, successes: 0, failures: 0 }]),
     )
@@ -278,7 +283,7 @@ export class OutcomeAggregator {
     this.totalDecisions++
     stream.decisions++
     for (const id of r.criteria) {
-      const c = this.criteria.get(id)
+      const c = this.criterion(id)
       if (c) c.decisions++
     }
     if (this.ring.size === 0) {
@@ -317,7 +322,7 @@ export class OutcomeAggregator {
       s.failedOutcomes += delta
     }
     for (const id of criteria) {
-      const c = this.criteria.get(id)
+      const c = this.criterion(id)
       if (!c) continue
       if (success) c.successes += delta
       else c.failures += delta
@@ -373,15 +378,18 @@ export class OutcomeAggregator {
    */
   private findDecision(r: OutcomeRecord, stream: StreamCounters): number {
     const id = r.decisionId
-    const j = id.lastIndexOf(':')
-    const i = j > 0 ? id.lastIndexOf(':', j - 1) : -1
+    // Scanned by hand from the end: the id is short, and a decoded string is often a slice of a bigger one.
+    let j = id.length - 1
+    while (j >= 0 && id.charCodeAt(j) !== COLON) j--
+    let i = j - 1
+    while (i >= 0 && id.charCodeAt(i) !== COLON) i--
     if (i <= 0) return -1
     const attempt = parseDigits(id, i + 1, j)
     const seq = parseDigits(id, j + 1, id.length)
     if (attempt < 0 || seq < 0) return -1
     // The usual case, an outcome of the recording execution's own decision: no new string to hash.
-    const executionId =
-      i === r.executionId.length && id.startsWith(r.executionId) ? r.executionId : id.slice(0, i)
+    const own = r.executionId
+    const executionId = i === own.length && startsWith(id, own) ? own : id.slice(0, i)
     return this.ring.find(executionId, attempt, seq, stream)
   }
 
@@ -403,6 +411,15 @@ export class OutcomeAggregator {
       if (this.ring.streamOf(n) === stream) return true
     }
     return false
+  }
+
+  /** The counters of criterion `id`, if the goal has it; the last one found is compared before hashing. */
+  private criterion(id: string): CriterionCounters | undefined {
+    if (id === this.lastCriterionId) return this.lastCriterion
+    const c = this.criteria.get(id)
+    this.lastCriterionId = id
+    this.lastCriterion = c
+    return c
   }
 
   private stream(streamId: string): StreamCounters {
@@ -496,6 +513,15 @@ function rate(successes: number, failures: number): number {
 }
 
 /** Non-negative integer in `s[from, to)`, or −1 if that is not all digits. */
+const COLON = 58
+
+/** Whether `s` begins with `prefix` (a loop: both short, and `s` often a slice). */
+function startsWith(s: string, prefix: string): boolean {
+  if (s.length < prefix.length) return false
+  for (let k = 0; k < prefix.length; k++) if (s.charCodeAt(k) !== prefix.charCodeAt(k)) return false
+  return true
+}
+
 function parseDigits(s: string, from: number, to: number): number {
   if (from >= to || to - from > 15) return -1
   let v = 0
