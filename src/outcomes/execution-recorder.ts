@@ -58,6 +58,9 @@ export interface ExecutionRecorder {
   close(): void
 }
 
+/** Marks a decision of this attempt that already has its outcome. */
+const DECIDED = 0
+
 const SEVERITIES: ReadonlySet<string> = new Set(['low', 'medium', 'high', 'critical'])
 const RESERVED_TYPES: ReadonlySet<string> = new Set(BUILT_IN_EVENT_TYPES)
 
@@ -76,10 +79,9 @@ class Recorder implements ExecutionRecorder {
   private readonly streamId: string
   private readonly attempt: number
   private readonly correlationId: string
-  /** Decision `seq`'s criteria (copied onto its outcome) and whether it has an outcome, by `seq`. */
-  private criteria: string[][] | undefined
-  private outcomeRecorded: boolean[] | undefined
-  /** The id prefix of this attempt's decisions, `${executionId}:${attempt}:`, made on first use. */
+  /** Decision `seq`'s criteria (copied onto its outcome), by `seq`; {@link DECIDED} once it has an outcome. */
+  private decided: (string[] | typeof DECIDED)[] | undefined
+  /** The id prefix of this attempt's decisions, `${executionId}:${attempt}:`, made when first needed. */
   private idPrefix: string | undefined
   /** The id `decide` returned last (an outcome usually names it, as the very same string). */
   private lastId: string | undefined
@@ -116,22 +118,16 @@ class Recorder implements ExecutionRecorder {
     if (d.context !== undefined) record.context = d.context
     this.send('decide', record)
     this.seq++
-    if (this.criteria === undefined) {
-      this.criteria = [d.criteria]
-      this.outcomeRecorded = [false]
-    } else {
-      this.criteria.push(d.criteria)
-      this.outcomeRecorded!.push(false)
-    }
-    this.idPrefix ??= decisionId(this.executionId, this.attempt, 0).slice(0, -1)
-    this.lastId = this.idPrefix + seq
+    if (this.decided === undefined) this.decided = [d.criteria]
+    else this.decided.push(d.criteria)
+    this.lastId = decisionId(this.executionId, this.attempt, seq)
     return this.lastId
   }
 
   recordOutcome(decisionId: string, outcome: OutcomeInput): void {
     requireString('recordOutcome', 'decisionId', decisionId)
     const own = this.ownDecision(decisionId)
-    if (own >= 0 && this.outcomeRecorded![own]) {
+    if (own >= 0 && this.decided![own] === DECIDED) {
       throw new InvalidArgumentError(`ctx.recordOutcome: decision ${decisionId} already has an outcome`, {
         decisionId,
       })
@@ -146,14 +142,14 @@ class Recorder implements ExecutionRecorder {
       success: o.success,
       timestamp: Date.now(),
     }
-    if (own >= 0) record.criteria = this.criteria![own]
+    if (own >= 0) record.criteria = this.decided![own] as string[]
     if (o.result !== undefined) record.result = o.result
     if (o.error !== undefined) record.error = o.error instanceof Error ? o.error.message : o.error
     if (o.summary !== undefined) record.summary = o.summary
     if (o.tokensUsed !== undefined) record.tokensUsed = o.tokensUsed
     if (o.latencyMs !== undefined) record.latencyMs = o.latencyMs
     this.send('recordOutcome', record)
-    if (own >= 0) this.outcomeRecorded![own] = true
+    if (own >= 0) this.decided![own] = DECIDED
   }
 
   reportProblem(severity: ProblemSeverity, description: string, options: ProblemOptions = {}): void {
@@ -221,6 +217,8 @@ class Recorder implements ExecutionRecorder {
   /** The `seq` of this attempt's decision `id`, or −1 when the id is not one of this attempt's. */
   private ownDecision(id: string): number {
     if (id === this.lastId) return this.seq - 1
+    if (this.seq === 0) return -1
+    this.idPrefix ??= decisionId(this.executionId, this.attempt, 0).slice(0, -1)
     const prefix = this.idPrefix
     if (prefix === undefined || id.length <= prefix.length || !id.startsWith(prefix)) return -1
     let seq = 0
