@@ -43,6 +43,37 @@ describe('EventBus subscriptions', () => {
     expect('correlationId' in a).toBe(false)
   })
 
+  it('gives events routed from worker records the same ids, order and fields whether or not anyone listens', () => {
+    // publishRecord leaves the id string to history() while nobody is subscribed; a subscriber sees it at once.
+    const quiet = new EventBus({ historySize: 4 })
+    const heard = new EventBus({ historySize: 4 })
+    const seen = collect(heard, { types: ['ticket_classified'] })
+    for (const bus of [quiet, heard]) {
+      bus.publish({ type: 'first', streamId: 's', data: 0, timestamp: 1000 })
+      for (let i = 1; i <= 5; i++)
+        bus.publishRecord('ticket_classified', 's', `e${i}`, `c${i}`, { i }, 1000 + i)
+      bus.publish({ type: 'last', streamId: 's', data: 6, timestamp: 1006 })
+    }
+    const shape = (e: AgentEvent) => ({ ...e })
+    // Ring of 4: the last three records and the closing event, ids counting on from the first event's.
+    expect(quiet.history().map(shape)).toEqual(heard.history().map(shape))
+    expect(quiet.history().map((e) => Number(e.id))).toEqual([4, 5, 6, 7])
+    expect(quiet.history()[0]).toEqual({
+      id: '4',
+      type: 'ticket_classified',
+      streamId: 's',
+      executionId: 'e3',
+      correlationId: 'c3',
+      data: { i: 3 },
+      timestamp: 1003,
+    })
+    expect(seen.seen.map((e) => e.id)).toEqual(['2', '3', '4', '5', '6'])
+    // A history read hands out the same object each time.
+    expect(quiet.history({ limit: 1, types: ['ticket_classified'] })[0]).toBe(
+      quiet.history({ types: ['ticket_classified'] }).at(-1),
+    )
+  })
+
   it('stops delivering after unsubscribe and says whether the subscription existed', () => {
     const bus = new EventBus()
     const sub = collect(bus, {})

@@ -52,6 +52,8 @@ export class EventBus {
   /** The subscriptions as an array for delivery; replaced, never mutated, whenever they change. */
   private delivery: readonly Subscription[] = []
   private readonly ring: (AgentEvent | undefined)[]
+  /** The id of a ring entry that {@link publishRecord} left without its id string. */
+  private readonly pendingIds: Float64Array
   private ringNext = 0
   private ringCount = 0
   private nextEventId = 1
@@ -68,6 +70,7 @@ export class EventBus {
       )
     }
     this.ring = new Array(size)
+    this.pendingIds = new Float64Array(size)
   }
 
   /** Events retained for {@link history} at most. */
@@ -133,6 +136,38 @@ export class EventBus {
     return event
   }
 
+  /**
+   * @internal What the record router publishes a worker's event with: like {@link publish}, but returns
+   * nothing, and skips making the id string while nobody is subscribed (a history read gives it).
+   * The caller has checked what {@link publish} checks.
+   */
+  publishRecord(
+    type: string,
+    streamId: string,
+    executionId: string,
+    correlationId: string | undefined,
+    data: unknown,
+    timestamp: number,
+  ): void {
+    if (
+      this.delivery.length > 0 ||
+      this.delivering ||
+      correlationId === undefined ||
+      typeof type !== 'string' ||
+      type === '' ||
+      typeof streamId !== 'string'
+    ) {
+      this.publish({ type, streamId, executionId, correlationId, data, timestamp })
+      return
+    }
+    // The same shape as publish() makes, with the id left empty until history() hands the event out.
+    const event = { id: '', type, streamId, executionId, correlationId, data, timestamp } as AgentEvent
+    const at = this.ringNext
+    this.remember(event)
+    if (this.ring.length > 0) this.pendingIds[at] = this.nextEventId
+    this.nextEventId++
+  }
+
   /** Retained events matching `query`, oldest first. */
   history<T extends string = EventType>(query: HistoryQuery<T> = {}): AgentEvent<T>[] {
     const limit = query.limit ?? Number.POSITIVE_INFINITY
@@ -143,8 +178,11 @@ export class EventBus {
     const out: AgentEvent<T>[] = []
     const size = this.ring.length
     for (let i = 1; i <= this.ringCount && out.length < limit; i++) {
-      const event = this.ring[(this.ringNext - i + size) % size]!
-      if (matches(filter, event)) out.push(event as AgentEvent<T>)
+      const at = (this.ringNext - i + size) % size
+      const event = this.ring[at]!
+      if (!matches(filter, event)) continue
+      if (event.id === '') event.id = String(this.pendingIds[at])
+      out.push(event as AgentEvent<T>)
     }
     return out.reverse()
   }

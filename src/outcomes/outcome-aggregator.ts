@@ -145,15 +145,25 @@ export class OutcomeAggregator {
    * one by one. Nests.
    */
   batch<T>(fn: () => T): T {
-    this.batchDepth++
+    this.beginBatch()
     try {
       return fn()
     } finally {
-      const cause = this.batchCause
-      if (--this.batchDepth === 0 && cause !== undefined) {
-        this.batchCause = undefined
-        this.publishChanges(cause)
-      }
+      this.endBatch()
+    }
+  }
+
+  /** @internal {@link batch} in two halves, for a caller that would otherwise make a closure per call. */
+  beginBatch(): void {
+    this.batchDepth++
+  }
+
+  /** @internal Ends a {@link beginBatch}; always pair them (in a `finally`). */
+  endBatch(): void {
+    const cause = this.batchCause
+    if (--this.batchDepth === 0 && cause !== undefined) {
+      this.batchCause = undefined
+      this.publishChanges(cause)
     }
   }
 

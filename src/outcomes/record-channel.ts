@@ -226,35 +226,49 @@ export class RecordChannel {
   drain(): number {
     if (this.draining) return 0
     this.draining = true
-    let delivered = 0
+    this.delivered = 0
     try {
       for (let i = 0; i < this.rings.length; i++) {
         if (this.rings[i]!.isEmpty()) continue
-        this.rings[i]!.read((frame) => {
-          if (frame.length === 0) {
-            this.unpackrs[i] = newUnpackr()
-            return
-          }
-          const unpackr = this.unpackrs[i]!
-          const records: WireRecord[] = []
-          // Decoded from a private copy: msgpackr's native string extraction refuses memory that is shared,
-          // and decoding from the ring itself takes about twice as long. The copy is also what a consumer
-          // keeps when it retains records as bytes.
-          const bytes = frame.slice()
-          const source = this.source.begin(bytes, unpackr)
-          unpackr.unpackMultiple(bytes, (record: unknown, start?: number, end?: number) => {
-            records.push(record as WireRecord)
-            source.add(start!, end!)
-          })
-          delivered += records.length
-          this.deliver(records, source)
-          source.end()
-        })
+        this.ringIndex = i
+        this.rings[i]!.read(this.onFrame)
       }
     } finally {
       this.draining = false
     }
-    return delivered
+    return this.delivered
+  }
+
+  /** The ring {@link onFrame} reads from, and the records delivered in this drain. */
+  private ringIndex = 0
+  private delivered = 0
+  /** The frame being decoded: its records, kept by {@link onValue}. */
+  private frameRecords: WireRecord[] = []
+
+  /** Decodes and delivers one frame of ring {@link ringIndex} (one function for every frame: no closure each). */
+  private readonly onFrame = (frame: Uint8Array): void => {
+    const i = this.ringIndex
+    if (frame.length === 0) {
+      this.unpackrs[i] = newUnpackr()
+      return
+    }
+    const unpackr = this.unpackrs[i]!
+    const records: WireRecord[] = []
+    this.frameRecords = records
+    // Decoded from a private copy: msgpackr's native string extraction refuses memory that is shared,
+    // and decoding from the ring itself takes about twice as long. The copy is also what a consumer
+    // keeps when it retains records as bytes.
+    const bytes = frame.slice()
+    const source = this.source.begin(bytes, unpackr)
+    unpackr.unpackMultiple(bytes, this.onValue)
+    this.delivered += records.length
+    this.deliver(records, source)
+    source.end()
+  }
+
+  private readonly onValue = (record: unknown, start?: number, end?: number): void => {
+    this.frameRecords.push(record as WireRecord)
+    this.source.add(start!, end!)
   }
 
   /**

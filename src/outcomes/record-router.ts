@@ -62,14 +62,14 @@ export function routeRecord(
       return true
     }
     case 'event':
-      bus.publish({
-        type: record.type,
-        streamId: record.streamId,
-        executionId: record.executionId,
-        correlationId: record.correlationId,
-        data: record.data,
-        timestamp: record.timestamp,
-      })
+      bus.publishRecord(
+        record.type,
+        record.streamId,
+        record.executionId,
+        record.correlationId,
+        record.data,
+        record.timestamp,
+      )
       return true
     case 'state_change':
       bus.publish({
@@ -111,9 +111,14 @@ export function routeRecords(
   from = 0,
   to = records.length,
 ): number {
-  return targets.aggregator.batch(() => {
+  // The aggregator's batch without a closure per frame.
+  const aggregator = targets.aggregator
+  aggregator.beginBatch()
+  try {
     let consumed = 0
     for (let i = from; i < to; i++) if (routeRecord(records[i]!, targets, source, i)) consumed++
     return consumed
-  })
+  } finally {
+    aggregator.endBatch()
+  }
 }
