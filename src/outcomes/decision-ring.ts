@@ -25,7 +25,7 @@
  * @module
  */
 import type { DecisionRecord, OutcomeRecord } from '../protocol.js'
-import { type RecordBytes, RetainedFrame } from './record-channel.js'
+import { RetainedFrame } from './record-channel.js'
 import type { StreamOutcomeStats } from './types.js'
 
 /** Newest decisions of its stream {@link DecisionRing.find} compares directly before it looks the execution id up. */
@@ -54,9 +54,11 @@ export class StreamCounters implements StreamOutcomeStats {
 }
 
 /** Outcome states of a slot. */
-const NO_OUTCOME = 0
-const SUCCEEDED = 1
-const FAILED = 2
+export const OutcomeState = { NONE: 0, SUCCEEDED: 1, FAILED: 2 } as const
+export type OutcomeState = (typeof OutcomeState)[keyof typeof OutcomeState]
+const NO_OUTCOME = OutcomeState.NONE
+const SUCCEEDED = OutcomeState.SUCCEEDED
+const FAILED = OutcomeState.FAILED
 
 export class DecisionRing {
   readonly size: number
@@ -124,7 +126,13 @@ export class DecisionRing {
    * Retains a decision (dropping the oldest when full). With `bytes`, only its place in the frame is kept.
    * @returns whether an older decision was dropped to make room. Never call with `size` 0.
    */
-  push(r: DecisionRecord, stream: StreamCounters, bytes: RecordBytes | undefined): boolean {
+  push(
+    r: DecisionRecord,
+    stream: StreamCounters,
+    frame: RetainedFrame | undefined,
+    start: number,
+    end: number,
+  ): boolean {
     const dropped = this.total >= this.size
     const n = this.total++
     const slot = n % this.size
@@ -134,12 +142,12 @@ export class DecisionRing {
     stream.lastDecision = n
     this.attempts[slot] = r.attempt
     this.seqs[slot] = r.seq
-    if (bytes === undefined) {
+    if (frame === undefined) {
       this.records[slot] = r
     } else {
-      this.records[slot] = bytes.frame
-      this.recordStart[slot] = bytes.start
-      this.recordEnd[slot] = bytes.end
+      this.records[slot] = frame
+      this.recordStart[slot] = start
+      this.recordEnd[slot] = end
     }
     this.outcomes[slot] = undefined
     this.outcomeStreams[slot] = undefined
@@ -241,23 +249,32 @@ export class DecisionRing {
       : kept
   }
 
-  /** Whether decision `n` has an outcome: its success and the stream of the execution that recorded it. */
-  outcomeOf(n: number): { success: boolean; stream: StreamCounters } | undefined {
-    const slot = n % this.size
-    const state = this.outcomeState[slot]
-    if (state === NO_OUTCOME) return undefined
-    return { success: state === SUCCEEDED, stream: this.outcomeStreams[slot]! }
+  /** Whether decision `n` has an outcome, and whether it succeeded: {@link OutcomeState}. */
+  outcomeStateOf(n: number): OutcomeState {
+    return this.outcomeState[n % this.size] as OutcomeState
   }
 
-  /** Attaches an outcome to retained decision `n`, replacing any earlier one. */
-  setOutcome(n: number, r: OutcomeRecord, stream: StreamCounters, bytes: RecordBytes | undefined): void {
+  /** The stream of the execution that recorded decision `n`'s outcome (when it has one). */
+  outcomeStreamOf(n: number): StreamCounters {
+    return this.outcomeStreams[n % this.size]!
+  }
+
+  /** Attaches an outcome to retained decision `n`, replacing any earlier one; with `frame`, as its bytes. */
+  setOutcome(
+    n: number,
+    r: OutcomeRecord,
+    stream: StreamCounters,
+    frame: RetainedFrame | undefined,
+    start: number,
+    end: number,
+  ): void {
     const slot = n % this.size
-    if (bytes === undefined) {
+    if (frame === undefined) {
       this.outcomes[slot] = r
     } else {
-      this.outcomes[slot] = bytes.frame
-      this.outcomeStart[slot] = bytes.start
-      this.outcomeEnd[slot] = bytes.end
+      this.outcomes[slot] = frame
+      this.outcomeStart[slot] = start
+      this.outcomeEnd[slot] = end
     }
     this.outcomeState[slot] = r.success ? SUCCEEDED : FAILED
     this.outcomeStreams[slot] = stream

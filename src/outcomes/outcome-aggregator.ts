@@ -14,14 +14,14 @@ import {
   type ProblemRecord,
   type ViolationRecord,
 } from '../protocol.js'
-import { DecisionRing, StreamCounters } from './decision-ring.js'
+import { DecisionRing, OutcomeState, StreamCounters } from './decision-ring.js'
 import {
   type NormalizedCriterion,
   type NormalizedGoal,
   normalizeGoal,
   resolveAggregatorOptions,
 } from './goal.js'
-import type { FrameSource, RecordBytes } from './record-channel.js'
+import type { FrameSource, RetainedFrame } from './record-channel.js'
 import type {
   ConstraintViolationSummary,
   CriterionProgress,
@@ -300,27 +300,34 @@ export class OutcomeAggregator {
       this.droppedDecisions++
       return
     }
-    if (this.ring.push(r, stream, bytesOf(source, index))) this.droppedDecisions++
+    const frame = keptFrame(source, index)
+    if (this.ring.push(r, stream, frame, source?.keptStart ?? 0, source?.keptEnd ?? 0))
+      this.droppedDecisions++
   }
 
   private addOutcome(r: OutcomeRecord, source: FrameSource | undefined, index: number): void {
     const stream = this.stream(r.streamId)
     const n = this.findDecision(r, stream)
-    const earlier = n < 0 ? undefined : this.ring.outcomeOf(n)
+    const earlier = n < 0 ? OutcomeState.NONE : this.ring.outcomeStateOf(n)
     // The decision is decoded (once) only when its criteria are needed: the outcome does not carry them
     // (it came from another execution), or it replaces an earlier outcome.
     const decided =
-      n >= 0 && (r.criteria === undefined || earlier !== undefined) ? this.ring.decision(n) : undefined
+      n >= 0 && (r.criteria === undefined || earlier !== OutcomeState.NONE)
+        ? this.ring.decision(n)
+        : undefined
     const criteria = r.criteria ?? decided?.criteria
-    if (earlier !== undefined) {
+    if (earlier !== OutcomeState.NONE) {
       // A second outcome for the same decision corrects the first: count only the latest.
-      this.count(earlier.success, decided!.criteria, earlier.stream, -1)
+      this.count(earlier === OutcomeState.SUCCEEDED, decided!.criteria, this.ring.outcomeStreamOf(n), -1)
       this.replacedOutcomes++
     } else if (criteria === undefined) {
       this.orphanOutcomes++
     }
     this.count(r.success, criteria ?? [], stream, 1)
-    if (n >= 0) this.ring.setOutcome(n, r, stream, bytesOf(source, index))
+    if (n >= 0) {
+      const frame = keptFrame(source, index)
+      this.ring.setOutcome(n, r, stream, frame, source?.keptStart ?? 0, source?.keptEnd ?? 0)
+    }
   }
 
   private count(success: boolean, criteria: readonly string[], s: StreamCounters, delta: 1 | -1): void {
@@ -543,9 +550,12 @@ function parseDigits(s: string, from: number, to: number): number {
   return v
 }
 
-/** Where record `index` of `source` lies, kept past the frame's delivery; undefined if it cannot be kept so. */
-function bytesOf(source: FrameSource | undefined, index: number): RecordBytes | undefined {
-  return source === undefined || index < 0 ? undefined : source.keep(index)
+/**
+ * The frame record `index` of `source` is kept in past the frame's delivery (its range then in
+ * `source.keptStart`/`keptEnd`); undefined if it cannot be kept so.
+ */
+function keptFrame(source: FrameSource | undefined, index: number): RetainedFrame | undefined {
+  return source === undefined || index < 0 ? undefined : source.keepFrame(index)
 }
 
 function toDecision(r: DecisionRecord, outcome: OutcomeRecord | undefined): Decision {

@@ -410,6 +410,19 @@ export class FrameSource {
    * shapes are new, rarely after.
    */
   keep(index: number): RecordBytes | undefined {
+    const frame = this.keepFrame(index)
+    return frame === undefined ? undefined : { frame, start: this.keptStart, end: this.keptEnd }
+  }
+
+  /** Where the record lies in the frame the last {@link keepFrame} returned. */
+  keptStart = 0
+  keptEnd = 0
+
+  /**
+   * {@link keep} without making an object, for the aggregator's hot path: the kept frame, with the
+   * record's range in {@link keptStart} and {@link keptEnd} until the next call.
+   */
+  keepFrame(index: number): RetainedFrame | undefined {
     const frame = this.frame
     const table = this.table
     if (frame === undefined || table === undefined) {
@@ -421,9 +434,13 @@ export class FrameSource {
     const end = this.ends[index]!
     if (frame.length <= WHOLE_FRAME_BYTES) {
       this.whole ??= new RetainedFrame(frame, table)
-      return { frame: this.whole, start, end }
+      this.keptStart = start
+      this.keptEnd = end
+      return this.whole
     }
-    return { frame: new RetainedFrame(frame.slice(start, end), table), start: 0, end: end - start }
+    this.keptStart = 0
+    this.keptEnd = end - start
+    return new RetainedFrame(frame.slice(start, end), table)
   }
 }
 
