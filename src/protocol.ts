@@ -170,15 +170,16 @@ export function decisionId(executionId: string, attempt: number, seq: number): s
   return `${executionId}:${attempt}:${seq}`
 }
 
-/** `ctx.recordOutcome`: the result of a decision. */
-export interface OutcomeRecord extends RecordBase {
+/**
+ * `ctx.recordOutcome`: the result of a decision. An outcome of a decision of the same attempt names it by
+ * `decisionSeq` (its id is `${executionId}:${attempt}:${decisionSeq}`, nothing to parse on the main
+ * thread) and carries its criteria; an outcome of another attempt's decision names it by `decisionId`.
+ * Exactly one of the two is set.
+ */
+export type OutcomeRecord = OwnOutcomeRecord | OtherOutcomeRecord
+
+interface OutcomeRecordBase extends RecordBase {
   k: 'outcome'
-  decisionId: string
-  /**
-   * The criteria of the decision, copied by the worker when the decision was made by the same attempt,
-   * so the aggregator counts the outcome exactly even if it no longer retains the decision.
-   */
-  criteria?: string[]
   success: boolean
   result?: unknown
   error?: string
@@ -186,6 +187,24 @@ export interface OutcomeRecord extends RecordBase {
   tokensUsed?: number
   latencyMs?: number
   timestamp: number
+}
+
+/** An outcome of a decision the same attempt made. */
+export interface OwnOutcomeRecord extends OutcomeRecordBase {
+  decisionSeq: number
+  decisionId?: undefined
+  /**
+   * The criteria of the decision, copied by the worker, so the aggregator counts the outcome exactly even
+   * if it no longer retains the decision.
+   */
+  criteria: string[]
+}
+
+/** An outcome of a decision by id (another execution's, or an earlier attempt's). */
+export interface OtherOutcomeRecord extends OutcomeRecordBase {
+  decisionId: string
+  decisionSeq?: undefined
+  criteria?: undefined
 }
 
 /** `ctx.reportProblem`. */

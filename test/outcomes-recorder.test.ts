@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { ErrorCode, InvalidArgumentError, RecordInvalidError } from '../src/errors.js'
 import type { AgentEvent } from '../src/events/index.js'
+import { createExecutionRecorder } from '../src/outcomes/index.js'
+import type { WireRecord } from '../src/protocol.js'
 import { localPipeline } from './fixtures/outcomes/pipeline.js'
 
 const cyclic = (): unknown => {
@@ -19,6 +21,25 @@ function thrown(fn: () => unknown): Error {
 }
 
 describe('execution recorder', () => {
+  it('names its own decision in an outcome by number with the criteria, and another decision by id', () => {
+    const sent: WireRecord[] = []
+    const sink = { push: (r: WireRecord) => void sent.push(r) }
+    const ids = { streamId: 's', entryPointId: 's', correlationId: 'c', attempt: 2 }
+    const ctx = createExecutionRecorder(sink, { ...ids, executionId: 'e1' })
+    const first = ctx.decide({ intent: 'i', options: [], chosen: 'o', reasoning: '', criteria: ['a'] })
+    const second = ctx.decide({ intent: 'i', options: [], chosen: 'o', reasoning: '', criteria: ['b'] })
+    ctx.recordOutcome(first, { success: true })
+    ctx.recordOutcome('other:1:0', { success: false })
+    createExecutionRecorder(sink, { ...ids, executionId: 'e2' }).recordOutcome(second, { success: true })
+    const outcomes = sent.filter((r) => r.k === 'outcome')
+    expect(outcomes.map((o) => [o.executionId, o.decisionSeq, o.criteria, o.decisionId])).toEqual([
+      ['e1', 0, ['a'], undefined],
+      ['e1', undefined, undefined, 'other:1:0'],
+      ['e2', undefined, undefined, 'e1:2:1'],
+    ])
+    expect(outcomes.every((o) => !('decisionId' in o) || !('decisionSeq' in o))).toBe(true)
+  })
+
   it('refuses a decision msgpack cannot encode with a clear RecordInvalidError, and the frame around it still arrives whole', () => {
     const p = localPipeline(undefined)
     const ctx = p.execution('e1')

@@ -133,16 +133,27 @@ class Recorder implements ExecutionRecorder {
       })
     }
     const o = checkOutcome(outcome)
-    const record: OutcomeRecord = {
-      k: 'outcome',
-      executionId: this.executionId,
-      streamId: this.streamId,
-      attempt: this.attempt,
-      decisionId,
-      success: o.success,
-      timestamp: Date.now(),
-    }
-    if (own >= 0) record.criteria = this.decided![own] as string[]
+    const record: OutcomeRecord =
+      own >= 0
+        ? {
+            k: 'outcome',
+            executionId: this.executionId,
+            streamId: this.streamId,
+            attempt: this.attempt,
+            decisionSeq: own,
+            criteria: this.decided![own] as string[],
+            success: o.success,
+            timestamp: Date.now(),
+          }
+        : {
+            k: 'outcome',
+            executionId: this.executionId,
+            streamId: this.streamId,
+            attempt: this.attempt,
+            decisionId,
+            success: o.success,
+            timestamp: Date.now(),
+          }
     if (o.result !== undefined) record.result = o.result
     if (o.error !== undefined) record.error = o.error instanceof Error ? o.error.message : o.error
     if (o.summary !== undefined) record.summary = o.summary

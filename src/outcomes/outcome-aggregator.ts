@@ -394,7 +394,10 @@ export class OutcomeAggregator {
    * in the outcome's stream wins, else the newest in any stream.
    */
   private findDecision(r: OutcomeRecord, stream: StreamCounters): number {
+    // An outcome of its own attempt's decision names it by number: nothing to parse.
+    if (r.decisionSeq !== undefined) return this.ring.find(r.executionId, r.attempt, r.decisionSeq, stream)
     const id = r.decisionId
+    if (typeof id !== 'string') return -1
     // Scanned by hand from the end: the id is short, and a decoded string is often a slice of a bigger one.
     let j = id.length - 1
     while (j >= 0 && id.charCodeAt(j) !== COLON) j--
