@@ -123,7 +123,8 @@ export class DecisionRing {
   }
 
   /**
-   * Retains a decision (dropping the oldest when full). With `bytes`, only its place in the frame is kept.
+   * Retains a decision (dropping the oldest when full). With `frame`, only its place there (`start`, `end`)
+   * is kept; without, `r` itself.
    * @returns whether an older decision was dropped to make room. Never call with `size` 0.
    */
   push(
