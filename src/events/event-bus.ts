@@ -155,7 +155,8 @@ export class EventBus {
       correlationId === undefined ||
       typeof type !== 'string' ||
       type === '' ||
-      typeof streamId !== 'string'
+      typeof streamId !== 'string' ||
+      typeof timestamp !== 'number'
     ) {
       this.publish({ type, streamId, executionId, correlationId, data, timestamp })
       return
