@@ -56,9 +56,6 @@ export class StreamCounters implements StreamOutcomeStats {
 /** Outcome states of a slot. */
 export const OutcomeState = { NONE: 0, SUCCEEDED: 1, FAILED: 2 } as const
 export type OutcomeState = (typeof OutcomeState)[keyof typeof OutcomeState]
-const NO_OUTCOME = OutcomeState.NONE
-const SUCCEEDED = OutcomeState.SUCCEEDED
-const FAILED = OutcomeState.FAILED
 
 export class DecisionRing {
   readonly size: number
@@ -152,7 +149,7 @@ export class DecisionRing {
     }
     this.outcomes[slot] = undefined
     this.outcomeStreams[slot] = undefined
-    this.outcomeState[slot] = NO_OUTCOME
+    this.outcomeState[slot] = OutcomeState.NONE
     return dropped
   }
 
@@ -202,28 +199,25 @@ export class DecisionRing {
     let n = stream.lastDecision
     for (let steps = 0; n >= oldest && steps < RECENT_IN_STREAM; steps++) {
       const slot = n % this.size
-      if (
-        this.seqs[slot] === seq &&
-        this.attempts[slot] === attempt &&
-        this.executionIds[slot] === executionId
-      ) {
-        return n
-      }
+      if (this.isDecision(slot, executionId, attempt, seq)) return n
       n = this.streamPrev[slot]!
     }
     let newest = -1
     for (let m = this.latestOf(executionId); m >= 0; m = this.previous(m)) {
       const slot = m % this.size
-      if (
-        this.seqs[slot] === seq &&
-        this.attempts[slot] === attempt &&
-        this.executionIds[slot] === executionId
-      ) {
+      if (this.isDecision(slot, executionId, attempt, seq)) {
         if (this.streams[slot] === stream) return m
         if (newest < 0) newest = m
       }
     }
     return newest
+  }
+
+  /** Whether `slot` holds decision `${executionId}:${attempt}:${seq}` (the cheap comparisons first). */
+  private isDecision(slot: number, executionId: string, attempt: number, seq: number): boolean {
+    return (
+      this.seqs[slot] === seq && this.attempts[slot] === attempt && this.executionIds[slot] === executionId
+    )
   }
 
   /** The stream counters of retained decision `n`. */
@@ -277,7 +271,7 @@ export class DecisionRing {
       this.outcomeStart[slot] = start
       this.outcomeEnd[slot] = end
     }
-    this.outcomeState[slot] = r.success ? SUCCEEDED : FAILED
+    this.outcomeState[slot] = r.success ? OutcomeState.SUCCEEDED : OutcomeState.FAILED
     this.outcomeStreams[slot] = stream
   }
 }

@@ -398,18 +398,15 @@ export class OutcomeAggregator {
     if (r.decisionSeq !== undefined) return this.ring.find(r.executionId, r.attempt, r.decisionSeq, stream)
     const id = r.decisionId
     if (typeof id !== 'string') return -1
-    // Scanned by hand from the end: the id is short, and a decoded string is often a slice of a bigger one.
-    let j = id.length - 1
-    while (j >= 0 && id.charCodeAt(j) !== COLON) j--
-    let i = j - 1
-    while (i >= 0 && id.charCodeAt(i) !== COLON) i--
+    const j = id.lastIndexOf(':')
+    const i = j > 0 ? id.lastIndexOf(':', j - 1) : -1
     if (i <= 0) return -1
     const attempt = parseDigits(id, i + 1, j)
     const seq = parseDigits(id, j + 1, id.length)
     if (attempt < 0 || seq < 0) return -1
-    // The usual case, an outcome of the recording execution's own decision: no new string to hash.
+    // A decision of an earlier attempt of the recording execution: no new string to hash.
     const own = r.executionId
-    const executionId = i === own.length && startsWith(id, own) ? own : id.slice(0, i)
+    const executionId = i === own.length && id.startsWith(own) ? own : id.slice(0, i)
     return this.ring.find(executionId, attempt, seq, stream)
   }
 
@@ -533,15 +530,6 @@ function rate(successes: number, failures: number): number {
 }
 
 /** Non-negative integer in `s[from, to)`, or −1 if that is not all digits. */
-const COLON = 58
-
-/** Whether `s` begins with `prefix` (a loop: both short, and `s` often a slice). */
-function startsWith(s: string, prefix: string): boolean {
-  if (s.length < prefix.length) return false
-  for (let k = 0; k < prefix.length; k++) if (s.charCodeAt(k) !== prefix.charCodeAt(k)) return false
-  return true
-}
-
 function parseDigits(s: string, from: number, to: number): number {
   if (from >= to || to - from > 15) return -1
   let v = 0
