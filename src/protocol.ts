@@ -6,7 +6,7 @@
  *    executions. Many executions travel in one pool message when queues are deep, which is how the
  *    per-execution dispatch cost is hidden; each still has its own result, timeout and error.
  * 2. **Records** (worker → main, through the per-thread SharedArrayBuffer ring of
- *    `outcomes/record-channel.ts`): msgpack-encoded {@link WireRecord}s batched into frames. An execution's
+ *    `channel/`): msgpack-encoded {@link WireRecord}s batched into frames. An execution's
  *    end is itself a record ({@link EndRecord}), written after all of that execution's other records, so
  *    when the main thread consumes the end it has consumed everything before it — and what a thread wrote
  *    before it died is still in shared memory to be read.

@@ -1,9 +1,10 @@
 import { threadId } from 'node:worker_threads'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { RecordChannel, RecordWriter } from '../src/channel/index.js'
 import type { Goal } from '../src/config/index.js'
 import { EventBus } from '../src/events/index.js'
-import { OutcomeAggregator, RecordChannel, RecordWriter, routeRecords } from '../src/outcomes/index.js'
+import { OutcomeAggregator, routeRecords } from '../src/outcomes/index.js'
 import { type DecisionRecord, decisionId, type OutcomeRecord } from '../src/protocol.js'
 
 const goal: Goal = {

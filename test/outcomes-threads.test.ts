@@ -1,7 +1,8 @@
 import { Worker } from 'node:worker_threads'
 import { describe, expect, it } from 'vitest'
+import { RecordChannel } from '../src/channel/index.js'
 import { EventBus } from '../src/events/index.js'
-import { OutcomeAggregator, RecordChannel, routeRecord } from '../src/outcomes/index.js'
+import { OutcomeAggregator, routeRecord } from '../src/outcomes/index.js'
 
 const BOOTSTRAP = new URL('./fixtures/outcomes/ts-worker.mjs', import.meta.url)
 const ENTRY = new URL('./fixtures/outcomes/record-worker.ts', import.meta.url).href

@@ -12,6 +12,7 @@
 
 import { pathToFileURL } from 'node:url'
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads'
+import { assertPackable, RecordWriter } from '../src/channel/index.js'
 import {
   ExecutionCancelledError,
   HandlerModuleError,
@@ -19,12 +20,7 @@ import {
   serializeError,
 } from '../src/errors.js'
 import type { Handler, HandlerContext } from '../src/handler.js'
-import {
-  assertPackable,
-  createExecutionRecorder,
-  type ExecutionRecorder,
-  RecordWriter,
-} from '../src/outcomes/index.js'
+import { createExecutionRecorder, type ExecutionRecorder } from '../src/outcomes/index.js'
 import type {
   BatchResult,
   BatchTask,

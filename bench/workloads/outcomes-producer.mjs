@@ -9,7 +9,8 @@ import { parentPort, threadId, workerData } from 'node:worker_threads'
 import { register } from 'tsx/esm/api'
 
 register()
-const { RecordWriter, createExecutionRecorder } = await import('../../src/outcomes/index.js')
+const { RecordWriter } = await import('../../src/channel/index.js')
+const { createExecutionRecorder } = await import('../../src/outcomes/index.js')
 
 const writer = RecordWriter.attach(workerData.handles, threadId)
 const tag = workerData.tag

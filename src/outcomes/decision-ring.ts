@@ -24,8 +24,9 @@
  *
  * @module
  */
+
+import { RetainedFrame } from '../channel/index.js'
 import type { DecisionRecord, OutcomeRecord } from '../protocol.js'
-import { RetainedFrame } from './record-channel.js'
 import type { StreamOutcomeStats } from './types.js'
 
 /** Newest decisions of its stream {@link DecisionRing.find} compares directly before it looks the execution id up. */

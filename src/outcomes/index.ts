@@ -1,6 +1,6 @@
 /**
- * Outcomes: the worker-side recorder behind `ctx.decide` and friends, the record channel that carries
- * records to the main thread, the router that consumes them, and the {@link OutcomeAggregator}.
+ * Outcomes: the worker-side recorder behind `ctx.decide` and friends, the router that consumes the
+ * records the channel (`channel/`) brings to the main thread, and the {@link OutcomeAggregator}.
  *
  * @module
  */
@@ -9,7 +9,6 @@ export type { ExecutionIds, ExecutionRecorder, RecordSink } from './execution-re
 export { createExecutionRecorder } from './execution-recorder.js'
 export type { AggregatedRecord } from './outcome-aggregator.js'
 export { OutcomeAggregator } from './outcome-aggregator.js'
-export * from './record-channel.js'
 export type { RecordTargets } from './record-router.js'
 export { routeRecord, routeRecords } from './record-router.js'
 export type {

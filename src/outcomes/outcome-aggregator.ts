@@ -5,6 +5,8 @@
  *
  * @module
  */
+
+import type { FrameSource, RetainedFrame } from '../channel/index.js'
 import type { Goal } from '../config/index.js'
 import type { CriterionProgressSummary, EventBus } from '../events/index.js'
 import {
@@ -21,7 +23,6 @@ import {
   normalizeGoal,
   resolveAggregatorOptions,
 } from './goal.js'
-import type { FrameSource, RetainedFrame } from './record-channel.js'
 import type {
   ConstraintViolationSummary,
   CriterionProgress,

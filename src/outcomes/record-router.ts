@@ -3,10 +3,11 @@
  *
  * @module
  */
+
+import type { FrameSource } from '../channel/index.js'
 import type { EventBus } from '../events/index.js'
 import type { WireRecord } from '../protocol.js'
 import type { OutcomeAggregator } from './outcome-aggregator.js'
-import type { FrameSource } from './record-channel.js'
 
 /** Where {@link routeRecord} delivers. */
 export interface RecordTargets {

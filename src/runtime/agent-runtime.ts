@@ -6,6 +6,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto'
+import { RecordChannel } from '../channel/index.js'
 import {
   loadConfigFile,
   type ResolvedRuntimeConfig,
@@ -14,7 +15,7 @@ import {
 } from '../config/index.js'
 import { ConfigError, InvalidArgumentError, NotRunningError, WorkerCrashedError } from '../errors.js'
 import { EventBus } from '../events/index.js'
-import { OutcomeAggregator, RecordChannel, routeRecords } from '../outcomes/index.js'
+import { OutcomeAggregator, routeRecords } from '../outcomes/index.js'
 import { API_META } from '../protocol.js'
 import { SharedBufferManager } from '../state/index.js'
 import { startTriggers, type Triggers } from '../triggers/index.js'

@@ -25,6 +25,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { BroadcastChannel } from 'node:worker_threads'
+import type { FrameSource } from '../channel/index.js'
 import type { ResolvedRuntimeConfig } from '../config/index.js'
 import {
   type AgentPoolError,
@@ -38,7 +39,6 @@ import {
   WorkerCrashedError,
 } from '../errors.js'
 import type { EventBus } from '../events/index.js'
-import type { FrameSource } from '../outcomes/index.js'
 import type { BatchResult, ControlMessage, EndRecord, ExecutionTask, WireRecord } from '../protocol.js'
 import { API_META, controlChannelName } from '../protocol.js'
 import { type Execution, ExecutionStream, newExecution } from './execution-stream.js'

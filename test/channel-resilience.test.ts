@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { RecordChannel, RecordWriter } from '../src/outcomes/index.js'
+import { RecordChannel, RecordWriter } from '../src/channel/index.js'
 import type { WireRecord } from '../src/protocol.js'
 
 function end(executionId: string): WireRecord {
