@@ -31,7 +31,7 @@ export interface HandlerContext {
   readonly meta: Readonly<Record<string, unknown>>
   /** Aborts when the execution times out, is cancelled, or the runtime stops without drain. */
   readonly signal: AbortSignal
-  /** Shared state: execution, stream and global scopes (see DESIGN §5). Synchronous. */
+  /** Shared state: execution, stream and global scopes (see docs/architecture.md, "Shared state"). Synchronous. */
   readonly state: StreamBuffer
   /** Records a decision; returns its id, for `recordOutcome`. */
   readonly decide: Recorder['decide']

@@ -313,7 +313,7 @@ describe('bench runner', () => {
     expect(exitCodeFor(ok)).toBe(EXIT.OK)
   })
 
-  it('writes latest.json in the DESIGN §8 shape', async () => {
+  it('writes latest.json in the documented results shape', async () => {
     const files = await discoverSuites(dir)
     const results = await runSuites({ files, quick: true, filter: 'alpha', log: () => {} })
     const path = join(dir, 'results', 'latest.json')

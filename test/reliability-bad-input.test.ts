@@ -124,7 +124,7 @@ const ROUTES: Record<string, string[]> = {
   '/metrics': ['GET'],
 }
 
-/** The contract of DESIGN §3 as a model: what a fuzzed request must be answered. */
+/** The webhook contract (docs/architecture.md) as a model: what a fuzzed request must be answered. */
 function expectedStatus(f: Fuzzed, body: Buffer): { status: number; code?: string } {
   const path = f.path.split('?')[0]!
   // The body limit is enforced while the body streams in, before routing: an oversized upload is never read.

@@ -1,7 +1,7 @@
 /**
  * The engine behind `npm run bench`: finds the `bench/*.bench.ts` suites, runs them one after another
  * (a suite that throws is recorded as failed and the others still run), prints progress and a final
- * table, and writes `bench/results/latest.json` in the shape of DESIGN §8.
+ * table, and writes `bench/results/latest.json` in the shape of docs/architecture.md, "Benchmark results file".
  */
 
 import { mkdir, readdir, writeFile } from 'node:fs/promises'
@@ -60,7 +60,7 @@ export async function loadSuite(file: string): Promise<BenchSuite> {
   return suite as BenchSuite
 }
 
-/** Checks the entries a suite returned have the DESIGN §8 shape; names the first bad field. */
+/** Checks the entries a suite returned have the shape of docs/architecture.md ("Benchmark results file"); names the first bad field. */
 export function validateEntries(suite: string, entries: unknown): BenchEntry[] {
   if (!Array.isArray(entries))
     throw new InvalidArgumentError(`suite ${suite} returned ${typeof entries}, not an array of entries`)

@@ -15,7 +15,7 @@ export interface BenchSide {
   p99Ms: number
 }
 
-/** One named ratio, exactly as it appears in `bench/results/latest.json` (DESIGN §8). */
+/** One named ratio, exactly as it appears in `bench/results/latest.json` (docs/architecture.md, "Benchmark results file"). */
 export interface BenchEntry {
   /** The ratio's name as the issues spell it, e.g. `'dispatch_vs_piscina'`. */
   name: string
@@ -57,7 +57,7 @@ export interface SuiteFailure {
   error: { code?: string; message: string }
 }
 
-/** The file `bench/results/latest.json` (DESIGN §8). */
+/** The file `bench/results/latest.json` (docs/architecture.md, "Benchmark results file"). */
 export interface BenchResults {
   machine: MachineInfo
   quick: boolean

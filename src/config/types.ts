@@ -7,7 +7,7 @@
  * @module
  */
 
-/** How an execution sees and changes one state scope. See DESIGN.md §5. */
+/** How an execution sees and changes one state scope. See docs/architecture.md, "Shared state". */
 export type IsolationLevel = 'isolated' | 'shared' | 'synchronized'
 
 /** Isolation per scope. The execution scope is always private and has no level. */

@@ -385,7 +385,7 @@ function notSync(what: string): InvalidArgumentError {
  * One execution's state: `execution` (private, freed when the execution ends), `stream` (one per entry
  * point) and `global` scopes, each with the isolation level configured for the entry point.
  *
- * **Isolation decisions** (DESIGN §5 leaves these to the implementation):
+ * **Isolation decisions** (docs/architecture.md, "Shared state"):
  *
  * - `isolated` — repeatable read per key: the first read of a key pins the committed value; later reads
  *   return the pin, or this execution's own private `write`/`delete`, which are discarded when the

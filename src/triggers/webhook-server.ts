@@ -8,7 +8,7 @@
  * and closes idle keep-alive connections on shutdown — all of which we would otherwise hand-write. We
  * keep the raw body (one catch-all buffer parser) because the signature is over the exact bytes sent.
  *
- * The contract (DESIGN.md §3): `202 {"executionId"}`; `401` for a missing or wrong signature; `413` over
+ * The contract (docs/architecture.md, "Webhook contract"): `202 {"executionId"}`; `401` for a missing or wrong signature; `413` over
  * the body limit; `400` for a JSON content type with a malformed body; `404` for an unknown path; `405`
  * (with `Allow`) for a method the path does not accept; `429` with `Retry-After` when the stream's queue is
  * full; `503` while the runtime is not running. Every error answer is `{"error": {"code", "message"}}`.
