@@ -22,21 +22,26 @@ async function post(rt: AgentRuntime, path: string, body: string, secret: string
   })
 }
 
+/** A runtime with one signed webhook entry point, `tickets` at `/hooks/tickets`, running the echo handler. */
+function startWebhookRuntime(): Promise<AgentRuntime> {
+  process.env.AGENTPOOL_TEST_SECRET = 'webhook-secret-for-tests'
+  return startRuntime(
+    {
+      entryPoints: [
+        {
+          id: 'tickets',
+          handler: fixture('echo'),
+          trigger: { type: 'webhook', path: '/hooks/tickets', secretEnv: 'AGENTPOOL_TEST_SECRET' },
+        },
+      ],
+    },
+    onCleanup,
+  )
+}
+
 describe('triggers through the runtime', () => {
   it('runs a signed webhook delivery on a pool thread with the parsed body and the request meta', async () => {
-    process.env.AGENTPOOL_TEST_SECRET = 'webhook-secret-for-tests'
-    const rt = await startRuntime(
-      {
-        entryPoints: [
-          {
-            id: 'tickets',
-            handler: fixture('echo'),
-            trigger: { type: 'webhook', path: '/hooks/tickets', secretEnv: 'AGENTPOOL_TEST_SECRET' },
-          },
-        ],
-      },
-      onCleanup,
-    )
+    const rt = await startWebhookRuntime()
     expect(rt.webhookUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
     const res = await post(
       rt,
@@ -58,6 +63,20 @@ describe('triggers through the runtime', () => {
     expect(out.meta.headers['x-agentpool-signature']).toBeUndefined()
     const unsigned = await fetch(`${rt.webhookUrl}/hooks/tickets`, { method: 'POST', body: '{}' })
     expect(unsigned.status).toBe(401)
+  })
+
+  it("publishes a webhook's webhook_received and trigger_fired before its execution_started", async () => {
+    const rt = await startWebhookRuntime()
+    const ids: string[] = []
+    for (let i = 0; i < 5; i++) {
+      const res = await post(rt, '/hooks/tickets', JSON.stringify({ i }), 'webhook-secret-for-tests')
+      ids.push(((await res.json()) as { executionId: string }).executionId)
+    }
+    for (const id of ids) {
+      await rt.waitForExecution(id)
+      const types = rt.events.history({ executionId: id }).map((e) => e.type)
+      expect(types.slice(0, 3)).toEqual(['webhook_received', 'trigger_fired', 'execution_started'])
+    }
   })
 
   it('fires an interval timer repeatedly', async () => {

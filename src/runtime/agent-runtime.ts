@@ -140,8 +140,10 @@ export class AgentRuntime {
     this.triggers = await startTriggers(
       {
         trigger: async (id, input, opts = {}) => {
-          const { depth, ...rest } = opts
-          return this.engine.admit(id, input, rest, depth ?? 0)
+          const { depth, onAdmitted, ...rest } = opts
+          const executionId = this.engine.admit(id, input, rest, depth ?? 0)
+          onAdmitted?.(executionId)
+          return executionId
         },
         events: this.events,
         stats: () => this.stats(),

@@ -4,5 +4,5 @@
  * @module
  */
 export { AgentRuntime } from './agent-runtime.js'
-export { ABORT_GRACE_MS, MAX_BATCH } from './engine.js'
+export { ABORT_GRACE_MS, MAX_BATCH } from './limits.js'
 export type * from './types.js'

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { Piscina, queueOptionsSymbol } from 'piscina'
 import type { ResolvedRuntimeConfig } from '../config/index.js'
 import type { BatchResult, BatchTask, PoolEntryPoint } from '../protocol.js'
-import { DELEGATION_HEADROOM } from './engine.js'
+import { DELEGATION_HEADROOM } from './limits.js'
 
 /** What every pool thread receives as `workerData`. */
 export interface WorkerSetup {

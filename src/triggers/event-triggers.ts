@@ -67,9 +67,7 @@ export class EventTriggers {
         correlationId: event.correlationId,
         depth,
         meta: { trigger: 'event', eventType: event.type, eventId: event.id },
-      })
-      .then(
-        (executionId) =>
+        onAdmitted: (executionId) =>
           this.host.events.publish({
             type: 'trigger_fired',
             streamId: entryPointId,
@@ -77,8 +75,8 @@ export class EventTriggers {
             correlationId: event.correlationId,
             data: { entryPointId, triggerType: 'event' },
           }),
-        (err: unknown) => this.refuse(entryPointId, event, depth, 'refused', err),
-      )
+      })
+      .then(undefined, (err: unknown) => this.refuse(entryPointId, event, depth, 'refused', err))
   }
 
   /**

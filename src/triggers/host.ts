@@ -16,6 +16,11 @@ export interface HostTriggerOptions {
   meta?: Record<string, unknown>
   /** Event-cascade depth of the new execution: 0 for outside triggers. */
   depth?: number
+  /**
+   * Called with the execution's id as soon as it is admitted (or found by its idempotency key), before it
+   * can start: events published here come before its `execution_started`.
+   */
+  onAdmitted?: (executionId: string) => void
 }
 
 /** The per-stream figures the triggers read (a structural subset of the runtime's `StreamStats`). */

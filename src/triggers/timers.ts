@@ -161,25 +161,25 @@ class Timer {
       })
       return
     }
-    this.host.trigger(id, { scheduledAt }, { meta: { trigger: 'timer', scheduledAt } }).then(
-      (executionId) => {
-        this.stats.fired++
-        this.host.events.publish({
-          type: 'trigger_fired',
-          streamId: id,
-          executionId,
-          data: { entryPointId: id, triggerType: 'timer' },
-        })
-      },
-      (err: unknown) => {
+    const onAdmitted = (executionId: string): void => {
+      this.stats.fired++
+      this.host.events.publish({
+        type: 'trigger_fired',
+        streamId: id,
+        executionId,
+        data: { entryPointId: id, triggerType: 'timer' },
+      })
+    }
+    this.host
+      .trigger(id, { scheduledAt }, { meta: { trigger: 'timer', scheduledAt }, onAdmitted })
+      .then(undefined, (err: unknown) => {
         this.stats.skipped++
         publishRefused(
           this.host,
           { entryPointId: id, triggerType: 'timer', reason: 'refused', scheduledAt },
           err,
         )
-      },
-    )
+      })
   }
 }
 

@@ -206,29 +206,31 @@ async function deliver(
   }
   const { [SIGNATURE_HEADER]: _signature, ...headers } = req.headers
   const meta = { trigger: 'webhook', path, method: req.method, query: { ...(req.query as object) }, headers }
+  const id = target.entryPointId
   let executionId: string
   try {
-    executionId = await host.trigger(target.entryPointId, input, {
+    executionId = await host.trigger(id, input, {
       idempotencyKey: idempotencyKey as string | undefined,
       correlationId: correlationId as string | undefined,
       meta,
+      onAdmitted: (admitted) => {
+        host.events.publish({
+          type: 'webhook_received',
+          streamId: id,
+          executionId: admitted,
+          data: { path, method: req.method },
+        })
+        host.events.publish({
+          type: 'trigger_fired',
+          streamId: id,
+          executionId: admitted,
+          data: { entryPointId: id, triggerType: 'webhook' },
+        })
+      },
     })
   } catch (err) {
-    return sendTriggerError(host, target.entryPointId, reply, err)
+    return sendTriggerError(host, id, reply, err)
   }
-  const id = target.entryPointId
-  host.events.publish({
-    type: 'webhook_received',
-    streamId: id,
-    executionId,
-    data: { path, method: req.method },
-  })
-  host.events.publish({
-    type: 'trigger_fired',
-    streamId: id,
-    executionId,
-    data: { entryPointId: id, triggerType: 'webhook' },
-  })
   return reply.code(202).send({ executionId })
 }
 

@@ -1,0 +1,61 @@
+/**
+ * Admission: which stream an execution joins, whether its idempotency key already started one, and
+ * whether its stream's queue has room. Main thread only; nothing here blocks.
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto'
+import type { ResolvedRuntimeConfig } from '../config/index.js'
+import { NotRunningError, QueueFullError, UnknownEntryPointError } from '../errors.js'
+import { type Execution, ExecutionStream, newExecution } from './execution-stream.js'
+import { IdempotencyCache } from './idempotency-cache.js'
+import type { TriggerOptions } from './types.js'
+
+export class Admission {
+  readonly streams = new Map<string, ExecutionStream>()
+  /** Streams by entry-point priority, highest first: the order dispatch visits them. */
+  readonly streamOrder: ExecutionStream[]
+  /** Whether new executions are accepted (between `attach` and `stop`). */
+  accepting = false
+  private readonly idempotency: IdempotencyCache
+  private seq = 0
+
+  constructor(config: ResolvedRuntimeConfig) {
+    for (const [i, ep] of config.entryPoints.entries()) this.streams.set(ep.id, new ExecutionStream(ep, i))
+    this.streamOrder = [...this.streams.values()].sort(
+      (a, b) => b.entryPoint.priority - a.entryPoint.priority,
+    )
+    this.idempotency = new IdempotencyCache(config.idempotency.ttlMs, config.idempotency.maxKeys)
+  }
+
+  /**
+   * A new execution for `entryPointId`, counted as admitted by its stream; or, for an idempotency key
+   * seen within its TTL, the id of the execution it started.
+   * @throws UnknownEntryPointError, NotRunningError, QueueFullError (nothing is admitted then).
+   */
+  admit(
+    entryPointId: string,
+    input: unknown,
+    opts: TriggerOptions,
+    depth: number,
+    delegated: boolean,
+  ): Execution | string {
+    const stream = this.streams.get(entryPointId)
+    if (stream === undefined) throw new UnknownEntryPointError(entryPointId, [...this.streams.keys()])
+    if (!this.accepting) throw new NotRunningError(`trigger(${JSON.stringify(entryPointId)})`)
+    // Keys are per entry point: the same delivery id sent to two webhooks starts two executions.
+    const key = opts.idempotencyKey === undefined ? undefined : `${stream.id}\u0000${opts.idempotencyKey}`
+    if (key !== undefined) {
+      const first = this.idempotency.get(key)
+      if (first !== undefined) return first
+    }
+    if (stream.full) {
+      stream.rejected++
+      throw new QueueFullError(stream.id, stream.entryPoint.maxQueue)
+    }
+    const e = newExecution(randomUUID(), stream, input, opts, this.seq++, depth, delegated)
+    if (key !== undefined) this.idempotency.set(key, e.id)
+    stream.admitted++
+    return e
+  }
+}
