@@ -13,9 +13,10 @@ import { existsSync } from 'node:fs'
 import { constants } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
-import { loadConfigFile, type ResolvedRuntimeConfig, type RuntimeConfig } from './config/index.js'
-import { ConfigError } from './errors.js'
-import { AgentRuntime, type RuntimeStats } from './index.js'
+import { environmentIssues, loadConfigFile, type ResolvedRuntimeConfig } from './config/index.js'
+import { AgentPoolError, ConfigError } from './errors.js'
+import type { AgentRuntime, RuntimeStats } from './index.js'
+import { checkHandlerModules, runtimeOf } from './runtime/index.js'
 
 /** Exit codes of the `agentpool` command. */
 export const ExitCode = { OK: 0, FAILED: 1, CONFIG: 2, USAGE: 64 } as const
@@ -131,7 +132,9 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       io.err(`${err.message}\n`)
       return ExitCode.CONFIG
     }
-    io.err(`agentpool: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    // A coded error says what was wrong and what to do; only an unexpected one needs its stack.
+    if (err instanceof AgentPoolError) io.err(`agentpool: ${err.code}: ${err.message}\n`)
+    else io.err(`agentpool: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
     return ExitCode.FAILED
   }
 }
@@ -142,8 +145,20 @@ function nonNegativeInt(value: string): number {
   return n
 }
 
-async function validateCommand(path: string, io: CliIO): Promise<number> {
+/**
+ * Reads and checks a config file for what `run` needs: the config itself, every webhook `secretEnv` set,
+ * and every handler module loading (on a pool thread, as an execution loads it) with a handler exported.
+ * @throws {ConfigError} naming the file and listing every problem.
+ */
+async function checkedConfig(path: string): Promise<ResolvedRuntimeConfig> {
   const config = await loadConfigFile(path)
+  const issues = [...environmentIssues(config), ...(await checkHandlerModules(config))]
+  if (issues.length > 0) throw new ConfigError(issues, config.source)
+  return config
+}
+
+async function validateCommand(path: string, io: CliIO): Promise<number> {
+  const config = await checkedConfig(path)
   io.out(`${config.entryPoints.length} entry point(s), config OK: ${path}\n`)
   for (const ep of config.entryPoints)
     io.out(`  ${ep.id.padEnd(24)} ${describeTrigger(ep.trigger).padEnd(32)} ${ep.handler}\n`)
@@ -191,11 +206,10 @@ async function triggerCommand(
     )
   }
   // One execution only: no webhook server, timers or event triggers (delegation through ctx.trigger still works).
-  const manual = {
+  const runtime = runtimeOf({
     ...config,
     entryPoints: config.entryPoints.map((ep) => ({ ...ep, trigger: { type: 'manual' as const } })),
-  }
-  const runtime = new AgentRuntime(manual as RuntimeConfig)
+  })
   await runtime.start()
   try {
     const result = await runtime.triggerAndWait(
@@ -211,7 +225,9 @@ async function triggerCommand(
 }
 
 async function runCommand(path: string, statusIntervalMs: number, io: CliIO): Promise<number> {
-  const runtime = await AgentRuntime.fromConfigFile(path)
+  // Listening before anything starts: a signal during start-up stops the runtime as soon as it is up.
+  const stopRequest = stopRequested()
+  const runtime = runtimeOf(await checkedConfig(path))
   await runtime.start()
   const eps = runtime.config.entryPoints
   io.out(`agentpool running ${eps.length} entry point(s) on ${runtime.config.pool.threads} thread(s)\n`)
@@ -234,14 +250,13 @@ async function runCommand(path: string, statusIntervalMs: number, io: CliIO): Pr
     statusIntervalMs > 0
       ? setInterval(() => io.out(io.isTTY ? `\r\x1b[2K${status()}` : `${status()}\n`), statusIntervalMs)
       : undefined
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', resolve)
-    process.once('SIGTERM', resolve)
-  })
+  const signal = await stopRequest
   clearInterval(ticker)
   if (io.isTTY) io.out('\n')
   const waiting = Object.values(runtime.stats().streams).reduce((n, s) => n + s.running + s.queued, 0)
-  io.out(`${signal}: stopping, draining ${waiting} admitted execution(s) (send it again to force)\n`)
+  io.out(
+    `${signal}: stopping, draining ${waiting} admitted execution(s) (send SIGINT or SIGTERM again to force)\n`,
+  )
   const force = () => {
     io.err('forced stop: admitted executions were not drained\n')
     process.exit(130)
@@ -253,6 +268,33 @@ async function runCommand(path: string, statusIntervalMs: number, io: CliIO): Pr
   process.off('SIGTERM', force)
   io.out(summary(runtime))
   return ExitCode.OK
+}
+
+/** How often `run` looks whether the process that started it is still there. */
+const PARENT_CHECK_MS = 250
+
+/**
+ * Resolves with what asked `run` to stop: SIGINT, SIGTERM, or the parent process going away. The last
+ * covers `npx agentpool run …`: npm does not pass SIGTERM on to the command it started, it exits and
+ * leaves the command running with a new parent; seeing that, `run` drains and exits as on SIGTERM.
+ */
+function stopRequested(): Promise<string> {
+  const parent = process.ppid
+  return new Promise((resolve) => {
+    const done = (why: string) => {
+      clearInterval(watch)
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+      resolve(why)
+    }
+    const onSignal = (signal: NodeJS.Signals) => done(signal)
+    process.once('SIGINT', onSignal)
+    process.once('SIGTERM', onSignal)
+    // Also what keeps `run` alive when nothing else does (api entry points only, no status line).
+    const watch = setInterval(() => {
+      if (process.ppid !== parent) done(`the parent process (${parent}) exited`)
+    }, PARENT_CHECK_MS)
+  })
 }
 
 /** One line: per stream running/queued/done(failed), then goal progress. */

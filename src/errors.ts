@@ -34,6 +34,8 @@ export const ErrorCode = {
   INTERNAL: 'AGENTPOOL_INTERNAL',
   /** The main thread gave up spinning for the state commit lock (it never blocks on it). */
   STATE_BUSY: 'AGENTPOOL_STATE_BUSY',
+  /** A server could not listen: another process holds its configured port. */
+  PORT_IN_USE: 'AGENTPOOL_PORT_IN_USE',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
@@ -195,6 +197,17 @@ export class HandlerFailedError extends AgentPoolError {
 export class HandlerModuleError extends AgentPoolError {
   constructor(message: string, details?: Record<string, unknown>) {
     super(ErrorCode.HANDLER_MODULE, message, details ? { details } : undefined)
+  }
+}
+
+/** A server (`webhook` or `metrics`) could not listen because another process holds its port. */
+export class PortInUseError extends AgentPoolError {
+  constructor(option: string, host: string, port: number) {
+    super(
+      ErrorCode.PORT_IN_USE,
+      `${option} ${port} on ${host} is already in use by another process; stop that process, or choose another ${option} (0 picks a free port)`,
+      { details: { option, host, port } },
+    )
   }
 }
 

@@ -32,11 +32,13 @@ export type {
   ProblemSeverity,
 } from './outcomes/index.js'
 export { OutcomeAggregator } from './outcomes/index.js'
-export * from './runtime/index.js'
+export type * from './runtime/index.js'
+export { ABORT_GRACE_MS, AgentRuntime, MAX_BATCH } from './runtime/index.js'
 export { SharedBufferManager, StreamBuffer } from './state/index.js'
 export {
   MAX_EVENT_DEPTH,
   SIGNATURE_HEADER,
+  type SignWebhookBodyOptions,
   signWebhookBody,
   TRIGGER_REFUSED,
   type TriggerRefusedData,

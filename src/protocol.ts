@@ -63,6 +63,8 @@ export interface BatchTask {
  */
 export interface BatchResult {
   largeOutputs?: Record<string, unknown>
+  /** Answer to a warm-up: each handler module that did not load, with why (the error's message). */
+  handlerFailures?: Record<string, string>
 }
 
 /** Record kinds. Every record carries the execution it belongs to and the attempt that made it. */

@@ -1,4 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { signWebhookBody } from '../src/triggers/index.js'
@@ -30,6 +34,13 @@ function start(
 }
 
 const agentpool = (...args: string[]) => start(args).done
+
+/** An api entry point running the no-op fixture handler. */
+const only = {
+  id: 'only',
+  handler: fileURLToPath(new URL('./fixtures/config/noop-handler.ts', import.meta.url)),
+  trigger: { type: 'api' },
+}
 
 /** Resolves with the first match of `pattern` in the child's stdout so far or to come. */
 function waitForOutput(child: ChildProcess, pattern: RegExp): Promise<RegExpMatchArray> {
@@ -117,13 +128,65 @@ describe('agentpool command', () => {
     expect(r.stderr).toContain('--filter selects a suite')
   })
 
-  it('refuses to run a config whose webhook secret variable is unset, exit 2', async () => {
+  it('refuses to run a config whose webhook secret variable is unset, naming the config file, exit 2', async () => {
     const { done } = start(['run', `${fixtures}run.yaml`], { AGENTPOOL_CLI_TEST_SECRET: '' })
     const r = await done
     expect(r.code).toBe(2)
+    expect(r.stderr).toContain(`invalid agentpool config in ${fixtures}run.yaml`)
     expect(r.stderr).toContain(
       'entryPoints[0].trigger.secretEnv: environment variable AGENTPOOL_CLI_TEST_SECRET is not set',
     )
+  })
+
+  it('validate checks what run needs: every secretEnv set and every handler module exporting a handler, exit 2', async () => {
+    const r = await agentpool('validate', `${fixtures}needs.yaml`)
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain(`invalid agentpool config in ${fixtures}needs.yaml`)
+    expect(r.stderr).toContain('environment variable AGENTPOOL_CLI_UNSET_SECRET is not set')
+    expect(r.stderr).toMatch(
+      /entryPoints\[1\]\.handler: handler module \S+not-a-handler\.ts does not export a handler/,
+    )
+  })
+
+  it('run names a port in use with AGENTPOOL_PORT_IN_USE instead of a stack, exit 1', async () => {
+    const blocker = createServer()
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+    const port = (blocker.address() as { port: number }).port
+    const dir = mkdtempSync(join(tmpdir(), 'agentpool-port-'))
+    const config = join(dir, 'agent.json')
+    writeFileSync(config, JSON.stringify({ pool: { threads: 1 }, metrics: { port }, entryPoints: [only] }))
+    try {
+      const r = await agentpool('run', config)
+      expect(r.code).toBe(1)
+      expect(r.stderr).toContain(`AGENTPOOL_PORT_IN_USE: metrics.port ${port} on 127.0.0.1 is already in use`)
+      expect(r.stderr).not.toMatch(/\n\s+at /)
+    } finally {
+      blocker.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('run drains and exits when the process that started it exits without passing the signal on, as npx does', async () => {
+    // A parent like npm: on SIGTERM it exits, and the command it started keeps running.
+    const parent = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const c = require('node:child_process').spawn(process.execPath, ${JSON.stringify([bin, 'run', `${fixtures}good.json`, '--status-interval', '0'])}, { stdio: 'inherit' });
+         process.on('SIGTERM', () => process.exit(0))`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    let stdout = ''
+    const closed = new Promise<void>((resolve) => parent.stdout!.on('close', resolve))
+    parent.stdout!.on('data', (d) => {
+      stdout += d
+      if (stdout.includes('press Ctrl+C')) parent.kill('SIGTERM')
+    })
+    // The pipe closes only when the orphaned command, which holds it too, has exited.
+    await closed
+    expect(stdout).toMatch(/the parent process \(\d+\) exited: stopping, draining/)
+    expect(stdout).toMatch(/summary:\n/)
   })
 
   it('runs a config: prints the webhook URL and status, serves signed webhooks, drains on SIGTERM and prints a summary', async () => {
@@ -136,7 +199,10 @@ describe('agentpool command', () => {
     const res = await fetch(`${url}/tickets`, {
       method: 'POST',
       body,
-      headers: { 'content-type': 'application/json', 'x-agentpool-signature': signWebhookBody(secret, body) },
+      headers: {
+        'content-type': 'application/json',
+        'x-agentpool-signature': signWebhookBody({ body, secret }),
+      },
     })
     expect(res.status).toBe(202)
     // The webhook's trigger_fired event starts one `audit` execution too.

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AgentRuntime, ConfigError, ErrorCode } from '../src/index.js'
+import { type AgentPoolError, AgentRuntime, ConfigError, ErrorCode } from '../src/index.js'
 import { SIGNATURE_HEADER, signWebhookBody } from '../src/triggers/index.js'
 import { rapi } from './fixtures/reliability/paths.js'
 import { fixture } from './helpers/runtime.js'
@@ -98,7 +98,7 @@ const fuzzed: fc.Arbitrary<Fuzzed> = fc.record({
 })
 
 function signatureFor(f: Fuzzed): string | undefined {
-  const valid = signWebhookBody(SECRET, f.body)
+  const valid = signWebhookBody({ body: f.body, secret: SECRET })
   switch (f.signature) {
     case 'none':
       return undefined
@@ -107,9 +107,9 @@ function signatureFor(f: Fuzzed): string | undefined {
     case 'valid-upper':
       return `sha256=${valid.slice(7).toUpperCase()}`
     case 'tampered':
-      return signWebhookBody(SECRET, Buffer.concat([f.body, Buffer.from(' ')]))
+      return signWebhookBody({ body: Buffer.concat([f.body, Buffer.from(' ')]), secret: SECRET })
     case 'other-key':
-      return signWebhookBody('not-the-secret', f.body)
+      return signWebhookBody({ body: f.body, secret: 'not-the-secret' })
     case 'garbage':
       return 'sha256=not-hex'
     case 'no-scheme':
@@ -190,7 +190,10 @@ async function wellFormedAlongside(stop: Promise<void>): Promise<{ sent: number;
     sent++
     const res = await fetch(`${url}/signed`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signWebhookBody(SECRET, body) },
+      headers: {
+        'content-type': 'application/json',
+        [SIGNATURE_HEADER]: signWebhookBody({ body, secret: SECRET }),
+      },
       body,
     })
     if (res.status !== 202) continue
@@ -288,7 +291,10 @@ async function deliverWellFormed(n: number): Promise<void> {
   const body = JSON.stringify({ during: n })
   const res = await fetch(`${url}/signed`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signWebhookBody(SECRET, body) },
+    headers: {
+      'content-type': 'application/json',
+      [SIGNATURE_HEADER]: signWebhookBody({ body, secret: SECRET }),
+    },
     body,
   })
   expect(res.status).toBe(202)
@@ -302,7 +308,9 @@ describe('bad input: slow and broken connections', () => {
     const body = Buffer.from(JSON.stringify({ slow: true, pad: 'y'.repeat(500) }))
     const step = Math.ceil(body.length / 5)
     const pieces = Array.from({ length: 5 }, (_, k) => body.subarray(k * step, (k + 1) * step))
-    const ok = await slowPost('/signed', pieces, 40, { [SIGNATURE_HEADER]: signWebhookBody(SECRET, body) })
+    const ok = await slowPost('/signed', pieces, 40, {
+      [SIGNATURE_HEADER]: signWebhookBody({ body, secret: SECRET }),
+    })
     expect(ok.status).toBe(202)
     const { executionId } = JSON.parse(ok.body) as { executionId: string }
     expect((await rt.waitForExecution(executionId)).output).toMatchObject({ input: { slow: true } })
@@ -398,7 +406,7 @@ describe('bad input: handler modules', () => {
     }
   })
 
-  it('fails executions of a module that exports no handler, exports a non-function, throws at import or does not parse with AGENTPOOL_HANDLER_MODULE; other streams run', async () => {
+  it('refuses to start with a module that exports no handler, exports a non-function, throws at import or does not parse: AGENTPOOL_HANDLER_MODULE names each, nothing is left running', async () => {
     const broken = ['default-not-function', 'throws-at-import']
     // Written here rather than kept in the repository, where linters and formatters would trip on it.
     const dir = mkdtempSync(join(tmpdir(), 'agentpool-syntax-'))
@@ -413,17 +421,16 @@ describe('bad input: handler modules', () => {
         { id: 'echo', handler: fixture('echo'), trigger: { type: 'api' } },
       ],
     })
-    await mod.start()
     try {
-      for (const id of ['none', ...broken, 'syntax']) {
-        tried.handlerModules++
-        const results = await Promise.all([mod.triggerAndWait(id, {}), mod.triggerAndWait('echo', id)])
-        expect(results[0].status, id).toBe('failed')
-        expect(results[0].error!.code, id).toBe(ErrorCode.HANDLER_MODULE)
-        expect(results[0].error!.message, id).toContain(id === 'none' ? 'not-a-handler' : id)
-        expect(results[1].status).toBe('completed')
-      }
-      expect(mod.stats().pool.threadsReplaced).toBe(0)
+      tried.handlerModules += 4
+      const err = await mod.start().then(
+        () => undefined,
+        (e: unknown) => e as AgentPoolError,
+      )
+      expect(err?.code).toBe(ErrorCode.HANDLER_MODULE)
+      for (const name of ['not-a-handler', ...broken, 'syntax.mjs']) expect(err?.message).toContain(name)
+      expect(err?.message).not.toContain('entry point echo')
+      await expect(mod.trigger('echo', 1)).rejects.toMatchObject({ code: ErrorCode.NOT_RUNNING })
     } finally {
       await mod.stop({ drain: true })
       rmSync(dir, { recursive: true, force: true })

@@ -129,7 +129,7 @@ describe('security', () => {
       for (const signature of [
         undefined,
         'sha256=00',
-        signWebhookBody('wrong', body),
+        signWebhookBody({ body, secret: 'wrong' }),
         `sha256=${SECRET}`,
         SECRET,
       ]) {
@@ -137,7 +137,7 @@ describe('security', () => {
       }
       const ids: string[] = []
       for (const path of ['/signed', '/failing']) {
-        const ok = await post(path, body, signWebhookBody(SECRET, body))
+        const ok = await post(path, body, signWebhookBody({ body, secret: SECRET }))
         expect(ok.status).toBe(202)
         ids.push((JSON.parse(ok.text) as { executionId: string }).executionId)
       }

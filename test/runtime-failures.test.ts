@@ -119,11 +119,10 @@ describe('failures, timeouts and cancellation', () => {
     )
   })
 
-  it('fails clearly when the handler module exports no handler', async () => {
-    const rt = await startRuntime({ entryPoints: [api('bad', 'not-a-handler')] }, onCleanup)
-    const r = await rt.triggerAndWait('bad', {})
-    expect(r.status).toBe('failed')
-    expect(r.error!.code).toBe(ErrorCode.HANDLER_MODULE)
-    expect(r.error!.message).toContain('not-a-handler.ts')
+  it('refuses to start when a handler module exports no handler, naming the module and the fix', async () => {
+    const err = await startRuntime({ entryPoints: [api('bad', 'not-a-handler')] }, onCleanup).catch((e) => e)
+    expect(err.code).toBe(ErrorCode.HANDLER_MODULE)
+    expect(err.message).toContain('not-a-handler.ts does not export a handler')
+    expect(err.message).toContain('export default defineHandler')
   })
 })

@@ -46,7 +46,7 @@ function post(path: string, body: string, headers: Record<string, string> = {}, 
 }
 
 function signed(body: string, headers: Record<string, string> = {}) {
-  return post('/tickets', body, { [SIGNATURE_HEADER]: signWebhookBody(SECRET, body), ...headers })
+  return post('/tickets', body, { [SIGNATURE_HEADER]: signWebhookBody({ body, secret: SECRET }), ...headers })
 }
 
 async function expectError(res: Response, status: number, code: string): Promise<string> {
@@ -120,10 +120,13 @@ describe('webhook server', () => {
     const body = '{"ticketId":2}'
     const cases: Array<[string, RequestInit['headers']]> = [
       ['missing', {}],
-      ['wrong key', { [SIGNATURE_HEADER]: signWebhookBody('other-secret', body) }],
+      ['wrong key', { [SIGNATURE_HEADER]: signWebhookBody({ body, secret: 'other-secret' }) }],
       ['malformed', { [SIGNATURE_HEADER]: 'sha256=zz' }],
-      ['no scheme', { [SIGNATURE_HEADER]: signWebhookBody(SECRET, body).slice('sha256='.length) }],
-      ['tampered body', { [SIGNATURE_HEADER]: signWebhookBody(SECRET, '{"ticketId":3}') }],
+      [
+        'no scheme',
+        { [SIGNATURE_HEADER]: signWebhookBody({ body, secret: SECRET }).slice('sha256='.length) },
+      ],
+      ['tampered body', { [SIGNATURE_HEADER]: signWebhookBody({ body: '{"ticketId":3}', secret: SECRET }) }],
     ]
     for (const [what, headers] of cases) {
       const res = await fetch(`${url}/tickets`, {
@@ -135,8 +138,8 @@ describe('webhook server', () => {
       expect(message, what).not.toContain(SECRET)
     }
     const repeated = new Headers({ 'content-type': 'application/json' })
-    repeated.append(SIGNATURE_HEADER, signWebhookBody(SECRET, body))
-    repeated.append(SIGNATURE_HEADER, signWebhookBody(SECRET, body))
+    repeated.append(SIGNATURE_HEADER, signWebhookBody({ body, secret: SECRET }))
+    repeated.append(SIGNATURE_HEADER, signWebhookBody({ body, secret: SECRET }))
     await expectError(
       await fetch(`${url}/tickets`, { method: 'POST', body, headers: repeated }),
       401,

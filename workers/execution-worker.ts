@@ -10,15 +10,9 @@
  * @module
  */
 
-import { pathToFileURL } from 'node:url'
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads'
 import { assertPackable, RecordWriter } from '../src/channel/index.js'
-import {
-  ExecutionCancelledError,
-  HandlerModuleError,
-  RecordInvalidError,
-  serializeError,
-} from '../src/errors.js'
+import { ExecutionCancelledError, RecordInvalidError, serializeError } from '../src/errors.js'
 import type { Handler, HandlerContext } from '../src/handler.js'
 import { createExecutionRecorder, type ExecutionRecorder } from '../src/outcomes/index.js'
 import type {
@@ -35,6 +29,9 @@ import { connectDelegation } from '../src/runtime/delegation.js'
 import type { ExecutionResult } from '../src/runtime/types.js'
 import type { WorkerSetup } from '../src/runtime/worker-pool.js'
 import { SharedBufferManager, type StateHooks, type StreamBuffer } from '../src/state/index.js'
+import { loadHandlerModule } from './handler-module.js'
+
+export { setModuleImporter } from './handler-module.js'
 
 const setup = workerData as WorkerSetup
 const writer = RecordWriter.attach(setup.channel as Parameters<typeof RecordWriter.attach>[0], threadId)
@@ -131,25 +128,10 @@ function loadHandler(path: string): Promise<Handler> {
   let loaded = handlers.get(path)
   if (typeof loaded === 'function') return Promise.resolve(loaded)
   if (loaded === undefined) {
-    loaded = import(pathToFileURL(path).href).then(
-      (mod: Record<string, unknown>) => {
-        const exported = mod.default ?? mod.handler
-        if (typeof exported !== 'function') {
-          throw new HandlerModuleError(
-            `handler module ${path} does not export a handler: export default defineHandler(async (input, ctx) => …)`,
-            { handler: path },
-          )
-        }
-        handlers.set(path, exported as Handler)
-        return exported as Handler
-      },
-      (err: unknown) => {
-        throw new HandlerModuleError(
-          `handler module ${path} could not be loaded: ${err instanceof Error ? err.message : String(err)}`,
-          { handler: path },
-        )
-      },
-    )
+    loaded = loadHandlerModule(path).then((handler) => {
+      handlers.set(path, handler)
+      return handler
+    })
     handlers.set(path, loaded)
   }
   return loaded
@@ -342,8 +324,13 @@ export default async function run(task: BatchTask): Promise<BatchResult> {
   // Release: tells the main thread which thread to terminate if this message must be stopped.
   if (task.slot !== undefined && task.slot >= 0) Atomics.store(messageThreads, task.slot, threadId + 1)
   if (task.warmup !== undefined) {
-    // A module that fails to load fails each execution that needs it, with the reason; not the warm-up.
-    await Promise.allSettled(task.warmup.map(loadHandler))
+    // The runtime refuses to start with a module that does not load; the reasons go back to it.
+    const loads = await Promise.allSettled(task.warmup.map(loadHandler))
+    const failures: Record<string, string> = {}
+    loads.forEach((load, i) => {
+      if (load.status === 'rejected') failures[task.warmup![i]!] = (load.reason as Error).message
+    })
+    for (const _ in failures) return { handlerFailures: failures }
     return {}
   }
   const largeOutputs: Record<string, unknown> = {}

@@ -7,15 +7,39 @@
  * @module
  */
 import { statSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { extname, isAbsolute, resolve } from 'node:path'
 import { Cron } from 'croner'
 import type { ConfigIssue } from '../errors.js'
+import type { ResolvedRuntimeConfig } from './types.js'
 
 /** Paths the webhook server answers itself. */
 export const RESERVED_WEBHOOK_PATHS = ['/healthz', '/metrics'] as const
 
 /** Handler module extensions accepted, in the order a path without extension is tried. */
-const HANDLER_EXTENSIONS = ['.ts', '.js', '.mjs'] as const
+const HANDLER_EXTENSIONS = ['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs'] as const
+
+/** The TypeScript source a compiled-extension import path stands for (`./x.js` for `./x.ts`). */
+const SOURCE_OF: Record<string, string> = { '.js': '.ts', '.mjs': '.mts', '.cjs': '.cts' }
+
+/** Whether a module path is TypeScript, which needs tsx on the pool threads. */
+export function isTypeScriptModule(path: string): boolean {
+  return /\.[cm]?ts$/.test(path)
+}
+
+let tsxFound: boolean | undefined
+/** Whether tsx (an optional peer dependency) can be loaded from where agentpool is installed. */
+function tsxInstalled(): boolean {
+  if (tsxFound === undefined) {
+    try {
+      createRequire(import.meta.url).resolve('tsx/esm/api')
+      tsxFound = true
+    } catch {
+      tsxFound = false
+    }
+  }
+  return tsxFound
+}
 
 type Obj = Record<string, unknown>
 
@@ -31,18 +55,20 @@ function isFile(path: string): boolean {
 }
 
 /**
- * Finds a handler module: the path as given, else — for a `.js` path — its `.ts` source (the TypeScript
- * convention of importing `./x.js` for `./x.ts`), else — without an extension — `.ts`, `.js`, `.mjs`.
- * Returns the absolute path found, or the candidates tried.
+ * Finds a handler module: the path as given, else — for a `.js`, `.mjs` or `.cjs` path — its `.ts`,
+ * `.mts` or `.cts` source (the TypeScript convention of importing `./x.js` for `./x.ts`), else — without
+ * an extension — each of {@link HANDLER_EXTENSIONS}. Returns the absolute path found, or the candidates
+ * tried.
  */
 function findHandlerModule(baseDir: string, handler: string): { path: string } | { tried: string[] } {
   const abs = isAbsolute(handler) ? handler : resolve(baseDir, handler)
   const ext = extname(abs)
+  const source = SOURCE_OF[ext]
   const candidates =
     ext === ''
       ? HANDLER_EXTENSIONS.map((e) => abs + e)
-      : ext === '.js'
-        ? [abs, `${abs.slice(0, -3)}.ts`]
+      : source !== undefined
+        ? [abs, abs.slice(0, -ext.length) + source]
         : [abs]
   const found = candidates.find(isFile)
   return found === undefined ? { tried: candidates } : { path: found }
@@ -72,11 +98,23 @@ export function crossFieldChecks(
     if (typeof e.handler === 'string' && e.handler !== '') {
       const ext = extname(e.handler)
       if (ext !== '' && !(HANDLER_EXTENSIONS as readonly string[]).includes(ext)) {
-        issues.push({ path: `${at}.handler`, message: 'must be a .ts, .js or .mjs module', value: e.handler })
+        issues.push({
+          path: `${at}.handler`,
+          message: `must be a ${HANDLER_EXTENSIONS.join(', ')} module`,
+          value: e.handler,
+        })
       } else {
         const found = findHandlerModule(baseDir, e.handler)
-        if ('path' in found) handlers.set(i, found.path)
-        else {
+        if ('path' in found) {
+          handlers.set(i, found.path)
+          if (isTypeScriptModule(found.path) && !tsxInstalled()) {
+            issues.push({
+              path: `${at}.handler`,
+              message: `${found.path} is TypeScript, which needs tsx (an optional peer dependency of agentpool) and it is not installed. Fix: npm install tsx, or point the handler at compiled JavaScript`,
+              value: e.handler,
+            })
+          }
+        } else {
           issues.push({
             path: `${at}.handler`,
             message: `handler module not found (looked for ${found.tried.join(', ')})`,
@@ -217,4 +255,27 @@ function cronError(
     return { field: 'cron', message: `is not a valid cron expression: ${(err as Error).message}` }
   }
   return undefined
+}
+
+/**
+ * What only the environment can make wrong: each webhook `secretEnv` variable that is unset or empty (a
+ * signed webhook never runs unsigned by accident).
+ */
+export function environmentIssues(
+  config: ResolvedRuntimeConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): ConfigIssue[] {
+  return config.entryPoints.flatMap((ep, i) => {
+    const t = ep.trigger
+    if (t.type !== 'webhook' || t.secretEnv === undefined) return []
+    const value = env[t.secretEnv]
+    if (value !== undefined && value !== '') return []
+    return [
+      {
+        path: `entryPoints[${i}].trigger.secretEnv`,
+        message: `environment variable ${t.secretEnv} is not set (or empty); set it to the webhook's signing secret`,
+        value: t.secretEnv,
+      },
+    ]
+  })
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-export { RESERVED_WEBHOOK_PATHS } from './checks.js'
+export { environmentIssues, RESERVED_WEBHOOK_PATHS } from './checks.js'
 export { loadConfigFile } from './load.js'
 export { type ResolveOptions, resolveConfig } from './resolve.js'
 export { parseTarget } from './schema.js'

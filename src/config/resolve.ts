@@ -39,10 +39,15 @@ export function resolveConfig(input: unknown, opts: ResolveOptions = {}): Resolv
   const cross = crossFieldChecks(input, baseDir)
   issues.push(...cross.issues)
   if (!parsed.success || issues.length > 0) throw new ConfigError(issues, opts.source)
-  return fill(parsed.data, baseDir, cross.handlers)
+  return fill(parsed.data, baseDir, cross.handlers, opts.source)
 }
 
-function fill(c: ParsedConfig, baseDir: string, handlers: Map<number, string>): ResolvedRuntimeConfig {
+function fill(
+  c: ParsedConfig,
+  baseDir: string,
+  handlers: Map<number, string>,
+  source: string | undefined,
+): ResolvedRuntimeConfig {
   const isolation = {
     stream: c.state?.isolation?.stream ?? 'shared',
     global: c.state?.isolation?.global ?? 'shared',
@@ -76,6 +81,7 @@ function fill(c: ParsedConfig, baseDir: string, handlers: Map<number, string>): 
       port: c.webhook?.port ?? 0,
       bodyLimitBytes: c.webhook?.bodyLimitBytes ?? 1_048_576,
     },
+    metrics: c.metrics && { host: c.metrics.host ?? '127.0.0.1', port: c.metrics.port },
     entryPoints: c.entryPoints.map(
       (e, i): ResolvedEntryPoint => ({
         id: e.id,
@@ -91,6 +97,7 @@ function fill(c: ParsedConfig, baseDir: string, handlers: Map<number, string>): 
       }),
     ),
     baseDir,
+    source,
   }
 }
 

@@ -201,6 +201,9 @@ export const runtimeConfigSchema = z.strictObject(
         says('must be an object'),
       )
       .optional(),
+    metrics: z
+      .strictObject({ host: nonEmptyText.optional(), port: int(0, 65535) }, says('must be an object'))
+      .optional(),
     entryPoints: z.array(entryPoint, says('must be an array of entry points')),
     baseDir: nonEmptyText.optional(),
   },

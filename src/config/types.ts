@@ -89,6 +89,13 @@ export interface WebhookOptions {
   bodyLimitBytes?: number
 }
 
+export interface MetricsOptions {
+  /** @default '127.0.0.1' */
+  host?: string
+  /** 0 picks any free port (see `runtime.metricsUrl`). */
+  port: number
+}
+
 /** What starts an entry point's executions (besides `runtime.trigger`, which works for every kind). */
 export type TriggerConfig =
   | { type: 'api' }
@@ -150,6 +157,8 @@ export interface RuntimeConfig {
   state?: StateOptions
   idempotency?: IdempotencyOptions
   webhook?: WebhookOptions
+  /** A Prometheus metrics server of its own (`GET /metrics`, `GET /healthz`); none when absent. */
+  metrics?: MetricsOptions
   entryPoints: EntryPointConfig[]
   /** Folder against which relative handler paths resolve. @default the config file's folder, else process.cwd() */
   baseDir?: string
@@ -201,6 +210,9 @@ export interface ResolvedRuntimeConfig {
   }
   idempotency: { ttlMs: number; maxKeys: number }
   webhook: { host: string; port: number; bodyLimitBytes: number }
+  metrics: { host: string; port: number } | undefined
   entryPoints: ResolvedEntryPoint[]
   baseDir: string
+  /** The config file it was read from, named in later errors. */
+  source: string | undefined
 }

@@ -8,12 +8,19 @@
 import { randomUUID } from 'node:crypto'
 import { RecordChannel } from '../channel/index.js'
 import {
+  environmentIssues,
   loadConfigFile,
   type ResolvedRuntimeConfig,
   type RuntimeConfig,
   resolveConfig,
 } from '../config/index.js'
-import { ConfigError, InvalidArgumentError, NotRunningError, WorkerCrashedError } from '../errors.js'
+import {
+  ConfigError,
+  HandlerModuleError,
+  InvalidArgumentError,
+  NotRunningError,
+  WorkerCrashedError,
+} from '../errors.js'
 import { EventBus } from '../events/index.js'
 import { OutcomeAggregator, routeRecords } from '../outcomes/index.js'
 import { API_META } from '../protocol.js'
@@ -87,14 +94,27 @@ export class AgentRuntime {
 
   /** Reads a YAML or JSON config file; handler paths resolve against the file's folder. */
   static async fromConfigFile(path: string): Promise<AgentRuntime> {
-    const resolved = await loadConfigFile(path)
-    preResolved.add(resolved)
-    return new AgentRuntime(resolved as unknown as RuntimeConfig)
+    return runtimeOf(await loadConfigFile(path))
   }
 
   /** The webhook server's base URL, once started, when any entry point has a webhook trigger. */
   get webhookUrl(): string | undefined {
     return this.triggers?.webhookUrl
+  }
+
+  /** The metrics server's base URL, once started, when the config has `metrics`. */
+  get metricsUrl(): string | undefined {
+    return this.triggers?.metricsUrl
+  }
+
+  /**
+   * The runtime's figures as Prometheus text (what `GET /metrics` serves): executions by stream and
+   * status, latency, queue depth, pool threads and utilization, state keys, bytes and conflicts, timer
+   * ticks. Without a webhook or metrics server, execution durations are observed from the first call on.
+   * @throws {NotRunningError} before `start()`.
+   */
+  metrics(): Promise<string> {
+    return this.requireTriggers('metrics').metrics()
   }
 
   /** Starts the pool threads, the record channel, the webhook server and the timers. */
@@ -104,6 +124,8 @@ export class AgentRuntime {
         `start(): the runtime was already ${this.phase === 'stopped' ? 'stopped' : 'started'}`,
       )
     }
+    const unset = environmentIssues(this.config)
+    if (unset.length > 0) throw new ConfigError(unset, this.config.source)
     this.phase = 'starting'
     this.pool = new WorkerPool(
       this.config,
@@ -137,7 +159,7 @@ export class AgentRuntime {
     for (const ep of this.config.entryPoints) {
       this.events.publish({ type: 'stream_started', streamId: ep.id, data: { entryPointId: ep.id } })
     }
-    this.triggers = await startTriggers(
+    this.triggers = await this.startTriggersOrStop(
       {
         trigger: async (id, input, opts = {}) => {
           const { depth, onAdmitted, ...rest } = opts
@@ -229,6 +251,17 @@ export class AgentRuntime {
     this.phase = 'stopped'
   }
 
+  /** Starts the triggers; if one cannot start (a port in use), stops everything started so far. */
+  private async startTriggersOrStop(...args: Parameters<typeof startTriggers>): Promise<Triggers> {
+    try {
+      return await startTriggers(...args)
+    } catch (err) {
+      this.phase = 'running'
+      await this.stop({ drain: false })
+      throw err
+    }
+  }
+
   /**
    * Waits for every pool thread to start and load the handlers. A thread that never starts would otherwise
    * hang `start()` for ever (seen once in a long benchmark sweep, cause not yet known): past
@@ -249,6 +282,16 @@ export class AgentRuntime {
           `start(): the pool threads did not all start within ${WARM_UP_LIMIT_MS / 1000} s; the pool was closed`,
         )
       }
+      const failed = this.config.entryPoints.filter((ep) => outcome[ep.handler] !== undefined)
+      if (failed.length > 0) {
+        await pool.close()
+        this.phase = 'stopped'
+        const from = this.config.source === undefined ? '' : ` (config ${this.config.source})`
+        throw new HandlerModuleError(
+          `start(): handler modules did not load${from}; nothing was started:\n${failed.map((ep) => `  - entry point ${ep.id}: ${outcome[ep.handler]}`).join('\n')}`,
+          { entryPoints: failed.map((ep) => ep.id) },
+        )
+      }
     } finally {
       clearTimeout(timer)
     }
@@ -258,6 +301,15 @@ export class AgentRuntime {
     if (this.triggers === undefined) throw new NotRunningError(`${what}()`)
     return this.triggers
   }
+}
+
+/**
+ * A runtime for a config already resolved (by `loadConfigFile` or `resolveConfig`, then perhaps adjusted
+ * by the caller): it is not validated again. Internal; the CLI uses it.
+ */
+export function runtimeOf(config: ResolvedRuntimeConfig): AgentRuntime {
+  preResolved.add(config)
+  return new AgentRuntime(config as unknown as RuntimeConfig)
 }
 
 /** The state regions; sizes they cannot hold (say `maxBytes` too small for `maxKeys`) are a config error. */

@@ -3,6 +3,7 @@
  *
  * @module
  */
-export { AgentRuntime } from './agent-runtime.js'
+export { AgentRuntime, runtimeOf } from './agent-runtime.js'
+export { checkHandlerModules } from './handler-check.js'
 export { ABORT_GRACE_MS, MAX_BATCH } from './limits.js'
 export type * from './types.js'

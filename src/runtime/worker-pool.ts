@@ -2,18 +2,17 @@
  * The Piscina pool that runs every execution, and what each of its threads is handed at start-up.
  * Main thread only.
  *
- * TypeScript handlers and running agentpool from its sources both need a TypeScript loader in the
- * threads: when the worker entry or any handler module is a `.ts` file, `workers/bootstrap.mjs` registers
- * tsx inside each thread before loading the worker entry.
+ * Threads start through `workers/bootstrap.mjs`, which loads the worker entry and imports handler
+ * modules (TypeScript ones through tsx); see `worker-files.ts`.
  *
  * @module
  */
 import { availableParallelism } from 'node:os'
-import { fileURLToPath } from 'node:url'
 import { Piscina, queueOptionsSymbol } from 'piscina'
 import type { ResolvedRuntimeConfig } from '../config/index.js'
 import type { BatchResult, BatchTask, PoolEntryPoint } from '../protocol.js'
 import { DELEGATION_HEADROOM } from './limits.js'
+import { poolBootstrap } from './worker-files.js'
 
 /** What every pool thread receives as `workerData`. */
 export interface WorkerSetup {
@@ -24,18 +23,7 @@ export interface WorkerSetup {
   entryPoints?: PoolEntryPoint[]
   /** Int32 per in-flight pool message slot: the id + 1 of the thread that took it (see {@link WorkerPool.threadOf}). */
   messageThreads?: SharedArrayBuffer
-  /** For `workers/bootstrap.mjs`: the worker entry to load, and whether to register tsx first. */
-  bootstrap?: { entry: string; typescript: boolean }
 }
-
-const fromSource = import.meta.url.endsWith('.ts')
-// From src/runtime/ (sources) or dist/src/runtime/ (built), the package root is two or three folders up.
-const packageRoot = new URL(fromSource ? '../../' : '../../../', import.meta.url)
-const bootstrapFile = fileURLToPath(new URL('workers/bootstrap.mjs', packageRoot))
-const workerEntry = new URL(
-  fromSource ? 'workers/execution-worker.ts' : 'dist/workers/execution-worker.js',
-  packageRoot,
-).href
 
 export interface WorkerPoolEvents {
   /** A thread is gone (crashed, terminated, or idle-stopped); its id. */
@@ -73,15 +61,19 @@ export class WorkerPool {
   private closing = false
 
   constructor(config: ResolvedRuntimeConfig, setup: WorkerSetup, events: WorkerPoolEvents) {
-    const typescript = fromSource || config.entryPoints.some((ep) => /\.[cm]?tsx?$/.test(ep.handler))
     const { threads, tasksPerThread, idleTimeoutMs, maxHeapMb } = config.pool
     const slots = 2 * threads * (tasksPerThread + DELEGATION_HEADROOM) + 64
     this.messageThreads = new Int32Array(new SharedArrayBuffer(4 * slots))
     this.freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i)
     this.slotThread = new Int32Array(slots).fill(-1)
     const maximumUsage = tasksPerThread + DELEGATION_HEADROOM
+    const entryPoints = config.entryPoints.map(({ id, handler, isolation }) => ({ id, handler, isolation }))
     this.piscina = new Piscina({
-      filename: bootstrapFile,
+      ...poolBootstrap('execution-worker', {
+        ...setup,
+        entryPoints,
+        messageThreads: this.messageThreads.buffer as SharedArrayBuffer,
+      }),
       minThreads: threads,
       maxThreads: threads,
       // The engine caps ordinary messages at threads × tasksPerThread; the headroom is for delegated ones.
@@ -101,12 +93,6 @@ export class WorkerPool {
       // executions alone, and each of those waits in that queue for an idle thread — refused again, for
       // ever (seen in the full sweep: the main thread spinning on refusals while the pool idled).
       maxQueue: Number.POSITIVE_INFINITY,
-      workerData: {
-        ...setup,
-        entryPoints: config.entryPoints.map(({ id, handler, isolation }) => ({ id, handler, isolation })),
-        messageThreads: this.messageThreads.buffer as SharedArrayBuffer,
-        bootstrap: { entry: workerEntry, typescript },
-      },
       ...(maxHeapMb > 0 ? { resourceLimits: { maxOldGenerationSizeMb: maxHeapMb } } : {}),
     })
     this.piscina.on('workerCreate', (w: { id: number }) => {
@@ -215,11 +201,14 @@ export class WorkerPool {
 
   /**
    * Resolves once every thread has started and loaded `handlers`, so the first executions do not pay for
-   * thread start-up inside their timeout.
+   * thread start-up inside their timeout, with each handler module that did not load and why.
    */
-  async warmUp(handlers: string[], messagesPerThread: number): Promise<void> {
+  async warmUp(handlers: string[], messagesPerThread: number): Promise<Record<string, string>> {
     const count = this.piscina.options.maxThreads * messagesPerThread
-    await Promise.all(Array.from({ length: count }, () => this.run({ executions: [], warmup: handlers })))
+    const answers = await Promise.all(
+      Array.from({ length: count }, () => this.run({ executions: [], warmup: handlers })),
+    )
+    return Object.assign({}, ...answers.map((a) => a.handlerFailures ?? {}))
   }
 
   /** Threads seen starting whose thread has ended (a Worker's threadId is −1 once its thread is gone). */

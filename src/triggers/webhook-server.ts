@@ -19,17 +19,12 @@
  *
  * @module
  */
+
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import { RESERVED_WEBHOOK_PATHS, type ResolvedRuntimeConfig } from '../config/index.js'
-import {
-  AgentPoolError,
-  ConfigError,
-  type ConfigIssue,
-  describeValue,
-  ErrorCode,
-  WebhookRequestError,
-} from '../errors.js'
+import { environmentIssues, RESERVED_WEBHOOK_PATHS, type ResolvedRuntimeConfig } from '../config/index.js'
+import { AgentPoolError, ConfigError, describeValue, ErrorCode, WebhookRequestError } from '../errors.js'
 import type { TriggerHost } from './host.js'
+import { explainListenError, urlOf } from './listen.js'
 import { type TriggerMetrics, UNMATCHED_ROUTE } from './metrics.js'
 import { SIGNATURE_HEADER, verifyWebhookSignature } from './signature.js'
 
@@ -120,11 +115,14 @@ export class WebhookServer {
         handler: (req, reply) => deliver(host, byMethod.get(req.method)!, path, req, reply),
       })
     }
-    await app.listen({ host: config.webhook.host, port: config.webhook.port })
-    const address = app.server.address()
-    const port = typeof address === 'object' && address !== null ? address.port : config.webhook.port
-    const hostPart = config.webhook.host.includes(':') ? `[${config.webhook.host}]` : config.webhook.host
-    return new WebhookServer(app, `http://${hostPart}:${port}`)
+    const { host: address, port } = config.webhook
+    try {
+      await app.listen({ host: address, port })
+    } catch (err) {
+      await app.close()
+      throw explainListenError(err, 'webhook', address, port)
+    }
+    return new WebhookServer(app, urlOf(app.server, address, port))
   }
 
   /** Stops accepting connections, lets requests in flight finish, closes idle keep-alive connections. */
@@ -134,29 +132,17 @@ export class WebhookServer {
 }
 
 function buildRoutes(config: ResolvedRuntimeConfig): Routes {
+  const issues = environmentIssues(config)
+  if (issues.length > 0) throw new ConfigError(issues, config.source)
   const routes: Routes = new Map()
-  const issues: ConfigIssue[] = []
-  config.entryPoints.forEach((ep, i) => {
+  for (const ep of config.entryPoints) {
     const t = ep.trigger
-    if (t.type !== 'webhook') return
-    let secret: Buffer | undefined
-    if (t.secretEnv !== undefined) {
-      const value = process.env[t.secretEnv]
-      if (value === undefined || value === '') {
-        issues.push({
-          path: `entryPoints[${i}].trigger.secretEnv`,
-          message: `environment variable ${t.secretEnv} is not set (or empty); set it to the webhook's signing secret`,
-          value: t.secretEnv,
-        })
-        return
-      }
-      secret = Buffer.from(value, 'utf8')
-    }
+    if (t.type !== 'webhook') continue
+    const secret = t.secretEnv === undefined ? undefined : Buffer.from(process.env[t.secretEnv]!, 'utf8')
     const byMethod = routes.get(t.path) ?? new Map<string, Target>()
     for (const m of t.methods) byMethod.set(m, { entryPointId: ep.id, secret })
     routes.set(t.path, byMethod)
-  })
-  if (issues.length > 0) throw new ConfigError(issues)
+  }
   return routes
 }
 
