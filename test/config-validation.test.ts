@@ -52,7 +52,7 @@ const badConfigs: Array<[string, unknown, string, string, unknown?]> = [
     'handler of another kind',
     { entryPoints: [ep({ handler: './noop.py' })] },
     'entryPoints[0].handler',
-    'must be a .ts, .js or .mjs module',
+    'must be a .ts, .mts, .cts, .js, .mjs, .cjs module',
     './noop.py',
   ],
   [
