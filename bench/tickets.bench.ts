@@ -1,21 +1,24 @@
 /**
- * `tickets_vs_single_thread`: support tickets per second through agentpool using every core, against the
- * identical work (same parse and classification code, counter and tally on plain Maps) in a plain loop
- * on one thread, in the same process and run. Target 0.75 × cores (1.5 on 2 cores).
+ * The ticket workload (parse, classify, two state `update`s, a decision and its outcome), three ways in
+ * the same process and run:
  *
- * Before measuring, it logs how much parallelism the machine gives right now (the ticket loop on plain
- * worker threads, see `workloads/parallel-probe.ts`): on a machine shared with other work that, not
- * agentpool, can be what caps the ratio.
+ * - `tickets_vs_threads` (the headline): agentpool on N threads against the same ticket loop on N plain
+ *   worker threads, each with its own Maps — the plain way to use every core, and the ceiling of any
+ *   pool. Target 0.85.
+ * - `tickets_vs_single_thread`: agentpool on N threads against the loop on one thread. Target
+ *   0.75 × cores (1.5 on 2 cores).
  *
  * One iteration processes a batch of `threads × 128` tickets: all at once through the runtime
- * (`triggerAndWait` each), one after another in the baseline. Both count one operation per ticket. The
- * batch is large so that the barrier at its end (the first thread to finish waits for the last, then for
- * the next batch to arrive) is a small share of the iteration, as it is for a service under steady load.
+ * (`triggerAndWait` each), split evenly over the plain threads, one after another on one thread. Each
+ * counts one operation per ticket. The batch is large so that the barrier at its end (the first thread
+ * to finish waits for the last, then for the next batch to arrive) is a small share of the iteration, as
+ * it is for a service under steady load.
  */
 
 import { availableParallelism } from 'node:os'
-import { type BenchSuite, compareSideBySide } from './harness/index.js'
-import { probeParallelism } from './workloads/parallel-probe.js'
+import { type BenchSuite, compareSideBySide, type SideSpec } from './harness/index.js'
+import { startPlainTicketThreads } from './workloads/plain-threads.js'
+import { recordCounter } from './workloads/runtime-records.js'
 import { createPlainStore, processTicketPlain } from './workloads/ticket-baseline.js'
 import { processBatch, startTicketRuntime, TicketSource } from './workloads/ticket-runtime.js'
 
@@ -28,11 +31,8 @@ const suite: BenchSuite = {
   async run({ quick, log }) {
     const cores = availableParallelism()
     const batchSize = cores * TICKETS_PER_THREAD
-    const ceiling = await probeParallelism(cores, quick ? 300 : 1000, 3)
-    log(
-      `the same loop on ${cores} plain worker threads runs ×${ceiling.toFixed(2)} of one thread on this machine now (the ceiling of any pool)`,
-    )
-    log(`starting agentpool with ${cores} threads, batches of ${batchSize} tickets`)
+    log(`starting agentpool and ${cores} plain threads, batches of ${batchSize} tickets`)
+    const plainThreads = await startPlainTicketThreads(cores, SEED)
     const runtime = await startTicketRuntime({
       threads: cores,
       tasksPerThread: 4,
@@ -43,14 +43,35 @@ const suite: BenchSuite = {
       const plainSource = new TicketSource(SEED)
       const poolSource = new TicketSource(SEED)
       const store = createPlainStore()
-      // Both sides run warm: the pool threads' handler path and the main thread's plain loop are compiled
-      // by the optimizing JIT before the first measured round (each round then adds its own warm-up).
+      // Every side runs warm: the pool threads' handler path, the plain threads' loop and the main thread's
+      // loop are compiled by the optimizing JIT before the first measured round (each round then adds its
+      // own warm-up).
       const warm = performance.now() + (quick ? 300 : 1500)
       while (performance.now() < warm) {
         await processBatch(runtime, poolSource.take(batchSize))
+        await plainThreads.process(batchSize)
         for (const t of plainSource.take(batchSize)) processTicketPlain(t, store)
       }
-      const entry = await compareSideBySide({
+      const agentpool: SideSpec = {
+        name: `agentpool triggerAndWait, ${cores} threads`,
+        opsPerIteration: batchSize,
+        records: recordCounter(runtime),
+        fn: async () => processBatch(runtime, poolSource.take(batchSize)),
+      }
+      const threads = await compareSideBySide({
+        name: 'tickets_vs_threads',
+        unit: 'tickets/s',
+        target: 0.85,
+        quick,
+        log,
+        baseline: {
+          name: `plain loop on ${cores} worker threads`,
+          opsPerIteration: batchSize,
+          fn: async () => plainThreads.process(batchSize),
+        },
+        contender: agentpool,
+      })
+      const single = await compareSideBySide({
         name: 'tickets_vs_single_thread',
         unit: 'tickets/s',
         target: 0.75 * cores,
@@ -63,15 +84,15 @@ const suite: BenchSuite = {
             for (const t of plainSource.take(batchSize)) processTicketPlain(t, store)
           },
         },
-        contender: {
-          name: `agentpool triggerAndWait, ${cores} threads`,
-          opsPerIteration: batchSize,
-          fn: async () => processBatch(runtime, poolSource.take(batchSize)),
-        },
+        contender: agentpool,
       })
-      return [entry]
+      log(
+        `tickets: the plain loop on ${cores} threads ran ×${(threads.baseline.hz / single.baseline.hz).toFixed(2)} of one thread (the ceiling of any pool on this machine now)`,
+      )
+      return [threads, single]
     } finally {
       await runtime.stop({ drain: true })
+      await plainThreads.close()
     }
   },
 }

@@ -161,9 +161,43 @@ describe('side-by-side comparison', () => {
     }
     expect(baselineCalls).toBeGreaterThan(0)
     expect(contenderCalls).toBeGreaterThan(0)
-    expect(logs).toHaveLength(2)
+    expect(logs).toHaveLength(3)
     expect(logs[1]).toMatch(
       /^demo_vs_loop: round 2\/2 baseline .* ops\/s \(×\d+\.\d\d; cores used \d+\.\d\d \/ \d+\.\d\d\)$/,
+    )
+  })
+
+  it("accounts each side's CPU per operation on the main thread and elsewhere, and per record when counted", async () => {
+    let records = 0
+    const logs: string[] = []
+    const e = await compareSideBySide({
+      name: 'cpu_demo',
+      unit: 'executions/s',
+      target: 1,
+      quick: true,
+      log: (m) => logs.push(m),
+      budget: { rounds: 1, timeMs: 20, warmupMs: 5 },
+      baseline: { name: 'idle', fn: async () => new Promise((resolve) => setImmediate(resolve)) },
+      contender: {
+        name: 'busy main thread, 3 records per call',
+        opsPerIteration: 2,
+        records: () => records,
+        fn: () => {
+          records += 3
+          const end = performance.now() + 0.2
+          while (performance.now() < end);
+        },
+        async: false,
+      },
+    })
+    const c = e.contender.cpu!
+    // 0.2 ms of main-thread spinning per call of 2 operations: at least ~100 µs per operation.
+    expect(c.mainUsPerOp).toBeGreaterThan(50)
+    expect(c.otherUsPerOp).toBeGreaterThanOrEqual(0)
+    expect(c.mainUsPerRecord).toBeCloseTo((c.mainUsPerOp * 2) / 3, 6)
+    expect(e.baseline.cpu!.mainUsPerRecord).toBeUndefined()
+    expect(logs.at(-1)).toMatch(
+      /^cpu_demo: CPU µs per execution: baseline [\d.]+ main \+ [\d.]+ other threads; contender [\d.]+ main \+ [\d.]+ other threads, [\d.]+ main per record$/,
     )
   })
 

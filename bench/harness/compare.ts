@@ -14,8 +14,9 @@
  */
 
 import { Bench } from 'tinybench'
+import { cpuMark, cpuSince } from './cpu.js'
 import { median, percentile } from './stats.js'
-import type { BenchEntry, BenchSide } from './types.js'
+import type { BenchEntry, BenchSide, CpuAccount } from './types.js'
 
 /** One side of a comparison. */
 export interface SideSpec {
@@ -36,6 +37,11 @@ export interface SideSpec {
    * @default 1
    */
   opsPerIteration?: number
+  /**
+   * Records the main thread has consumed for this side so far (a running total), for the CPU accounting's
+   * cost per record. Left out, no per-record cost is reported.
+   */
+  records?: () => number
 }
 
 /** What to compare and for how long. */
@@ -91,6 +97,7 @@ interface RoundSample {
   latencies: readonly number[]
   /** CPU time of the whole process over wall time while this side ran: the cores it actually got. */
   cores: number
+  cpu: CpuAccount
 }
 
 /** Runs both sides in alternating rounds and returns the entry. A side that throws fails the comparison. */
@@ -109,11 +116,30 @@ export async function compareSideBySide(spec: CompareSpec): Promise<BenchEntry> 
         `(×${(c.hz / b.hz).toFixed(2)}; cores used ${b.cores.toFixed(2)} / ${c.cores.toFixed(2)})`,
     )
   }
-  return makeEntry(
+  const entry = makeEntry(
     spec,
     summarize(spec.baseline, samples.baseline),
     summarize(spec.contender, samples.contender),
   )
+  spec.log?.(`${spec.name}: ${describeCpu(entry)}`)
+  return entry
+}
+
+/** The CPU accounting of both sides of an entry, as one progress line. */
+export function describeCpu(entry: BenchEntry): string {
+  const side = (label: string, s: BenchSide): string => {
+    const c = s.cpu
+    if (c === undefined) return `${label} —`
+    const perRecord =
+      c.mainUsPerRecord === undefined ? '' : `, ${c.mainUsPerRecord.toFixed(2)} main per record`
+    return `${label} ${c.mainUsPerOp.toFixed(2)} main + ${c.otherUsPerOp.toFixed(2)} other threads${perRecord}`
+  }
+  return `CPU µs per ${singular(entry.unit)}: ${side('baseline', entry.baseline)}; ${side('contender', entry.contender)}`
+}
+
+/** `'executions/s'` → `'execution'`. */
+function singular(unit: string): string {
+  return unit.replace(/\/s$/, '').replace(/s$/, '')
 }
 
 async function measureOnce(side: SideSpec, budget: RoundBudget): Promise<RoundSample> {
@@ -125,12 +151,24 @@ async function measureOnce(side: SideSpec, budget: RoundBudget): Promise<RoundSa
     retainSamples: true,
     throws: true,
   })
-  bench.add(side.name, side.fn, side.async === undefined ? {} : { async: side.async })
-  const cpuBefore = process.cpuUsage()
-  const wallBefore = performance.now()
+  // Counts calls, warm-up included, since the CPU clocks run over the warm-up too.
+  let calls = 0
+  const fn = side.fn
+  const counted = isAsyncFunction(fn)
+    ? async () => {
+        calls++
+        return fn()
+      }
+    : () => {
+        calls++
+        return fn()
+      }
+  bench.add(side.name, counted, side.async === undefined ? {} : { async: side.async })
+  const recordsBefore = side.records?.() ?? 0
+  const mark = cpuMark()
   const [task] = await bench.run()
-  const cpu = process.cpuUsage(cpuBefore)
-  const wallMs = performance.now() - wallBefore
+  const used = cpuSince(mark)
+  const records = (side.records?.() ?? 0) - recordsBefore
   const result = task!.result
   if (result.state !== 'completed') {
     throw new Error(`${side.name}: tinybench ended in state ${result.state}`)
@@ -138,11 +176,38 @@ async function measureOnce(side: SideSpec, budget: RoundBudget): Promise<RoundSa
   return {
     hz: result.period > 0 ? ((side.opsPerIteration ?? 1) * 1000) / result.period : 0,
     latencies: result.latency.samples ?? [],
-    cores: wallMs > 0 ? (cpu.user + cpu.system) / 1000 / wallMs : 0,
+    cores: used.wallMs > 0 ? (used.mainUs + used.otherUs) / 1000 / used.wallMs : 0,
+    cpu: accountCpu(
+      used,
+      calls * (side.opsPerIteration ?? 1),
+      side.records === undefined ? undefined : records,
+    ),
   }
 }
 
+function accountCpu(
+  used: { mainUs: number; otherUs: number },
+  ops: number,
+  records: number | undefined,
+): CpuAccount {
+  const account: CpuAccount = { mainUsPerOp: used.mainUs / ops, otherUsPerOp: used.otherUs / ops }
+  if (records !== undefined && records > 0) account.mainUsPerRecord = used.mainUs / records
+  return account
+}
+
+function isAsyncFunction(fn: () => unknown): boolean {
+  return fn.constructor.name === 'AsyncFunction'
+}
+
 function summarize(side: SideSpec, rounds: readonly RoundSample[]): BenchSide {
+  const cpu: CpuAccount = {
+    mainUsPerOp: median(rounds.map((r) => r.cpu.mainUsPerOp)),
+    otherUsPerOp: median(rounds.map((r) => r.cpu.otherUsPerOp)),
+  }
+  const perRecord = rounds.flatMap((r) =>
+    r.cpu.mainUsPerRecord === undefined ? [] : [r.cpu.mainUsPerRecord],
+  )
+  if (perRecord.length > 0) cpu.mainUsPerRecord = median(perRecord)
   return {
     name: side.name,
     hz: median(rounds.map((r) => r.hz)),
@@ -150,6 +215,7 @@ function summarize(side: SideSpec, rounds: readonly RoundSample[]): BenchSide {
       rounds.flatMap((r) => r.latencies),
       99,
     ),
+    cpu,
   }
 }
 

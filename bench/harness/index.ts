@@ -25,12 +25,14 @@ export {
   budgetFor,
   type CompareSpec,
   compareSideBySide,
+  describeCpu,
   formatHz,
   makeEntry,
   passes,
   type RoundBudget,
   type SideSpec,
 } from './compare.js'
+export { type CpuMark, cpuMark, cpuSince, MAIN_CPU_SOURCE, mainThreadCpuUs, processCpuUs } from './cpu.js'
 export {
   BENCH_DIR,
   discoverSuites,

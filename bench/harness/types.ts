@@ -13,6 +13,18 @@ export interface BenchSide {
   hz: number
   /** 99th percentile latency of one iteration, in milliseconds. */
   p99Ms: number
+  /** Where this side's CPU time went (medians over the rounds); absent in results written before it. */
+  cpu?: CpuAccount
+}
+
+/** CPU time per operation, split by thread; from `bench/harness/cpu.ts`. */
+export interface CpuAccount {
+  /** Main-thread CPU microseconds per operation. */
+  mainUsPerOp: number
+  /** CPU microseconds per operation on every other thread of the process (pool threads, V8 helpers). */
+  otherUsPerOp: number
+  /** Main-thread CPU microseconds per record consumed, when the side counts its records. */
+  mainUsPerRecord?: number
 }
 
 /** One named ratio, exactly as it appears in `bench/results/latest.json` (docs/architecture.md, "Benchmark results file"). */

@@ -1,8 +1,9 @@
 /**
  * Producer thread of `bench/outcomes.bench.ts`. For each command `{ mode, executions, perFrame }` it
  * records `executions` executions through `createExecutionRecorder` — one decision, its outcome and one
- * custom event each — and sends the records either through this thread's record ring (`mode: 'channel'`,
- * one frame per `perFrame` records) or as one structured-clone `postMessage` per record (`mode: 'post'`).
+ * custom event each — and sends the records in batches of `perFrame`, either through this thread's record
+ * ring (`mode: 'channel'`, one frame per batch) or as one structured-clone `postMessage` of an array per
+ * batch (`mode: 'post'`).
  * Plain JavaScript: it registers tsx in the thread, then loads the sources.
  */
 import { parentPort, threadId, workerData } from 'node:worker_threads'
@@ -16,8 +17,6 @@ const writer = RecordWriter.attach(workerData.handles, threadId)
 const tag = workerData.tag
 let next = 0
 
-const post = { push: (record) => parentPort.postMessage(record) }
-
 parentPort.on('message', ({ mode, executions, perFrame }) => {
   let sinceFlush = 0
   const channel = {
@@ -27,6 +26,18 @@ parentPort.on('message', ({ mode, executions, perFrame }) => {
         writer.flush()
         sinceFlush = 0
       }
+    },
+    flush: () => writer.flush(),
+  }
+  let batch = []
+  const post = {
+    push(record) {
+      batch.push(record)
+      if (batch.length === perFrame) post.flush()
+    },
+    flush() {
+      if (batch.length > 0) parentPort.postMessage(batch)
+      batch = []
     },
   }
   const sink = mode === 'channel' ? channel : post
@@ -49,5 +60,5 @@ parentPort.on('message', ({ mode, executions, perFrame }) => {
     ctx.recordOutcome(d, { success: n % 5 !== 0, result: { category: 'howto' }, latencyMs: 3 })
     ctx.emit('ticket_classified', { ticket: n })
   }
-  if (mode === 'channel') writer.flush()
+  sink.flush()
 })

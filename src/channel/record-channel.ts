@@ -92,6 +92,8 @@ export class RecordChannel {
   /** The ring {@link onFrame} reads from, and the records delivered in this drain. */
   private ringIndex = 0
   private delivered = 0
+  /** Records delivered since the channel was created (for accounting: CPU per record). */
+  recordsDelivered = 0
   /** The frame being decoded: its records, kept by {@link onValue}. */
   private frameRecords: WireRecord[] = []
 
@@ -112,6 +114,7 @@ export class RecordChannel {
     const source = this.source.begin(bytes, unpackr)
     unpackr.unpackMultiple(bytes, this.onValue)
     this.delivered += records.length
+    this.recordsDelivered += records.length
     this.deliver(records, source)
     source.end()
   }
