@@ -85,9 +85,10 @@ export class WorkerPool {
           maximumUsage,
         ) as never,
       idleTimeout: idleTimeoutMs,
-      // Handlers are async and use their thread's event loop (timers, abort messages): never park the
-      // loop in a blocking Atomics.wait between tasks.
-      atomics: 'sync',
+      // Handlers are async and use their thread's event loop (timers, abort messages). With 'sync' an idle
+      // thread parks in a blocking Atomics.wait between tasks, so a timer or promise a handler left behind
+      // would not run until the next task arrived; 'async' waits with Atomics.waitAsync, and the loop runs.
+      atomics: 'async',
       // The engine bounds what it sends (its message slots plus delegated messages), so Piscina's own queue
       // must never refuse one: the engine would take a refused message for a lost thread, re-run its
       // executions alone, and each of those waits in that queue for an idle thread — refused again, for
