@@ -34,15 +34,25 @@ export interface WorkerPoolEvents {
 interface BalancedWorker {
   readonly id: number
   readonly currentUsage: number
-  readonly isRunningAbortableTask: boolean
   readonly terminating: boolean
   readonly destroyed: boolean
 }
 
-/** What the balancer sees of a task: our slot rides along under Piscina's queue-options symbol. */
+/**
+ * What rides along with each message to the balancer, under Piscina's documented queue-options symbol
+ * (`Piscina.queueOptionsSymbol`, typed on the `PiscinaTask` the public `loadBalancer` option receives;
+ * never cloned to the thread). `test/runtime-piscina-contract.test.ts` fails if Piscina stops passing it.
+ */
+interface MessageOptions {
+  /** The engine's message slot, or -1. */
+  slot: number
+  /** Runs with no other message on its thread (a suspect after a thread death). */
+  alone: boolean
+}
+
+/** What the balancer sees of a task. */
 interface BalancedTask {
-  readonly isAbortable: boolean
-  readonly [queueOptionsSymbol]?: { slot: number } | null
+  readonly [queueOptionsSymbol]?: MessageOptions | null
 }
 
 export class WorkerPool {
@@ -56,6 +66,8 @@ export class WorkerPool {
    */
   private readonly busyOn = new Map<number, number>()
   private readonly slotThread: Int32Array
+  /** Threads (Piscina worker ids) given a message that runs alone; each takes nothing else until idle. */
+  private readonly runningAlone = new Set<number>()
   threadsReplaced = 0
   private readonly live = new Set<number>()
   private closing = false
@@ -103,6 +115,7 @@ export class WorkerPool {
       // A thread that ended on its own (process.exit, heap limit) reports id −1 by now: the dead one is
       // then whichever thread we saw start that no longer runs.
       for (const id of w.id >= 0 ? [w.id] : this.stoppedThreads()) {
+        this.runningAlone.delete(id)
         if (!this.live.delete(id)) continue
         if (!this.closing) this.threadsReplaced++
         events.onThreadExit(id)
@@ -114,15 +127,12 @@ export class WorkerPool {
 
   /**
    * Runs one pool message; rejects if its thread dies. With `alone`, no other message shares its thread
-   * while it runs (Piscina runs a task that carries an AbortSignal by itself on a thread; the signal is
-   * never aborted). A message is stopped by terminating its thread ({@link terminateThread}).
+   * while it runs (see {@link balance}). A message is stopped by terminating its thread
+   * ({@link terminateThread}).
    */
   run(task: BatchTask, alone = false): Promise<BatchResult> {
-    // The slot rides under Piscina's queue-options symbol (never cloned to the thread) for the balancer.
-    const withSlot = { ...task, [queueOptionsSymbol]: { slot: task.slot ?? -1 } }
-    return alone
-      ? this.piscina.run(withSlot, { signal: new AbortController().signal })
-      : this.piscina.run(withSlot)
+    const options: MessageOptions = { slot: task.slot ?? -1, alone }
+    return this.piscina.run({ ...task, [queueOptionsSymbol]: options })
   }
 
   /**
@@ -130,29 +140,39 @@ export class WorkerPool {
    * about, but the engine knows sooner: a message whose ends were all consumed frees its thread before
    * Piscina's reply arrives. Balancing on that stale count piles consecutive messages onto one thread
    * while another idles (with synchronous handlers a thread runs its messages one after another), so the
-   * thread holding the fewest of the engine's busy messages wins, Piscina's count breaking ties. Piscina's
-   * rules stay: a message with an abort signal only goes to an idle thread and runs there alone, and no
-   * thread takes more than `maximumUsage` messages. Returns null when no thread can take it now.
+   * thread holding the fewest of the engine's busy messages wins, Piscina's count breaking ties. No thread
+   * takes more than `maximumUsage` messages; a message that runs alone only goes to an idle thread, and a
+   * thread running one takes nothing else until it is idle again. Returns null when no thread can take it
+   * now (Piscina asks again when a thread frees up).
    */
   private balance(
     task: BalancedTask,
     workers: BalancedWorker[],
     maximumUsage: number,
   ): BalancedWorker | null {
+    const options = task[queueOptionsSymbol]
+    const alone = options?.alone === true
     let best: BalancedWorker | null = null
     let bestBusy = Number.POSITIVE_INFINITY
     for (const w of workers) {
-      if (w.terminating || w.destroyed || w.isRunningAbortableTask) continue
+      if (w.terminating || w.destroyed) continue
       const usage = w.currentUsage
-      if (usage >= maximumUsage || (task.isAbortable && usage > 0)) continue
+      if (this.runningAlone.has(w.id)) {
+        if (usage > 0) continue
+        // Idle again: its lone message is done.
+        this.runningAlone.delete(w.id)
+      }
+      if (usage >= maximumUsage || (alone && usage > 0)) continue
       const busy = this.busyOn.get(w.id) ?? 0
       if (busy < bestBusy || (busy === bestBusy && usage < best!.currentUsage)) {
         best = w
         bestBusy = busy
       }
     }
-    const slot = task[queueOptionsSymbol]?.slot ?? -1
-    if (best !== null && slot >= 0) {
+    if (best === null) return null
+    if (alone) this.runningAlone.add(best.id)
+    const slot = options?.slot ?? -1
+    if (slot >= 0) {
       this.slotThread[slot] = best.id
       this.busyOn.set(best.id, bestBusy + 1)
     }
