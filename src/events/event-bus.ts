@@ -137,9 +137,9 @@ export class EventBus {
   }
 
   /**
-   * @internal What the record router publishes a worker's event with: like {@link publish}, but returns
-   * nothing, and skips making the id string while nobody is subscribed (a history read gives it).
-   * The caller has checked what {@link publish} checks.
+   * @internal What the record router publishes a worker's event with, and the engine its lifecycle
+   * events: like {@link publish}, but returns nothing, and skips making the id string while nobody is
+   * subscribed (a history read gives it). The caller has checked what {@link publish} checks.
    */
   publishRecord(
     type: string,

@@ -29,6 +29,7 @@ import { judgeThreadExit, triageUnfinished } from './crash-triage.js'
 import { type Batch, Dispatcher } from './dispatch.js'
 import type { Execution, ExecutionStream } from './execution-stream.js'
 import { buildResult, type EndError, ResultStore } from './result-store.js'
+import { Timeouts } from './timeouts.js'
 import type { ExecutionResult, ExecutionStatus, RuntimeStats, StopOptions, TriggerOptions } from './types.js'
 import type { WorkerPool } from './worker-pool.js'
 
@@ -54,6 +55,7 @@ export class RuntimeEngine {
   private readonly dispatcher: Dispatcher
   private readonly executions = new Map<string, Execution>()
   private readonly results = new ResultStore()
+  private readonly timeouts = new Timeouts<Execution>((e) => this.onTimeout(e))
   private pool: WorkerPool | undefined
   private idleWaiters: (() => void)[] = []
   /** Executions admitted and not yet final. */
@@ -193,18 +195,21 @@ export class RuntimeEngine {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
     }
     this.hooks.drainRecords()
+    this.timeouts.clear()
     this.dispatcher.close()
   }
 
   private onStart(e: Execution): void {
-    if (e.timeoutMs > 0) e.timer = setTimeout(() => this.onTimeout(e), e.timeoutMs)
-    this.bus.publish({
-      type: 'execution_started',
-      streamId: e.stream.id,
-      executionId: e.id,
-      correlationId: e.correlationId,
-      data: { entryPointId: e.stream.id, attempt: e.attempt },
-    })
+    if (e.timeoutMs > 0) e.deadline = this.timeouts.add(e, e.timeoutMs)
+    // publishRecord: no checks (the engine's events are well formed) and no id string while nobody listens.
+    this.bus.publishRecord(
+      'execution_started',
+      e.stream.id,
+      e.id,
+      e.correlationId,
+      { entryPointId: e.stream.id, attempt: e.attempt },
+      Date.now(),
+    )
   }
 
   private onSettled(batch: Batch, err: unknown, result: BatchResult | undefined): void {
@@ -284,7 +289,7 @@ export class RuntimeEngine {
   }
 
   private onTimeout(e: Execution): void {
-    e.timer = undefined
+    e.deadline = undefined
     if (e.phase !== 'running') return
     this.finish(e, 'timed_out', new ExecutionTimeoutError(e.id, e.timeoutMs))
   }
@@ -343,13 +348,14 @@ export class RuntimeEngine {
 
   private publishEnd(e: Execution, r: ExecutionResult): void {
     if (r.status === 'completed') {
-      this.bus.publish({
-        type: 'execution_completed',
-        streamId: e.stream.id,
-        executionId: e.id,
-        correlationId: e.correlationId,
-        data: { attempt: e.attempt, durationMs: r.durationMs },
-      })
+      this.bus.publishRecord(
+        'execution_completed',
+        e.stream.id,
+        e.id,
+        e.correlationId,
+        { attempt: e.attempt, durationMs: r.durationMs },
+        Date.now(),
+      )
     } else {
       this.bus.publish({
         type: 'execution_failed',
@@ -362,6 +368,10 @@ export class RuntimeEngine {
   }
 
   private clearTimer(e: Execution): void {
+    if (e.deadline !== undefined) {
+      this.timeouts.remove(e.deadline)
+      e.deadline = undefined
+    }
     if (e.timer !== undefined) {
       clearTimeout(e.timer)
       e.timer = undefined

@@ -7,6 +7,7 @@
  */
 import type { ResolvedEntryPoint } from '../config/index.js'
 import { LatencyWindow } from './latency-window.js'
+import type { TimeoutEntry } from './timeouts.js'
 import type { ExecutionResult, StreamStats, TriggerOptions } from './types.js'
 
 /** One execution as the main thread tracks it, from admission to its final result. */
@@ -37,7 +38,10 @@ export interface Execution {
   solo: boolean
   settle: ((r: ExecutionResult) => void) | undefined
   promise: Promise<ExecutionResult> | undefined
+  /** The retry backoff's timer. */
   timer: NodeJS.Timeout | undefined
+  /** The running attempt's timeout. */
+  deadline: TimeoutEntry<Execution> | undefined
   detachSignal: (() => void) | undefined
 }
 
@@ -71,6 +75,7 @@ export function newExecution(
     settle: undefined,
     promise: undefined,
     timer: undefined,
+    deadline: undefined,
     detachSignal: undefined,
   }
 }
