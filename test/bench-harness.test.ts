@@ -197,7 +197,7 @@ describe('side-by-side comparison', () => {
     expect(c.mainUsPerRecord).toBeCloseTo((c.mainUsPerOp * 2) / 3, 6)
     expect(e.baseline.cpu!.mainUsPerRecord).toBeUndefined()
     expect(logs.at(-1)).toMatch(
-      /^cpu_demo: CPU µs per execution: baseline [\d.]+ main \+ [\d.]+ other threads; contender [\d.]+ main \+ [\d.]+ other threads, [\d.]+ main per record$/,
+      /^cpu_demo: CPU µs per execution: baseline [\d.]+ main \+ [\d.]+ other threads; contender [\d.]+ main \+ [\d.]+ other threads, [\d.]+ main per record; the contender's main thread is saturated at ≈[\d.]+ busy threads$/,
     )
   })
 

@@ -134,7 +134,12 @@ export function describeCpu(entry: BenchEntry): string {
       c.mainUsPerRecord === undefined ? '' : `, ${c.mainUsPerRecord.toFixed(2)} main per record`
     return `${label} ${c.mainUsPerOp.toFixed(2)} main + ${c.otherUsPerOp.toFixed(2)} other threads${perRecord}`
   }
-  return `CPU µs per ${singular(entry.unit)}: ${side('baseline', entry.baseline)}; ${side('contender', entry.contender)}`
+  const c = entry.contender.cpu
+  const full =
+    c !== undefined && c.mainUsPerOp > 0
+      ? `; the contender's main thread is saturated at ≈${(c.otherUsPerOp / c.mainUsPerOp).toFixed(1)} busy threads`
+      : ''
+  return `CPU µs per ${singular(entry.unit)}: ${side('baseline', entry.baseline)}; ${side('contender', entry.contender)}${full}`
 }
 
 /** `'executions/s'` → `'execution'`. */
