@@ -1,45 +1,26 @@
 /**
  * `npm run bench:sweep` (`tsx bench/sweep.ts [--quick] [--budget-ms <ms>] [--out-dir <dir>]`): runs the
  * ticket workload over threads, tasksPerThread, maxConcurrent and the three isolation levels (see
- * `harness/sweep-plan.ts`), measures throughput, p50/p99 latency, conflict rate and memory per point,
+ * `src/sweep/plan.ts`), measures throughput, p50/p99 latency, conflict rate and memory per point,
  * names the knees and the best setting within the p99 budget, and writes `sweep.json` and `sweep.svg`.
  *
  * Exit code: 0 done; 2 the sweep failed; 64 bad arguments.
  */
 
-import { mkdir, writeFile } from 'node:fs/promises'
-import { availableParallelism } from 'node:os'
-import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import {
-  analyzeSweep,
-  combinePasses,
-  DEFAULT_TASKS_PER_THREAD,
-  describeSetting,
-  EXIT,
-  findKnee,
-  formatHz,
-  machineInfo,
-  offeredLoad,
+  driveClosedLoop,
   type PlannedPoint,
   type PointDurations,
-  parseSweepArgs,
   percentile,
-  planMaxConcurrentSeries,
-  planTasksPerThreadSeries,
-  planThreadSeries,
   pointDurations,
-  renderSweepSvg,
-  renderTerminalChart,
-  runCommand,
-  SERIES_LEVEL,
-  SWEEP_USAGE,
+  runSweep,
   type SweepPoint,
-  type SweepResults,
-  sweepSummary,
-} from './harness/index.js'
-import { driveClosedLoop, startTicketRuntime, TicketSource } from './workloads/ticket-runtime.js'
+  writeSweepReport,
+} from '../src/sweep/index.js'
+import { EXIT, offeredLoad, parseSweepArgs, runCommand, SWEEP_USAGE } from './harness/index.js'
+import { startTicketRuntime, TICKET_ENTRY, TicketSource } from './workloads/ticket-runtime.js'
 
 const SEED = 20261125
 const MiB = 1024 * 1024
@@ -56,10 +37,12 @@ async function measurePoint(p: PlannedPoint, durations: PointDurations): Promise
   try {
     const offered = offeredLoad(p)
     const conflictsBefore = runtime.state.stats().conflicts
+    const source = new TicketSource(SEED)
     const load = await driveClosedLoop(runtime, {
+      entry: TICKET_ENTRY,
       inflight: offered,
       ...durations,
-      source: new TicketSource(SEED),
+      next: () => source.next(),
     })
     const memory = process.memoryUsage()
     const conflicts = runtime.state.stats().conflicts - conflictsBefore
@@ -80,62 +63,6 @@ async function measurePoint(p: PlannedPoint, durations: PointDurations): Promise
   }
 }
 
-/**
- * Measures every point of `plan` `repeat` times, every other pass in reverse order so a drift in machine
- * load does not always favour the same end of the series, and combines each point's passes.
- */
-async function runSeries(
-  plan: PlannedPoint[],
-  durations: PointDurations,
-  progress: { done: number; repeat: number; log: (m: string) => void },
-): Promise<SweepPoint[]> {
-  const passes: SweepPoint[][] = plan.map(() => [])
-  for (let pass = 0; pass < progress.repeat; pass++) {
-    const order = plan.map((_, i) => i)
-    if (pass % 2 === 1) order.reverse()
-    for (const i of order) {
-      const point = await measurePoint(plan[i]!, durations)
-      passes[i]!.push(point)
-      progress.done++
-      progress.log(
-        `[${progress.done}] ${describeSetting(point)}: ${formatHz(point.throughput)}/s p50 ${point.p50Ms.toFixed(1)} ms p99 ${point.p99Ms.toFixed(1)} ms conflicts ${(point.conflictRate * 100).toFixed(2)} % failed ${point.failed} rss ${point.rssMb.toFixed(0)} MiB`,
-      )
-    }
-  }
-  return passes.map(combinePasses)
-}
-
-/** Runs the whole sweep and returns its results. */
-async function runSweep(opts: {
-  quick: boolean
-  budgetMs: number
-  repeat: number
-  log: (m: string) => void
-}): Promise<SweepResults> {
-  const startedAt = new Date().toISOString()
-  const cores = availableParallelism()
-  const durations = pointDurations(opts.quick)
-  const progress = { done: 0, repeat: opts.repeat, log: opts.log }
-  const threadPoints = await runSeries(planThreadSeries(cores), durations, progress)
-  const threads = findKnee(threadPoints.filter((p) => p.isolation === SERIES_LEVEL))?.threads ?? cores
-  const tptPoints = await runSeries(planTasksPerThreadSeries(threads, opts.quick), durations, progress)
-  const tasksPerThread = findKnee(tptPoints)?.tasksPerThread ?? DEFAULT_TASKS_PER_THREAD
-  const mcPoints = await runSeries(
-    planMaxConcurrentSeries(threads, tasksPerThread, opts.quick),
-    durations,
-    progress,
-  )
-  const points = [...threadPoints, ...tptPoints, ...mcPoints]
-  return {
-    machine: machineInfo(),
-    quick: opts.quick,
-    startedAt,
-    budgetMs: opts.budgetMs,
-    points,
-    ...analyzeSweep(points, opts.budgetMs),
-  }
-}
-
 async function main(argv: readonly string[]): Promise<number> {
   return runCommand(argv, parseSweepArgs, SWEEP_USAGE, async (args) => {
     try {
@@ -143,16 +70,11 @@ async function main(argv: readonly string[]): Promise<number> {
         quick: args.quick,
         budgetMs: args.budgetMs,
         repeat: args.repeat,
+        durations: pointDurations(args.quick),
+        measure: measurePoint,
         log: (m) => process.stderr.write(`${m}\n`),
       })
-      await mkdir(args.outDir, { recursive: true })
-      await writeFile(join(args.outDir, 'sweep.json'), `${JSON.stringify(results, null, 2)}\n`)
-      await writeFile(join(args.outDir, 'sweep.svg'), renderSweepSvg(results))
-      const m = results.machine
-      process.stdout.write(
-        `\n${m.cpus} cpus, node ${m.node}, ${m.os}${results.quick ? ', quick' : ''}\n${renderTerminalChart(results.points)}\n\n` +
-          `${sweepSummary(results).join('\n')}\nwritten: ${join(args.outDir, 'sweep.json')}, ${join(args.outDir, 'sweep.svg')}\n`,
-      )
+      process.stdout.write(await writeSweepReport(results, args.outDir))
       return EXIT.OK
     } catch (err) {
       process.stderr.write(`sweep failed: ${(err as Error).stack ?? String(err)}\n`)

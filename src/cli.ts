@@ -1,9 +1,9 @@
 /**
  * The `agentpool` command (commander): `run`, `validate`, `trigger` and `bench`. `bin/agentpool.js`
- * registers tsx and calls {@link main}, so it runs from a fresh clone without a build.
+ * calls {@link main}: from `dist/` in an installed package, from the sources through tsx in a clone.
  *
  * Exit codes: 0 success; 1 the runtime failed, or the triggered execution did not complete, or a
- * benchmark missed its target; 2 the config was refused (or a benchmark suite failed); 64 bad command
+ * benchmark missed its target; 2 the config was refused, or a benchmark could not run; 64 bad command
  * line or input.
  *
  * @module
@@ -13,10 +13,22 @@ import { existsSync } from 'node:fs'
 import { constants } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
-import { environmentIssues, loadConfigFile, type ResolvedRuntimeConfig } from './config/index.js'
+import {
+  environmentIssues,
+  type IsolationLevel,
+  loadConfigFile,
+  type ResolvedRuntimeConfig,
+} from './config/index.js'
 import { AgentPoolError, ConfigError } from './errors.js'
 import type { AgentRuntime, RuntimeStats } from './index.js'
 import { checkHandlerModules, runtimeOf } from './runtime/index.js'
+import {
+  measureWorkloadPoint,
+  pointDurations,
+  readInputs,
+  runSweep,
+  writeSweepReport,
+} from './sweep/index.js'
 
 /** Exit codes of the `agentpool` command. */
 export const ExitCode = { OK: 0, FAILED: 1, CONFIG: 2, USAGE: 64 } as const
@@ -25,7 +37,7 @@ const EXIT_CODES_HELP = `
 Exit codes:
   0   success
   1   the runtime failed, the triggered execution did not complete, or a benchmark missed its target
-  2   the config file was refused (every problem is listed), or a benchmark suite failed
+  2   the config file was refused (every problem is listed), or a benchmark could not run
   64  bad command line or input`
 
 /** Where the command writes; the real process streams unless a test passes its own. */
@@ -110,13 +122,43 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
 
   program
     .command('bench')
-    .description('run the benchmarks (bench/run.ts, or bench/sweep.ts with --sweep) and write bench/results/')
+    .description(
+      'find your limits: --sweep <config> --entry <id> --inputs <file.jsonl> runs your handler over pool sizes, tasksPerThread, maxConcurrent and isolation levels; without a config (in a clone of the repository) the bundled suites or sweep',
+    )
+    .option(
+      '--sweep [config]',
+      "run the concurrency-limit sweep (on your config's entry point, or the bundled workload)",
+    )
+    .option('--entry <id>', 'with --sweep <config>: the entry point to drive')
+    .option(
+      '--inputs <file>',
+      'with --sweep <config>: execution inputs, one JSON value per line (used in turn)',
+    )
+    .addOption(
+      new Option('--budget-ms <ms>', 'p99 latency budget of the sweep').default(100).argParser(positiveInt),
+    )
+    .addOption(
+      new Option('--repeat <n>', 'passes per sweep series; the median of each point is kept')
+        .default(1)
+        .argParser(positiveInt),
+    )
+    .option('--out-dir <dir>', 'where the sweep writes sweep.json and sweep.svg', 'agentpool-sweep')
+    .addOption(
+      new Option('--levels <list>', 'isolation levels of the sweep, comma-separated').default(
+        'isolated,shared,synchronized',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--point-ms <ms>',
+        'measured window per sweep point (default 5000, 1200 with --quick)',
+      ).argParser(positiveInt),
+    )
     .option('--quick', 'short budgets')
-    .option('--sweep', 'run the concurrency-limit sweep instead of the suites')
-    .option('--filter <name>', 'run one suite, by name or file stem')
-    .addHelpText('after', EXIT_CODES_HELP)
-    .action(async (opts: { quick?: boolean; sweep?: boolean; filter?: string }) => {
-      code = await benchCommand(opts)
+    .option('--filter <name>', 'without --sweep: run one bundled suite, by name or file stem')
+    .addHelpText('after', BENCH_EXIT_CODES_HELP)
+    .action(async (opts: BenchOptions) => {
+      code = await benchCommand(opts, io)
     })
 
   try {
@@ -137,6 +179,12 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     else io.err(`agentpool: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
     return ExitCode.FAILED
   }
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be an integer >= 1')
+  return n
 }
 
 function nonNegativeInt(value: string): number {
@@ -349,25 +397,124 @@ function summary(runtime: AgentRuntime): string {
   return `summary:\n${lines.join('\n')}\n${goal ? `${goal}\n` : ''}`
 }
 
-async function benchCommand(opts: { quick?: boolean; sweep?: boolean; filter?: string }): Promise<number> {
-  if (opts.sweep && opts.filter !== undefined) {
+const BENCH_EXIT_CODES_HELP = `
+Exit codes:
+  0   done: every suite met its target, or the sweep found a setting within --budget-ms
+  1   a target was missed: a suite below its target, or no sweep setting kept p99 within --budget-ms
+  2   could not run: the config or inputs were refused, a handler failed, or the bundled benchmarks
+      are not here (they ship with the repository, not the package)
+  64  bad command line`
+
+interface BenchOptions {
+  sweep?: string | boolean
+  entry?: string
+  inputs?: string
+  budgetMs: number
+  repeat: number
+  outDir: string
+  levels: string
+  pointMs?: number
+  quick?: boolean
+  filter?: string
+}
+
+const LEVELS = ['isolated', 'shared', 'synchronized'] as const
+
+async function benchCommand(opts: BenchOptions, io: CliIO): Promise<number> {
+  if (opts.sweep !== undefined && opts.filter !== undefined) {
     throw new CliFailure(
       ExitCode.USAGE,
       'agentpool bench: --filter selects a suite and does not apply to --sweep',
     )
   }
-  const root = fileURLToPath(new URL('..', import.meta.url))
-  const script = fileURLToPath(new URL(opts.sweep ? '../bench/sweep.ts' : '../bench/run.ts', import.meta.url))
-  if (!existsSync(script)) {
+  if (typeof opts.sweep === 'string') return sweepCommand(opts.sweep, opts, io)
+  if (opts.entry !== undefined || opts.inputs !== undefined) {
     throw new CliFailure(
-      ExitCode.FAILED,
-      `agentpool bench: ${script} not found; the benchmarks run from a clone of the repository`,
+      ExitCode.USAGE,
+      'agentpool bench: --entry and --inputs go with --sweep <config>: agentpool bench --sweep agent.yaml --entry <id> --inputs inputs.jsonl',
     )
   }
-  const args = [
-    ...(opts.quick ? ['--quick'] : []),
-    ...(opts.filter !== undefined ? ['--filter', opts.filter] : []),
-  ]
+  return bundledBench(opts)
+}
+
+/** The sweep on the user's own config: their handler, their inputs. */
+async function sweepCommand(path: string, opts: BenchOptions, io: CliIO): Promise<number> {
+  if (opts.entry === undefined || opts.inputs === undefined) {
+    throw new CliFailure(
+      ExitCode.USAGE,
+      `agentpool bench: --sweep ${path} needs --entry <id> and --inputs <file.jsonl> (one execution input per line)`,
+    )
+  }
+  const levels = opts.levels.split(',').map((l) => l.trim())
+  const unknown = levels.filter((l) => !(LEVELS as readonly string[]).includes(l))
+  if (unknown.length > 0 || levels.length === 0) {
+    throw new CliFailure(
+      ExitCode.USAGE,
+      `agentpool bench: --levels takes ${LEVELS.join(', ')}; got ${unknown.join(', ')}`,
+    )
+  }
+  const config = await checkedConfig(path)
+  if (!config.entryPoints.some((ep) => ep.id === opts.entry)) {
+    throw new ConfigError(
+      [
+        {
+          path: 'entryPoints',
+          message: `no entry point ${JSON.stringify(opts.entry)} (--entry); entry points: ${config.entryPoints.map((ep) => ep.id).join(', ')}`,
+        },
+      ],
+      config.source,
+    )
+  }
+  const inputs = await readInputs(opts.inputs).catch((err: Error) => {
+    throw new CliFailure(ExitCode.CONFIG, `agentpool bench: ${err.message}`)
+  })
+  const workload = { config, entry: opts.entry, inputs }
+  const durations = pointDurations(opts.quick === true)
+  if (opts.pointMs !== undefined) {
+    durations.durationMs = opts.pointMs
+    durations.warmupMs = Math.ceil(opts.pointMs / 4)
+  }
+  let results: Awaited<ReturnType<typeof runSweep>>
+  try {
+    results = await runSweep({
+      quick: opts.quick === true,
+      budgetMs: opts.budgetMs,
+      repeat: opts.repeat,
+      durations,
+      levels: levels as IsolationLevel[],
+      measure: (p, d) => measureWorkloadPoint(workload, p, d),
+      log: (line) => io.err(`${line}\n`),
+    })
+  } catch (err) {
+    throw new CliFailure(
+      ExitCode.CONFIG,
+      `agentpool bench: the sweep could not run: ${(err as Error).message}`,
+    )
+  }
+  io.out(await writeSweepReport(results, opts.outDir))
+  return results.withinBudget === undefined ? ExitCode.FAILED : ExitCode.OK
+}
+
+/** The bundled suites or sweep, which ship with the repository (they run from its TypeScript sources). */
+async function bundledBench(opts: BenchOptions): Promise<number> {
+  const root = fileURLToPath(new URL('..', import.meta.url))
+  const script = fileURLToPath(new URL(opts.sweep ? '../bench/sweep.ts' : '../bench/run.ts', import.meta.url))
+  if (!import.meta.url.endsWith('.ts') || !existsSync(script)) {
+    throw new CliFailure(
+      ExitCode.CONFIG,
+      'agentpool bench: the bundled benchmarks ship with the repository, not the package (run them from a clone). To find the limits of your own handler: agentpool bench --sweep <config> --entry <id> --inputs <file.jsonl>',
+    )
+  }
+  const args = opts.sweep
+    ? [
+        ...(opts.quick ? ['--quick'] : []),
+        '--budget-ms',
+        String(opts.budgetMs),
+        '--repeat',
+        String(opts.repeat),
+        ...(opts.outDir !== 'agentpool-sweep' ? ['--out-dir', opts.outDir] : []),
+      ]
+    : [...(opts.quick ? ['--quick'] : []), ...(opts.filter !== undefined ? ['--filter', opts.filter] : [])]
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: root, stdio: 'inherit' })
   return new Promise((resolve, reject) => {
     child.once('error', reject)

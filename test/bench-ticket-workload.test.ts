@@ -11,13 +11,9 @@ import {
   parseTicket,
 } from '../bench/workloads/ticket-core.js'
 import { COUNTER_KEY, tallyKey } from '../bench/workloads/ticket-keys.js'
-import {
-  driveClosedLoop,
-  startTicketRuntime,
-  TICKET_ENTRY,
-  TicketSource,
-} from '../bench/workloads/ticket-runtime.js'
+import { startTicketRuntime, TICKET_ENTRY, TicketSource } from '../bench/workloads/ticket-runtime.js'
 import type { AgentRuntime } from '../src/index.js'
+import { driveClosedLoop } from '../src/sweep/index.js'
 
 describe('ticket workload data', () => {
   it('generates the same tickets for the same seed and different ones for another seed', () => {
@@ -127,11 +123,13 @@ describe('ticket workload through agentpool', () => {
       maxConcurrent: 4,
       isolation: { stream: 'shared', global: 'shared' },
     })
+    const source = new TicketSource(3, 16)
     const load = await driveClosedLoop(runtime, {
+      entry: TICKET_ENTRY,
       inflight: 4,
       warmupMs: 50,
       durationMs: 200,
-      source: new TicketSource(3, 16),
+      next: () => source.next(),
     })
     expect(load.failed).toBe(0)
     expect(load.latenciesMs).toHaveLength(load.completed)

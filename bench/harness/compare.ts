@@ -14,8 +14,8 @@
  */
 
 import { Bench } from 'tinybench'
+import { formatHz, median, percentile } from '../../src/sweep/index.js'
 import { cpuMark, cpuSince } from './cpu.js'
-import { median, percentile } from './stats.js'
 import type { BenchEntry, BenchSide, CpuAccount } from './types.js'
 
 /** One side of a comparison. */
@@ -222,12 +222,4 @@ function summarize(side: SideSpec, rounds: readonly RoundSample[]): BenchSide {
     ),
     cpu,
   }
-}
-
-/** `12345.6` → `'12.3k'`; for progress lines and tables. */
-export function formatHz(hz: number): string {
-  if (!Number.isFinite(hz)) return String(hz)
-  if (hz >= 1e6) return `${(hz / 1e6).toFixed(2)}M`
-  if (hz >= 1e3) return `${(hz / 1e3).toFixed(1)}k`
-  return hz.toFixed(1)
 }

@@ -5,13 +5,13 @@
  */
 
 import { mkdir, readdir, writeFile } from 'node:fs/promises'
-import { availableParallelism, platform } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { AgentPoolError, InvalidArgumentError } from '../../src/errors.js'
+import { formatHz, machineInfo } from '../../src/sweep/index.js'
 import { parseRunArgs, RUN_USAGE, runCommand, USAGE_EXIT_CODE } from './args.js'
-import { formatHz, passes } from './compare.js'
-import type { BenchEntry, BenchResults, BenchSuite, MachineInfo, SuiteFailure } from './types.js'
+import { passes } from './compare.js'
+import type { BenchEntry, BenchResults, BenchSuite, SuiteFailure } from './types.js'
 
 /** Exit codes of `npm run bench`. */
 export const EXIT = {
@@ -27,11 +27,6 @@ export const EXIT = {
 
 /** The folder holding the `*.bench.ts` suites. */
 export const BENCH_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-
-/** The machine this process runs on. */
-export function machineInfo(): MachineInfo {
-  return { cpus: availableParallelism(), node: process.version, os: platform() }
-}
 
 /** Paths of the `*.bench.ts` files in `dir`, sorted by name. */
 export async function discoverSuites(dir: string = BENCH_DIR): Promise<string[]> {

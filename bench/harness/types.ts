@@ -5,6 +5,10 @@
  * {@link BenchEntry} it returns compares one baseline with one contender measured in the same run.
  */
 
+import type { MachineInfo } from '../../src/sweep/index.js'
+
+export type { MachineInfo }
+
 /** One side of a comparison: what was measured, its throughput and its tail latency. */
 export interface BenchSide {
   /** What this side runs, e.g. `'raw piscina run()'`. */
@@ -57,11 +61,6 @@ export interface BenchSuite {
 }
 
 /** The machine a result was measured on; results are only comparable on the same machine. */
-export interface MachineInfo {
-  cpus: number
-  node: string
-  os: string
-}
 
 /** A suite that threw: reported as failed, the other suites still run. */
 export interface SuiteFailure {

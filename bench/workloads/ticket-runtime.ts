@@ -1,7 +1,7 @@
 /**
  * Drives the ticket workload through agentpool: the runtime config for one setting, a cycling source of
- * pre-generated tickets, a batch runner (for tinybench iterations) and a closed-loop load generator
- * (for the sweep). Main thread only.
+ * pre-generated tickets, a batch runner (for tinybench iterations); the sweep's closed-loop load
+ * generator is `driveClosedLoop` in `src/sweep`. Main thread only.
  */
 
 import { fileURLToPath } from 'node:url'
@@ -83,60 +83,4 @@ export async function processBatch(runtime: AgentRuntime, batch: readonly string
     throw new Error(
       `ticket execution ${bad.executionId} ${bad.status}: ${bad.error?.code} ${bad.error?.message}`,
     )
-}
-
-/** What a closed-loop run measured in its window. */
-export interface LoadResult {
-  /** Executions completed in the window. */
-  completed: number
-  /** Executions completed over the whole run, warm-up included. */
-  totalCompleted: number
-  failed: number
-  /** Length of the measured window, in milliseconds. */
-  windowMs: number
-  /** End-to-end latency of each execution completed in the window, in milliseconds. */
-  latenciesMs: number[]
-}
-
-/** How {@link driveClosedLoop} loads the runtime. */
-export interface LoadOptions {
-  /** Executions kept in flight: each completion starts the next. */
-  inflight: number
-  /** Executions before the window are not counted. */
-  warmupMs: number
-  /** The measured window. */
-  durationMs: number
-  source: TicketSource
-}
-
-/**
- * Keeps `inflight` executions running for `warmupMs + durationMs` and measures the executions that
- * complete inside the window after the warm-up. Waits for the last executions before returning.
- */
-export async function driveClosedLoop(runtime: AgentRuntime, opts: LoadOptions): Promise<LoadResult> {
-  const start = performance.now()
-  const windowStart = start + opts.warmupMs
-  const end = windowStart + opts.durationMs
-  const out: LoadResult = {
-    completed: 0,
-    totalCompleted: 0,
-    failed: 0,
-    windowMs: opts.durationMs,
-    latenciesMs: [],
-  }
-  const lane = async () => {
-    while (performance.now() < end) {
-      const t0 = performance.now()
-      const r = await runtime.triggerAndWait(TICKET_ENTRY, opts.source.next())
-      const t1 = performance.now()
-      if (r.status === 'completed') out.totalCompleted++
-      if (t1 < windowStart || t1 > end) continue
-      if (r.status === 'completed') {
-        out.completed++
-        out.latenciesMs.push(t1 - t0)
-      } else out.failed++
-    }
-  }
-  await Promise.all(Array.from({ length: opts.inflight }, lane))
-  return out
 }

@@ -10,8 +10,8 @@
  * (or `maxConcurrent`, if larger), so the pool never idles for want of work and a small queue forms.
  */
 
-import type { IsolationLevel } from '../../src/config/types.js'
-import type { SweepDimension, SweepSetting } from './sweep-analysis.js'
+import type { IsolationLevel } from '../config/index.js'
+import type { SweepDimension, SweepSetting } from './analysis.js'
 
 /** The isolation levels of the thread series, in chart order. */
 export const SWEEP_LEVELS: readonly IsolationLevel[] = ['isolated', 'shared', 'synchronized']
@@ -43,12 +43,15 @@ export function offeredLoad(s: SweepSetting): number {
   return Math.max(2 * s.threads * s.tasksPerThread, s.maxConcurrent)
 }
 
-/** Series 1: threads 1 … 2 × cores at every isolation level. */
-export function planThreadSeries(cores: number): PlannedPoint[] {
+/** Series 1: threads 1 … 2 × cores at every isolation level of `levels`. */
+export function planThreadSeries(
+  cores: number,
+  levels: readonly IsolationLevel[] = SWEEP_LEVELS,
+): PlannedPoint[] {
   const out: PlannedPoint[] = []
   // Levels alternate within each thread count, so a drift in machine load hits the three alike.
   for (let threads = 1; threads <= 2 * cores; threads++) {
-    for (const isolation of SWEEP_LEVELS) {
+    for (const isolation of levels) {
       const tasksPerThread = DEFAULT_TASKS_PER_THREAD
       out.push({
         series: 'threads',
@@ -63,14 +66,18 @@ export function planThreadSeries(cores: number): PlannedPoint[] {
 }
 
 /** Series 2: tasksPerThread 1, 2, 4, 8 (and 16 without `quick`) at `threads`. */
-export function planTasksPerThreadSeries(threads: number, quick: boolean): PlannedPoint[] {
+export function planTasksPerThreadSeries(
+  threads: number,
+  quick: boolean,
+  level: IsolationLevel = SERIES_LEVEL,
+): PlannedPoint[] {
   const values = quick ? [1, 2, 4, 8] : [1, 2, 4, 8, 16]
   return values.map((tasksPerThread) => ({
     series: 'tasksPerThread',
     threads,
     tasksPerThread,
     maxConcurrent: threads * tasksPerThread,
-    isolation: SERIES_LEVEL,
+    isolation: level,
   }))
 }
 
@@ -79,6 +86,7 @@ export function planMaxConcurrentSeries(
   threads: number,
   tasksPerThread: number,
   quick: boolean,
+  level: IsolationLevel = SERIES_LEVEL,
 ): PlannedPoint[] {
   const top = 4 * threads * tasksPerThread
   const values: number[] = []
@@ -89,6 +97,6 @@ export function planMaxConcurrentSeries(
     threads,
     tasksPerThread,
     maxConcurrent,
-    isolation: SERIES_LEVEL,
+    isolation: level,
   }))
 }

@@ -4,10 +4,9 @@
  * Pure functions over measured points, so they are tested on given data.
  */
 
-import type { IsolationLevel } from '../../src/config/types.js'
-import { formatHz } from './compare.js'
+import type { IsolationLevel } from '../config/index.js'
+import { formatHz, type MachineInfo } from './machine.js'
 import { median } from './stats.js'
-import type { MachineInfo } from './types.js'
 
 /** The knobs one sweep point sets. */
 export interface SweepSetting {

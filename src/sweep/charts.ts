@@ -3,9 +3,9 @@
  * and a small bar chart for the terminal. Hand-written, no chart dependency.
  */
 
-import type { IsolationLevel } from '../../src/config/types.js'
-import { formatHz } from './compare.js'
-import type { SweepPoint, SweepResults } from './sweep-analysis.js'
+import type { IsolationLevel } from '../config/index.js'
+import type { SweepPoint, SweepResults } from './analysis.js'
+import { formatHz } from './machine.js'
 
 const LEVELS: readonly IsolationLevel[] = ['isolated', 'shared', 'synchronized']
 const COLORS: Record<IsolationLevel, string> = {
