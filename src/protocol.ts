@@ -40,9 +40,11 @@ export interface PoolEntryPoint {
   /** Absolute path of the handler module. */
   handler: string
   isolation: {
-    stream: 'isolated' | 'shared' | 'synchronized'
-    global: 'isolated' | 'shared' | 'synchronized'
+    stream: 'isolated' | 'shared' | 'synchronized' | 'serializable'
+    global: 'isolated' | 'shared' | 'synchronized' | 'serializable'
   }
+  /** Re-runs after a conflicting `serializable` commit before the execution fails. */
+  maxConflictRetries: number
 }
 
 /** `ctx.meta` of an execution started through the runtime's API. */
@@ -91,6 +93,8 @@ export interface EndRecord extends RecordBase {
   error?: SerializedError
   startedAt: number
   completedAt: number
+  /** Re-runs after a conflicting `serializable` commit (absent: none). */
+  conflicts?: number
 }
 
 /** A committed change to a stream or global key (execution-scope changes are not published). */
@@ -103,12 +107,17 @@ export interface StateChangeRecord extends RecordBase {
   timestamp: number
 }
 
-/** A synchronized write was refused because the key changed since this execution read it. */
+/**
+ * A `synchronized` write was refused because the key changed since this execution read it, or a
+ * `serializable` attempt conflicted (its other records are dropped and it runs again).
+ */
 export interface StateConflictRecord extends RecordBase {
   k: 'state_conflict'
   key: string
   scope: 'stream' | 'global'
   timestamp: number
+  /** Absent for `synchronized` (older writers did not send it). */
+  level?: 'synchronized' | 'serializable'
 }
 
 /** Every record kind. The outcomes section below adds decisions, outcomes, problems, violations, events. */

@@ -38,6 +38,7 @@ function result(entryPointId: string, input: unknown, parent: DelegationParent):
     status: 'completed',
     output: { input, parent },
     attempts: 1,
+    conflicts: 0,
     startedAt: 1,
     completedAt: 2,
     durationMs: 1,

@@ -12,9 +12,14 @@
 
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads'
 import { assertPackable, RecordWriter } from '../src/channel/index.js'
-import { ExecutionCancelledError, RecordInvalidError, serializeError } from '../src/errors.js'
+import {
+  ExecutionCancelledError,
+  RecordInvalidError,
+  StateConflictError,
+  serializeError,
+} from '../src/errors.js'
 import type { Handler, HandlerContext } from '../src/handler.js'
-import { createExecutionRecorder, type ExecutionRecorder } from '../src/outcomes/index.js'
+import { createExecutionRecorder, type ExecutionRecorder, type RecordSink } from '../src/outcomes/index.js'
 import type {
   BatchResult,
   BatchTask,
@@ -28,7 +33,13 @@ import { API_META, controlChannelName } from '../src/protocol.js'
 import { connectDelegation } from '../src/runtime/delegation.js'
 import type { ExecutionResult } from '../src/runtime/types.js'
 import type { WorkerSetup } from '../src/runtime/worker-pool.js'
-import { SharedBufferManager, type StateHooks, type StreamBuffer } from '../src/state/index.js'
+import {
+  SharedBufferManager,
+  type StateConflictInfo,
+  type StateHooks,
+  type StreamBuffer,
+  TURN_AFTER,
+} from '../src/state/index.js'
 import { loadHandlerModule } from './handler-module.js'
 
 export { setModuleImporter } from './handler-module.js'
@@ -49,6 +60,12 @@ interface Job {
   attempt: number
   handler: string
   isolation: PoolEntryPoint['isolation']
+  /** Some scope is `serializable`: the attempt's records wait for its commit. */
+  serializable: boolean
+  maxConflictRetries: number
+  /** The stream's turn word (see `ConflictTurns`), and this execution's tag once it holds the turn (else 0). */
+  turnSlot: number
+  turnTag: number
   input: unknown
   meta: Readonly<Record<string, unknown>>
 }
@@ -63,6 +80,10 @@ function jobOf(task: ExecutionTask): Job {
     attempt: task.attempt,
     handler: ep.handler,
     isolation: ep.isolation,
+    serializable: ep.isolation.stream === 'serializable' || ep.isolation.global === 'serializable',
+    maxConflictRetries: ep.maxConflictRetries,
+    turnSlot: -1,
+    turnTag: 0,
     input: task.input,
     meta: task.meta ?? API_META,
   }
@@ -110,6 +131,31 @@ const sink = {
   },
 }
 
+/**
+ * The sink of a `serializable` attempt: its records are checked at once (a bad one still throws at the
+ * call that made it) and held until the attempt commits; a conflicting attempt's are dropped.
+ */
+class HeldRecords implements RecordSink {
+  private records: WireRecord[] = []
+
+  push(record: WireRecord): void {
+    writer.check(record)
+    this.records.push(record)
+  }
+
+  /** Sends the held records on (the attempt committed, or failed on its own). */
+  release(): void {
+    for (const r of this.records) sink.push(r)
+    this.records = []
+  }
+}
+
+/** Short jittered backoff before re-run `n` of a conflicting execution: up to 2^n ms, at most 64. */
+function conflictBackoff(n: number): Promise<void> {
+  const ms = Math.random() * Math.min(64, 2 ** n)
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
 function flush(): void {
   writer.flush()
   lastFlush = performance.now()
@@ -150,6 +196,10 @@ class ExecutionContext implements HandlerContext {
   readonly meta: Readonly<Record<string, unknown>>
   private buffer: StreamBuffer | undefined
   private recorder: ExecutionRecorder | undefined
+  /** `serializable`: this attempt's records, until it commits. */
+  private readonly held: HeldRecords | undefined
+  /** The last conflict this attempt's state reported. */
+  lastConflict: StateConflictInfo | undefined
   private controller: AbortController | undefined
   /** Set when an abort arrives before anything asked for the signal. */
   private abortReason: unknown
@@ -161,6 +211,17 @@ class ExecutionContext implements HandlerContext {
     this.correlationId = task.correlationId
     this.attempt = task.attempt
     this.meta = task.meta
+    if (task.serializable) this.held = new HeldRecords()
+  }
+
+  /** Whether the attempt has `serializable` state to commit. */
+  get pendingCommit(): boolean {
+    return this.buffer !== undefined && this.task.serializable
+  }
+
+  /** Whether the main thread aborted this attempt (timed out, cancelled, stopping). */
+  get aborted(): boolean {
+    return this.abortReason !== undefined || this.controller?.signal.aborted === true
   }
 
   get signal(): AbortSignal {
@@ -182,13 +243,15 @@ class ExecutionContext implements HandlerContext {
       this.executionId,
       this.streamId,
       this.task.isolation,
-      stateHooks(this.task),
+      stateHooks(this.task, (info) => {
+        this.lastConflict = info
+      }),
     )
     return this.buffer
   }
 
   private records(): ExecutionRecorder {
-    this.recorder ??= createExecutionRecorder(sink, this)
+    this.recorder ??= createExecutionRecorder(this.held ?? sink, this)
     return this.recorder
   }
 
@@ -209,6 +272,31 @@ class ExecutionContext implements HandlerContext {
       this.signal,
     )
 
+  /**
+   * Ends the attempt's state: commits the private writes of its `serializable` scopes if it completed (a
+   * full region or a bad increment fails it instead), drops them if it failed or was aborted. Returns
+   * 'conflict' when the attempt must re-run (what it read changed), else 'done' (and the error, if the
+   * commit failed). Its held records are sent on only when it does not re-run.
+   */
+  settle(ok: boolean): { rerun: boolean; error?: unknown } {
+    const b = this.buffer
+    let rerun = false
+    let error: unknown
+    if (b !== undefined && this.task.serializable) {
+      if (ok && !this.aborted) {
+        try {
+          rerun = !b.commit()
+        } catch (err) {
+          error = err
+        }
+      } else {
+        rerun = !b.abandon() && !this.aborted
+      }
+    }
+    if (!rerun) this.held?.release()
+    return { rerun, error }
+  }
+
   /** After the end: late calls (from timers the handler left behind) are refused; state is freed. */
   close(): void {
     this.recorder?.close()
@@ -217,7 +305,7 @@ class ExecutionContext implements HandlerContext {
 }
 
 /** Forwards committed changes and refused synchronized writes as records. */
-function stateHooks(task: Job): StateHooks {
+function stateHooks(task: Job, conflicted: (info: StateConflictInfo) => void): StateHooks {
   return {
     onChange(change) {
       sink.push({
@@ -233,6 +321,7 @@ function stateHooks(task: Job): StateHooks {
       })
     },
     onConflict(info) {
+      conflicted(info)
       sink.push({
         k: 'state_conflict',
         executionId: task.executionId,
@@ -240,6 +329,7 @@ function stateHooks(task: Job): StateHooks {
         attempt: task.attempt,
         key: info.key,
         scope: info.scope,
+        level: info.level,
         timestamp: Date.now(),
       })
     },
@@ -268,38 +358,160 @@ async function runOne(task: Job, largeOutputs: Record<string, unknown>): Promise
     )
     return
   }
+  const startedAt = Date.now()
+  if (task.serializable) task.turnSlot = state.turns.slot(task.streamId)
+  try {
+    await runUntilCommitted(task, startedAt, largeOutputs)
+  } finally {
+    if (task.turnTag !== 0) state.turns.release(task.turnSlot, task.turnTag)
+  }
+}
+
+/** Runs attempts until one does not conflict (or the re-runs run out). */
+async function runUntilCommitted(
+  task: Job,
+  startedAt: number,
+  largeOutputs: Record<string, unknown>,
+): Promise<void> {
+  let conflicts = 0
+  for (;;) {
+    let attempt = runAttempt(task)
+    if (isThenable(attempt)) attempt = await attempt
+    if (!attempt.rerun) {
+      finishRun(task, attempt, startedAt, conflicts, largeOutputs)
+      return
+    }
+    conflicts++
+    if (conflicts > task.maxConflictRetries) {
+      const error = serializeError(
+        new StateConflictError(attempt.conflict?.key ?? '', attempt.conflict?.scope ?? 'stream', {
+          executionId: task.executionId,
+          maxConflictRetries: task.maxConflictRetries,
+        }),
+      )
+      error.message = `${error.message} — gave up after ${task.maxConflictRetries} re-runs (maxConflictRetries)`
+      finishRun(task, { ok: false, output: undefined, error }, startedAt, conflicts - 1, largeOutputs)
+      return
+    }
+    if (conflicts >= TURN_AFTER && task.turnTag === 0) {
+      // Kept losing: take the stream's turn, so the commits of others wait for this run (see ConflictTurns).
+      const tag = state.turns.tag()
+      await state.turns.take(task.turnSlot, tag)
+      task.turnTag = tag
+    } else {
+      await conflictBackoff(conflicts)
+    }
+    const aborted = earlyAborts.get(task.executionId)
+    if (aborted !== undefined) {
+      // Final on the main thread meanwhile: the end changes nothing there, it only releases the message.
+      earlyAborts.delete(task.executionId)
+      const error = serializeError(new ExecutionCancelledError(task.executionId, `aborted (${aborted})`))
+      finishRun(task, { ok: false, output: undefined, error }, startedAt, conflicts, largeOutputs)
+      return
+    }
+  }
+}
+
+interface AttemptEnd {
+  ok: boolean
+  output: unknown
+  error: EndRecord['error']
+  rerun?: boolean
+  /** The attempt's last conflict, if any. */
+  conflict?: StateConflictInfo
+}
+
+/**
+ * Runs the handler once; under `serializable` also commits (or drops) the attempt's state and records. A
+ * loaded, synchronous handler runs and ends without yielding: its end record is pushed before the next
+ * execution of the message starts, and can leave at once (see END_FLUSH_INTERVAL_MS).
+ */
+function runAttempt(task: Job): AttemptEnd | Promise<AttemptEnd> {
   const ctx = new ExecutionContext(task)
   running.set(task.executionId, ctx)
-  const startedAt = Date.now()
-  let ok = false
+  const known = handlers.get(task.handler)
+  if (typeof known === 'function') return callHandler(known, task, ctx)
+  return loadHandler(task.handler).then(
+    (handler) => callHandler(handler, task, ctx),
+    (err: unknown) => endAttempt(task, ctx, false, undefined, err),
+  )
+}
+
+function callHandler(handler: Handler, task: Job, ctx: ExecutionContext): AttemptEnd | Promise<AttemptEnd> {
   let output: unknown
-  let error: EndRecord['error']
   try {
-    // A loaded, synchronous handler runs and ends without yielding: its end record is pushed before the
-    // next execution of the message starts, and can leave at once (see END_FLUSH_INTERVAL_MS).
-    const known = handlers.get(task.handler)
-    const handler = typeof known === 'function' ? known : await loadHandler(task.handler)
     output = handler(task.input, ctx)
-    if (isThenable(output)) output = await output
-    ok = true
   } catch (err) {
-    error = serializeError(err)
+    return endAttempt(task, ctx, false, undefined, err)
+  }
+  if (!isThenable(output)) return endAttempt(task, ctx, true, output)
+  return Promise.resolve(output).then(
+    (value) => endAttempt(task, ctx, true, value),
+    (err: unknown) => endAttempt(task, ctx, false, undefined, err),
+  )
+}
+
+function endAttempt(
+  task: Job,
+  ctx: ExecutionContext,
+  ok: boolean,
+  output: unknown,
+  thrown?: unknown,
+): AttemptEnd | Promise<AttemptEnd> {
+  // Another execution of this stream holds the turn: commit after it.
+  if (ok && ctx.pendingCommit && state.turns.heldByOther(task.turnSlot, task.turnTag)) {
+    return state.turns
+      .waitFree(task.turnSlot, task.turnTag)
+      .then(() => settleAttempt(task, ctx, ok, output, thrown))
+  }
+  return settleAttempt(task, ctx, ok, output, thrown)
+}
+
+function settleAttempt(
+  task: Job,
+  ctx: ExecutionContext,
+  ok: boolean,
+  output: unknown,
+  thrown?: unknown,
+): AttemptEnd {
+  let error: EndRecord['error']
+  if (!ok) {
+    error = serializeError(thrown)
     error.code ??= 'AGENTPOOL_HANDLER_FAILED'
+  }
+  try {
+    const settled = ctx.settle(ok)
+    if (settled.error !== undefined) {
+      ok = false
+      output = undefined
+      error = serializeError(settled.error)
+    }
+    return { ok, output, error, rerun: settled.rerun, conflict: ctx.lastConflict }
   } finally {
     ctx.close()
     running.delete(task.executionId)
   }
+}
+
+function finishRun(
+  task: Job,
+  a: AttemptEnd,
+  startedAt: number,
+  conflicts: number,
+  largeOutputs: Record<string, unknown>,
+): void {
   const end: EndRecord = {
     k: 'end',
     executionId: task.executionId,
     streamId: task.streamId,
     attempt: task.attempt,
-    ok,
+    ok: a.ok,
     startedAt,
     completedAt: Date.now(),
   }
-  if (ok) end.output = output
-  else end.error = error
+  if (a.ok) end.output = a.output
+  else end.error = a.error
+  if (conflicts > 0) end.conflicts = conflicts
   pushEnd(end, largeOutputs)
 }
 

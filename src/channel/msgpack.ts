@@ -14,6 +14,11 @@ export function newPackr(): Packr {
   return new Packr({ sequential: true, moreTypes: true })
 }
 
+/** An encoder that shares no structures: it tells whether a record encodes, without touching a ring's table. */
+export function newCheckPackr(): Packr {
+  return new Packr({ moreTypes: true })
+}
+
 /** The main side's decoder for one ring, matching {@link newPackr}. */
 export function newUnpackr(): Unpackr {
   return new Unpackr({ sequential: true, moreTypes: true })

@@ -8,7 +8,7 @@ import { RecordInvalidError } from '../errors.js'
 import type { WireRecord } from '../protocol.js'
 import { type FrameRing, RingWrite } from '../shm/index.js'
 import { bellOf, type RecordChannelHandles, ringAt, SEQ, WAITING } from './layout.js'
-import { newPackr } from './msgpack.js'
+import { newCheckPackr, newPackr } from './msgpack.js'
 
 /** A zero-length frame tells the consumer the producer restarted its msgpack structure table. */
 const RESET_FRAME = new Uint8Array(0)
@@ -78,14 +78,36 @@ export class RecordWriter {
       // The bytes may define a record structure; dropping them means restarting both tables.
       this.packr = newPackr()
       this.needsReset = true
-      throw new RecordInvalidError(
-        `${withArticle(String((record as { k?: unknown }).k))} record of ${bytes.length} bytes is larger than the record channel carries (${this.ring.maxFrameBytes} bytes)`,
-        { kind: (record as { k?: unknown }).k, bytes: bytes.length, tooLarge: true },
-      )
+      throw this.tooLarge(record, bytes.length)
     }
     if (this.needsReset) this.startNewStructureTable()
     this.append(bytes)
     this.pendingRecords++
+  }
+
+  private checker: ReturnType<typeof newCheckPackr> | undefined
+
+  /**
+   * Throws what {@link push} would throw for `record`, keeping nothing: for a record held back and pushed
+   * later (a `serializable` attempt's records wait for its commit), so its call still fails at once.
+   */
+  check(record: WireRecord): void {
+    this.checker ??= newCheckPackr()
+    let bytes: Uint8Array
+    try {
+      bytes = this.checker.pack(record)
+    } catch (err) {
+      this.checker = undefined
+      throw encodingError(err, record as { k?: unknown })
+    }
+    if (bytes.length > this.ring.maxFrameBytes) throw this.tooLarge(record, bytes.length)
+  }
+
+  private tooLarge(record: WireRecord, bytes: number): RecordInvalidError {
+    return new RecordInvalidError(
+      `${withArticle(String((record as { k?: unknown }).k))} record of ${bytes} bytes is larger than the record channel carries (${this.ring.maxFrameBytes} bytes)`,
+      { kind: (record as { k?: unknown }).k, bytes, tooLarge: true },
+    )
   }
 
   /** Publishes everything pushed so far as one frame. Blocks while the ring is full. */

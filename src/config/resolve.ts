@@ -82,6 +82,13 @@ function fill(
       bodyLimitBytes: c.webhook?.bodyLimitBytes ?? 1_048_576,
     },
     metrics: c.metrics && { host: c.metrics.host ?? '127.0.0.1', port: c.metrics.port },
+    outcomes: {
+      maxDecisions: c.outcomes?.maxDecisions ?? 10_000,
+      minOutcomes: c.outcomes?.minOutcomes ?? 1,
+      adjustAfterDecisions: c.outcomes?.adjustAfterDecisions ?? 20,
+      lowProgress: c.outcomes?.lowProgress ?? 0.5,
+    },
+    events: { historySize: c.events?.historySize ?? 1000 },
     entryPoints: c.entryPoints.map(
       (e, i): ResolvedEntryPoint => ({
         id: e.id,
@@ -94,6 +101,7 @@ function fill(
         maxQueue: e.maxQueue ?? 1000,
         timeoutMs: e.timeoutMs ?? 30_000,
         maxRetries: e.maxRetries ?? 0,
+        maxConflictRetries: e.maxConflictRetries ?? 10,
       }),
     ),
     baseDir,

@@ -36,8 +36,8 @@ const id = z.string(says('must be a string')).regex(ID_PATTERN, {
 const text = z.string(says('must be a string'))
 const nonEmptyText = text.min(1, { error: 'must not be empty' })
 const level = z.enum(
-  ['isolated', 'shared', 'synchronized'],
-  says("must be 'isolated', 'shared' or 'synchronized'"),
+  ['isolated', 'shared', 'synchronized', 'serializable'],
+  says("must be 'isolated', 'shared', 'synchronized' or 'serializable'"),
 )
 const scopeIsolation = z.strictObject(
   { stream: level.optional(), global: level.optional() },
@@ -151,7 +151,7 @@ const entryPoint = z.strictObject(
     isolation: z
       .union(
         [level, scopeIsolation],
-        says("must be 'isolated', 'shared', 'synchronized' or { stream?, global? }"),
+        says("must be 'isolated', 'shared', 'synchronized', 'serializable' or { stream?, global? }"),
       )
       .optional(),
     priority: z
@@ -162,6 +162,7 @@ const entryPoint = z.strictObject(
     maxQueue: int(0).optional(),
     timeoutMs: int(0, MAX_TIMER_MS).optional(),
     maxRetries: int(0, 100).optional(),
+    maxConflictRetries: int(0, 1000).optional(),
   },
   says('must be an object'),
 )
@@ -192,6 +193,22 @@ export const runtimeConfigSchema = z.strictObject(
         says('must be an object'),
       )
       .optional(),
+    outcomes: z
+      .strictObject(
+        {
+          maxDecisions: int(0).optional(),
+          minOutcomes: int(1).optional(),
+          adjustAfterDecisions: int(1).optional(),
+          lowProgress: z
+            .number(says('must be a number in [0, 1]'))
+            .min(0, says('must be a number in [0, 1]'))
+            .max(1, says('must be a number in [0, 1]'))
+            .optional(),
+        },
+        says('must be an object'),
+      )
+      .optional(),
+    events: z.strictObject({ historySize: int(0).optional() }, says('must be an object')).optional(),
     idempotency: z
       .strictObject({ ttlMs: int(1).optional(), maxKeys: int(1).optional() }, says('must be an object'))
       .optional(),

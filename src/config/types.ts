@@ -7,8 +7,8 @@
  * @module
  */
 
-/** How an execution sees and changes one state scope. See docs/architecture.md, "Shared state". */
-export type IsolationLevel = 'isolated' | 'shared' | 'synchronized'
+/** How an execution sees and changes one state scope. See docs/architecture.md, "Isolation levels". */
+export type IsolationLevel = 'isolated' | 'shared' | 'synchronized' | 'serializable'
 
 /** Isolation per scope. The execution scope is always private and has no level. */
 export interface ScopeIsolation {
@@ -149,6 +149,29 @@ export interface EntryPointConfig {
   timeoutMs?: number
   /** Extra attempts after a failed one (not after a timeout or cancellation). @default 0 */
   maxRetries?: number
+  /**
+   * `serializable` scopes: how many times an execution whose commit conflicted re-runs from the start
+   * (after a short jittered backoff) before it fails with `AGENTPOOL_STATE_CONFLICT`. @default 10
+   */
+  maxConflictRetries?: number
+}
+
+/** Limits of the outcome aggregator. */
+export interface OutcomesOptions {
+  /** Decisions kept for queries (the oldest are dropped first; counters are kept). @default 10_000 */
+  maxDecisions?: number
+  /** Outcomes a criterion needs before it can be met. @default 1 */
+  minOutcomes?: number
+  /** Decisions after which low progress makes the recommendation `'adjust'`. @default 20 */
+  adjustAfterDecisions?: number
+  /** Overall progress below which the recommendation is `'adjust'` (after `adjustAfterDecisions`). @default 0.5 */
+  lowProgress?: number
+}
+
+/** Limits of the event bus. */
+export interface EventsOptions {
+  /** Events `history()` keeps. @default 1000 */
+  historySize?: number
 }
 
 export interface RuntimeConfig {
@@ -159,6 +182,8 @@ export interface RuntimeConfig {
   webhook?: WebhookOptions
   /** A Prometheus metrics server of its own (`GET /metrics`, `GET /healthz`); none when absent. */
   metrics?: MetricsOptions
+  outcomes?: OutcomesOptions
+  events?: EventsOptions
   entryPoints: EntryPointConfig[]
   /** Folder against which relative handler paths resolve. @default the config file's folder, else process.cwd() */
   baseDir?: string
@@ -195,6 +220,7 @@ export interface ResolvedEntryPoint {
   maxQueue: number
   timeoutMs: number
   maxRetries: number
+  maxConflictRetries: number
 }
 
 /** Every option filled in. Internal. */
@@ -211,6 +237,8 @@ export interface ResolvedRuntimeConfig {
   idempotency: { ttlMs: number; maxKeys: number }
   webhook: { host: string; port: number; bodyLimitBytes: number }
   metrics: { host: string; port: number } | undefined
+  outcomes: Required<OutcomesOptions>
+  events: Required<EventsOptions>
   entryPoints: ResolvedEntryPoint[]
   baseDir: string
   /** The config file it was read from, named in later errors. */

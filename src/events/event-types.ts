@@ -43,7 +43,13 @@ export interface BuiltInEvents {
     attempt: number
   }
   /** A synchronized write was refused because the key changed since the execution read it. */
-  state_conflict: { key: string; scope: 'stream' | 'global'; attempt: number }
+  state_conflict: {
+    key: string
+    scope: 'stream' | 'global'
+    attempt: number
+    /** `serializable`: the attempt applied nothing and re-runs (or, past `maxConflictRetries`, fails). */
+    level: 'synchronized' | 'serializable'
+  }
   /** The goal's progress or recommendation changed (see `OutcomeAggregator` options for the step). */
   goal_progress: {
     goalId: string

@@ -92,7 +92,12 @@ export function routeRecord(
         type: 'state_conflict',
         streamId: record.streamId,
         executionId: record.executionId,
-        data: { key: record.key, scope: record.scope, attempt: record.attempt },
+        data: {
+          key: record.key,
+          scope: record.scope,
+          attempt: record.attempt,
+          level: record.level ?? 'synchronized',
+        },
         timestamp: record.timestamp,
       })
       return true

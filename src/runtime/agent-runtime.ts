@@ -77,8 +77,8 @@ export class AgentRuntime {
       ? (config as unknown as ResolvedRuntimeConfig)
       : resolveConfig(config, config?.baseDir === undefined ? {} : { baseDir: config.baseDir })
     const { pool, goal } = this.config
-    this.events = new EventBus()
-    this.outcomes = new OutcomeAggregator(goal, { bus: this.events })
+    this.events = new EventBus({ historySize: this.config.events.historySize })
+    this.outcomes = new OutcomeAggregator(goal, { ...this.config.outcomes, bus: this.events })
     this.state = createState(this.config)
     this.channel = RecordChannel.create({ slots: pool.threads + SPARE_RINGS })
     const sinks = { aggregator: this.outcomes, bus: this.events }

@@ -249,6 +249,10 @@ export class RuntimeEngine {
     const e = this.executions.get(r.executionId)
     // An end for an attempt that is no longer current (timed out, cancelled, or re-run) changes nothing.
     if (e === undefined || e.phase !== 'running' || e.attempt !== r.attempt) return
+    if (r.conflicts !== undefined) {
+      e.conflicts += r.conflicts
+      e.stream.conflicts += r.conflicts
+    }
     e.stream.running--
     this.clearTimer(e)
     if (r.ok) {

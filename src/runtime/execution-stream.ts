@@ -31,6 +31,8 @@ export interface Execution {
   readonly seq: number
   readonly admittedAt: number
   attempt: number
+  /** Re-runs after conflicting `serializable` commits, over all attempts. */
+  conflicts: number
   /** When the first attempt was dispatched. */
   startedAt: number
   phase: 'queued' | 'running' | 'backoff' | 'done'
@@ -69,6 +71,7 @@ export function newExecution(
     seq,
     admittedAt: now,
     attempt: 1,
+    conflicts: 0,
     startedAt: 0,
     phase: 'queued',
     solo: false,
@@ -90,6 +93,8 @@ export class ExecutionStream {
   cancelled = 0
   rejected = 0
   retried = 0
+  /** Re-runs after conflicting `serializable` commits. */
+  conflicts = 0
   private readonly heap: Execution[] = []
   private readonly latency = new LatencyWindow()
 
@@ -187,6 +192,7 @@ export class ExecutionStream {
       cancelled: this.cancelled,
       rejected: this.rejected,
       retried: this.retried,
+      conflicts: this.conflicts,
       maxConcurrent: this.entryPoint.maxConcurrent,
       maxQueue: this.entryPoint.maxQueue,
       latencyMs: this.latency.percentiles(),

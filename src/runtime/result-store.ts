@@ -57,6 +57,7 @@ export function buildResult(
     correlationId: e.correlationId,
     status,
     attempts: e.attempt,
+    conflicts: e.conflicts,
     startedAt,
     completedAt,
     durationMs: completedAt - startedAt,

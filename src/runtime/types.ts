@@ -37,6 +37,8 @@ export interface ExecutionResult<Output = unknown> {
   error?: { code: string; message: string; name?: string; stack?: string }
   /** Attempts that ran (1 + retries). */
   attempts: number
+  /** Times a `serializable` execution re-ran from the start because its commit conflicted (0 otherwise). */
+  conflicts: number
   /** Epoch ms when the first attempt was dispatched to a thread (or, if it never was, when it ended). */
   startedAt: number
   /** Epoch ms when the result became final. */
@@ -66,6 +68,8 @@ export interface StreamStats {
   rejected: number
   /** Attempts re-run after a failure. */
   retried: number
+  /** Re-runs of `serializable` executions whose commit conflicted. */
+  conflicts: number
   maxConcurrent: number
   maxQueue: number
   latencyMs: LatencyPercentiles

@@ -79,7 +79,12 @@ export class WorkerPool {
     this.freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i)
     this.slotThread = new Int32Array(slots).fill(-1)
     const maximumUsage = tasksPerThread + DELEGATION_HEADROOM
-    const entryPoints = config.entryPoints.map(({ id, handler, isolation }) => ({ id, handler, isolation }))
+    const entryPoints = config.entryPoints.map(({ id, handler, isolation, maxConflictRetries }) => ({
+      id,
+      handler,
+      isolation,
+      maxConflictRetries,
+    }))
     this.piscina = new Piscina({
       ...poolBootstrap('execution-worker', {
         ...setup,

@@ -4,8 +4,10 @@
  *
  * @module
  */
+export { ConflictTurns, TURN_AFTER } from './conflict-turns.js'
 export { SharedBufferManager } from './shared-buffer-manager.js'
-export { StateTransaction, StreamBuffer } from './stream-buffer.js'
+export { StreamBuffer } from './stream-buffer.js'
+export { StateTransaction } from './transaction.js'
 export type {
   BufferIsolation,
   ScopeOption,

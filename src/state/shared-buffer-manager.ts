@@ -14,6 +14,7 @@ import { isMainThread, threadId } from 'node:worker_threads'
 import type { IsolationLevel } from '../config/types.js'
 import { InvalidArgumentError } from '../errors.js'
 import { ShmStore } from '../shm/index.js'
+import { BufferCore } from './buffer-core.js'
 import {
   decodeMeta,
   decodeName,
@@ -25,7 +26,8 @@ import {
   scopeOfCode,
   ValueCodec,
 } from './codec.js'
-import { BufferCore, StreamBuffer } from './stream-buffer.js'
+import { ConflictTurns } from './conflict-turns.js'
+import { StreamBuffer } from './stream-buffer.js'
 import type {
   BufferIsolation,
   StateChange,
@@ -36,7 +38,7 @@ import type {
   StateStats,
 } from './types.js'
 
-const LEVELS: readonly IsolationLevel[] = ['isolated', 'shared', 'synchronized']
+const LEVELS: readonly IsolationLevel[] = ['isolated', 'shared', 'synchronized', 'serializable']
 const DEFAULT_MAX_KEY_BYTES = 512
 const DEFAULT_MAIN_SPIN_MS = 50
 const MAIN_RETRY_MS = 5
@@ -48,6 +50,8 @@ export class SharedBufferManager {
   /** Structured-clonable (SharedArrayBuffers and numbers): pass to workers, then {@link attach}. */
   readonly handles: StateHandles
   private readonly store: ShmStore
+  /** Turns of `serializable` executions that keep conflicting (see `ConflictTurns`). */
+  readonly turns: ConflictTurns
   private readonly codec: ValueCodec
   private readonly globalGroup: KeyGroup
   /** Stream groups of this thread, shared by all its buffers so their key and head caches stay warm. */
@@ -59,6 +63,7 @@ export class SharedBufferManager {
   private constructor(handles: StateHandles, store: ShmStore) {
     this.handles = handles
     this.store = store
+    this.turns = new ConflictTurns(handles.turns, threadId)
     this.codec = new ValueCodec(handles.maxValueBytes)
     this.globalGroup = new KeyGroup('global', '', handles.maxKeyBytes)
   }
@@ -95,7 +100,14 @@ export class SharedBufferManager {
       throw err
     }
     return new SharedBufferManager(
-      { store: store.handles, maxValueBytes, maxKeyBytes, historySize, mainSpinMs },
+      {
+        store: store.handles,
+        turns: ConflictTurns.allocate(),
+        maxValueBytes,
+        maxKeyBytes,
+        historySize,
+        mainSpinMs,
+      },
       store,
     )
   }
@@ -192,6 +204,7 @@ export class SharedBufferManager {
    * Returns what was done: `'idle'` when the thread held nothing.
    */
   threadExited(deadThreadId: number): 'idle' | 'rolled_back' | 'completed' {
+    this.turns.releaseThread(deadThreadId)
     return this.store.threadExited(deadThreadId)
   }
 

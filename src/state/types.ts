@@ -36,10 +36,12 @@ export interface StateChange {
   truncated?: boolean
 }
 
-/** A `synchronized` write refused because the key changed since this execution read it. */
+/** A `synchronized` write refused, or a `serializable` execution's conflict, because a key it read changed. */
 export interface StateConflictInfo {
   key: string
   scope: 'stream' | 'global'
+  /** `synchronized`: a refused write; `serializable`: the execution's commit applied nothing and it re-runs. */
+  level: 'synchronized' | 'serializable'
   executionId: string
   streamId: string
 }
@@ -48,7 +50,7 @@ export interface StateConflictInfo {
 export interface StateHooks {
   /** Each committed stream/global change (the runtime forwards these as `state_changed` events). */
   onChange?(change: StateChange): void
-  /** Each refused `synchronized` write (the runtime forwards these as `state_conflict` events). */
+  /** Each refused `synchronized` write and conflicting `serializable` attempt (forwarded as `state_conflict` events). */
   onConflict?(info: StateConflictInfo): void
 }
 
@@ -74,6 +76,8 @@ export interface StateManagerOptions {
 /** Structured-clonable handles a worker attaches with (`SharedBufferManager.attach`). */
 export interface StateHandles {
   store: StoreHandles
+  /** The `serializable` turn table (see `ConflictTurns`). */
+  turns: SharedArrayBuffer
   maxValueBytes: number
   maxKeyBytes: number
   historySize: number

@@ -7,11 +7,12 @@ import type { IsolationLevel } from '../config/index.js'
 import type { SweepPoint, SweepResults } from './analysis.js'
 import { formatHz } from './machine.js'
 
-const LEVELS: readonly IsolationLevel[] = ['isolated', 'shared', 'synchronized']
+const LEVELS: readonly IsolationLevel[] = ['isolated', 'shared', 'synchronized', 'serializable']
 const COLORS: Record<IsolationLevel, string> = {
   isolated: '#1b9e77',
   shared: '#d95f02',
   synchronized: '#7570b3',
+  serializable: '#e7298a',
 }
 
 /** Escapes text for XML content and attribute values. */
