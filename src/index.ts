@@ -7,9 +7,10 @@
 export type {
   Constraint,
   EntryPointConfig,
+  EventsOptions,
   Goal,
   IdempotencyOptions,
-  IsolationLevel,
+  OutcomesOptions,
   PoolOptions,
   RuntimeConfig,
   ScopeIsolation,
@@ -18,7 +19,7 @@ export type {
   TriggerConfig,
   WebhookOptions,
 } from './config/index.js'
-export { loadConfigFile, resolveConfig } from './config/index.js'
+export { IsolationLevel, loadConfigFile, resolveConfig } from './config/index.js'
 export * from './errors.js'
 export * from './events/index.js'
 export type {
@@ -34,7 +35,7 @@ export type {
 export { OutcomeAggregator } from './outcomes/index.js'
 export type * from './runtime/index.js'
 export { ABORT_GRACE_MS, AgentRuntime, MAX_BATCH } from './runtime/index.js'
-export { SharedBufferManager, StreamBuffer } from './state/index.js'
+export { SharedBufferManager, StateScope, StreamBuffer } from './state/index.js'
 export {
   MAX_EVENT_DEPTH,
   SIGNATURE_HEADER,

@@ -50,6 +50,9 @@ export interface PoolEntryPoint {
 /** `ctx.meta` of an execution started through the runtime's API. */
 export const API_META: Readonly<Record<string, unknown>> = Object.freeze({ trigger: 'api' })
 
+/** `ctx.meta` of an execution of a `manual` entry point started through the runtime's API. */
+export const MANUAL_META: Readonly<Record<string, unknown>> = Object.freeze({ trigger: 'manual' })
+
 /** The Piscina task payload: one pool message, one or more executions. */
 export interface BatchTask {
   executions: ExecutionTask[]

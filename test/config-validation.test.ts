@@ -143,7 +143,7 @@ const badConfigs: Array<[string, unknown, string, string, unknown?]> = [
     'bad default isolation',
     { state: { isolation: { stream: 'locked' } }, entryPoints: [ep()] },
     'state.isolation.stream',
-    "must be 'isolated', 'shared' or 'synchronized'",
+    "must be 'isolated', 'shared', 'synchronized' or 'serializable'",
     'locked',
   ],
   [
@@ -371,8 +371,16 @@ describe('config validation', () => {
         maxQueue: 1000,
         timeoutMs: 30_000,
         maxRetries: 0,
+        maxConflictRetries: 10,
       },
     ])
+    expect(r.outcomes).toEqual({
+      maxDecisions: 10_000,
+      minOutcomes: 1,
+      adjustAfterDecisions: 20,
+      lowProgress: 0.5,
+    })
+    expect(r.events).toEqual({ historySize: 1000 })
   })
 
   it('fills trigger defaults and resolves isolation per scope over the state defaults', () => {

@@ -7,6 +7,7 @@
  */
 export { FrameSource, type RecordBytes } from './frame-source.js'
 export type { RecordChannelHandles } from './layout.js'
+export { encodedBytes } from './msgpack.js'
 export { assertPackable } from './packable.js'
 export { RecordChannel, type RecordChannelOptions } from './record-channel.js'
 export { RecordWriter } from './record-writer.js'

@@ -19,6 +19,19 @@ export function newCheckPackr(): Packr {
   return new Packr({ moreTypes: true })
 }
 
+let sizer: Packr | undefined
+
+/** How many bytes msgpack encodes `value` in (no structures shared), or -1 when it cannot encode it. */
+export function encodedBytes(value: unknown): number {
+  sizer ??= newCheckPackr()
+  try {
+    return sizer.pack(value).length
+  } catch {
+    sizer = undefined
+    return -1
+  }
+}
+
 /** The main side's decoder for one ring, matching {@link newPackr}. */
 export function newUnpackr(): Unpackr {
   return new Unpackr({ sequential: true, moreTypes: true })

@@ -11,7 +11,8 @@ import { createRequire } from 'node:module'
 import { extname, isAbsolute, resolve } from 'node:path'
 import { Cron } from 'croner'
 import type { ConfigIssue } from '../errors.js'
-import type { ResolvedRuntimeConfig } from './types.js'
+import { goalIssues } from './goal.js'
+import type { Goal, ResolvedRuntimeConfig } from './types.js'
 
 /** Paths the webhook server answers itself. */
 export const RESERVED_WEBHOOK_PATHS = ['/healthz', '/metrics'] as const
@@ -135,22 +136,7 @@ export function crossFieldChecks(
       })
     }
   })
-  if (isObj(input.goal)) {
-    checkDuplicates(
-      asArray(input.goal.successCriteria),
-      (c) => c.id,
-      (i) => `goal.successCriteria[${i}].id`,
-      'criterion id',
-      issues,
-    )
-    checkDuplicates(
-      asArray(input.goal.constraints),
-      (c) => c.id,
-      (i) => `goal.constraints[${i}].id`,
-      'constraint id',
-      issues,
-    )
-  }
+  if (isObj(input.goal)) issues.push(...goalIssues(input.goal as unknown as Goal))
   return { issues, handlers }
 }
 

@@ -58,31 +58,30 @@ export function parseTarget(target: unknown): number | undefined {
   return pct <= 100 ? pct / 100 : undefined
 }
 
-const target = z
-  .union([z.number(), z.string()], says("must be a number in [0, 1] or a percentage such as '90%'"))
-  .refine((t) => parseTarget(t) !== undefined, {
-    error: "must be a number in [0, 1] or a percentage such as '90%'",
-  })
+// The schema checks a goal's shape only; its rules (targets, weights, ids, at least one criterion) are
+// `normalizeGoal`'s, which the resolver runs too.
+const target = z.union(
+  [z.number(), z.string()],
+  says("must be a number in [0, 1] or a percentage such as '90%'"),
+)
 
 const goal = z.strictObject(
   {
     id,
     description: text,
-    successCriteria: z
-      .array(
-        z.strictObject(
-          {
-            id,
-            description: text,
-            metric: z.literal('success_rate', says("must be 'success_rate'")).optional(),
-            target,
-            weight: z.number(says('must be a number >= 0')).min(0, says('must be a number >= 0')).optional(),
-          },
-          says('must be an object'),
-        ),
-        says('must be an array'),
-      )
-      .min(1, { error: 'must name at least one criterion' }),
+    successCriteria: z.array(
+      z.strictObject(
+        {
+          id,
+          description: text,
+          metric: z.literal('success_rate', says("must be 'success_rate'")).optional(),
+          target,
+          weight: z.number(says('must be a number >= 0')).optional(),
+        },
+        says('must be an object'),
+      ),
+      says('must be an array'),
+    ),
     constraints: z
       .array(
         z.strictObject(

@@ -10,6 +10,14 @@
 /** How an execution sees and changes one state scope. See docs/architecture.md, "Isolation levels". */
 export type IsolationLevel = 'isolated' | 'shared' | 'synchronized' | 'serializable'
 
+/** The isolation levels as a frozen object of their string values (`IsolationLevel.SYNCHRONIZED === 'synchronized'`). */
+export const IsolationLevel = Object.freeze({
+  ISOLATED: 'isolated',
+  SHARED: 'shared',
+  SYNCHRONIZED: 'synchronized',
+  SERIALIZABLE: 'serializable',
+} as const satisfies { [K in IsolationLevel as Uppercase<K>]: K })
+
 /** Isolation per scope. The execution scope is always private and has no level. */
 export interface ScopeIsolation {
   /** @default 'shared' */

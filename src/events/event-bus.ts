@@ -37,6 +37,7 @@ interface Subscription {
   types: ReadonlySet<string> | undefined
   streamId: string | undefined
   executionId: string | undefined
+  correlationId: string | undefined
   handler: EventHandler
 }
 
@@ -222,6 +223,7 @@ export class EventBus {
                   types: [...options.types],
                   streamId: options.streamId,
                   executionId: options.executionId,
+                  correlationId: options.correlationId,
                   timeoutMs,
                 },
               },
@@ -243,6 +245,7 @@ export class EventBus {
       types: filter.types === undefined ? undefined : new Set(filter.types),
       streamId: filter.streamId,
       executionId: filter.executionId,
+      correlationId: filter.correlationId,
       handler,
     }
   }
@@ -316,6 +319,7 @@ function matches(sub: Subscription, event: AgentEvent): boolean {
   return (
     (sub.types === undefined || sub.types.has(event.type)) &&
     (sub.streamId === undefined || sub.streamId === event.streamId) &&
-    (sub.executionId === undefined || sub.executionId === event.executionId)
+    (sub.executionId === undefined || sub.executionId === event.executionId) &&
+    (sub.correlationId === undefined || sub.correlationId === event.correlationId)
   )
 }

@@ -23,8 +23,11 @@ export interface CriterionProgressSummary {
 export interface BuiltInEvents {
   /** An attempt of an execution started on a worker. */
   execution_started: { entryPointId: string; attempt: number }
-  /** An execution finished successfully. */
-  execution_completed: { attempt: number; durationMs: number }
+  /**
+   * An execution finished successfully. `output` is the handler's return value when it encodes in at most
+   * 16 KiB of msgpack; a larger one is left out and `outputBytes` says how large it was.
+   */
+  execution_completed: { attempt: number; durationMs: number; output?: unknown; outputBytes?: number }
   /** An execution finished without success (failed, timed out or cancelled). */
   execution_failed: {
     attempt: number
@@ -132,6 +135,8 @@ export interface EventFilter<T extends string = EventType> {
   streamId?: string
   /** Only events of this execution. */
   executionId?: string
+  /** Only events carrying this correlation id (one trigger's chain of executions). */
+  correlationId?: string
 }
 
 /** A subscriber. Its return value is ignored, except that a returned promise that rejects is reported like a throw. */
@@ -155,3 +160,11 @@ export const BUILT_IN_EVENT_TYPES: readonly BuiltInEventType[] = Object.keys({
   trigger_fired: true,
   subscriber_error: true,
 } satisfies Record<BuiltInEventType, true>) as BuiltInEventType[]
+
+/**
+ * The built-in event types as a frozen object of their string values (`EventType.EXECUTION_COMPLETED ===
+ * 'execution_completed'`), beside the {@link EventType} string type.
+ */
+export const EventType = Object.freeze(
+  Object.fromEntries(BUILT_IN_EVENT_TYPES.map((t) => [t.toUpperCase(), t])),
+) as { readonly [K in BuiltInEventType as Uppercase<K>]: K }

@@ -17,6 +17,5 @@ export type {
   EventFilter,
   EventHandler,
   EventInput,
-  EventType,
 } from './event-types.js'
-export { BUILT_IN_EVENT_TYPES } from './event-types.js'
+export { BUILT_IN_EVENT_TYPES, EventType } from './event-types.js'

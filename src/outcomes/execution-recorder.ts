@@ -269,7 +269,9 @@ function requireString(call: string, field: string, value: unknown): string {
   return value
 }
 
-function checkDecision(d: DecisionInput): Required<Omit<DecisionInput, 'context'>> & { context?: unknown } {
+export function checkDecision(
+  d: DecisionInput,
+): Required<Omit<DecisionInput, 'context'>> & { context?: unknown } {
   if (d === null || typeof d !== 'object') {
     throw new InvalidArgumentError(
       `ctx.decide takes { intent, options, chosen, reasoning, criteria? } (got ${describeValue(d)})`,
@@ -321,7 +323,7 @@ function allStrings(values: readonly unknown[]): boolean {
   return true
 }
 
-function checkOutcome(o: OutcomeInput): OutcomeInput {
+export function checkOutcome(o: OutcomeInput): OutcomeInput {
   if (o === null || typeof o !== 'object' || typeof o.success !== 'boolean') {
     throw new InvalidArgumentError(
       `ctx.recordOutcome: outcome must be { success: boolean, … } (got ${describeValue(o)})`,

@@ -7,7 +7,8 @@
  */
 
 import type { FrameSource, RetainedFrame } from '../channel/index.js'
-import type { Goal } from '../config/index.js'
+import { type Goal, type NormalizedCriterion, type NormalizedGoal, normalizeGoal } from '../config/index.js'
+import { describeValue, InvalidArgumentError } from '../errors.js'
 import type { CriterionProgressSummary, EventBus } from '../events/index.js'
 import {
   type DecisionRecord,
@@ -17,23 +18,24 @@ import {
   type ViolationRecord,
 } from '../protocol.js'
 import { DecisionRing, OutcomeState, StreamCounters } from './decision-ring.js'
-import {
-  type NormalizedCriterion,
-  type NormalizedGoal,
-  normalizeGoal,
-  resolveAggregatorOptions,
-} from './goal.js'
+import { checkDecision, checkOutcome } from './execution-recorder.js'
+import { resolveAggregatorOptions } from './goal.js'
 import type {
   ConstraintViolationSummary,
   CriterionProgress,
   Decision,
+  DecisionInput,
   GoalProgress,
   Outcome,
   OutcomeAggregatorOptions,
+  OutcomeInput,
   OutcomeStats,
   ProblemSeverity,
   ResolvedOutcomeAggregatorOptions,
 } from './types.js'
+
+/** Execution ids of main-thread decisions whose next sequence number is remembered. */
+const MAIN_EXECUTIONS_KEPT = 10_000
 
 /** Records the aggregator consumes. */
 export type AggregatedRecord = DecisionRecord | OutcomeRecord | ProblemRecord | ViolationRecord
@@ -68,6 +70,9 @@ export class OutcomeAggregator {
   private readonly goal: NormalizedGoal | undefined
   private readonly opts: ResolvedOutcomeAggregatorOptions
   private readonly bus: EventBus | undefined
+  /** Main-thread decisions: the next sequence number per execution id (bounded), and ids made so far. */
+  private readonly mainSeqs = new Map<string, number>()
+  private mainExecutions = 0
 
   private ring!: DecisionRing
   private totalDecisions = 0
@@ -247,6 +252,102 @@ export class OutcomeAggregator {
       executionsTotal: this.executionsTotal,
       streams: Object.fromEntries([...this.streams].map(([id, s]) => [id, s.toStats()])),
     }
+  }
+
+  /**
+   * Main thread: records a decision made outside any handler (by the embedding service), counted in goal
+   * progress like a handler's. Its execution id is `executionId` when given (several decisions may share
+   * one), else a fresh `main-<n>`. Publishes goal events like a handler's decision.
+   * @returns the decision's id, for {@link recordOutcome} (here or in a handler).
+   * @throws InvalidArgumentError naming a bad field.
+   */
+  recordDecision(input: DecisionInput, opts: { streamId: string; executionId?: string }): string {
+    const streamId = opts?.streamId
+    if (typeof streamId !== 'string' || streamId === '')
+      throw new InvalidArgumentError(
+        `recordDecision: opts.streamId must be a non-empty string (got ${describeValue(streamId)})`,
+        { field: 'streamId' },
+      )
+    const given = opts.executionId
+    if (given !== undefined && (typeof given !== 'string' || given === ''))
+      throw new InvalidArgumentError(
+        `recordDecision: opts.executionId must be a non-empty string (got ${describeValue(given)})`,
+        { field: 'executionId' },
+      )
+    const d = checkDecision(input)
+    const executionId = given ?? `main-${++this.mainExecutions}`
+    const seq = this.mainSeqs.get(executionId) ?? 0
+    this.mainSeqs.delete(executionId)
+    this.mainSeqs.set(executionId, seq + 1)
+    // Bounded: an execution id unused for long restarts at the next free number of its attempt 0.
+    if (this.mainSeqs.size > MAIN_EXECUTIONS_KEPT) this.mainSeqs.delete(this.mainSeqs.keys().next().value!)
+    const record: DecisionRecord = {
+      k: 'decision',
+      executionId,
+      streamId,
+      // Attempt 0: a main-thread decision; a handler's attempts count from 1.
+      attempt: 0,
+      seq,
+      correlationId: executionId,
+      intent: d.intent,
+      options: d.options,
+      chosen: d.chosen,
+      reasoning: d.reasoning,
+      criteria: d.criteria,
+      timestamp: Date.now(),
+    }
+    if (d.context !== undefined) record.context = d.context
+    this.ingest(record)
+    return decisionId(executionId, 0, seq)
+  }
+
+  /**
+   * Main thread: records the outcome of decision `decisionId` (one {@link recordDecision} returned, or a
+   * handler's `ctx.decide`), counted in goal progress like a handler's. A second outcome replaces the first.
+   * @throws InvalidArgumentError naming a bad field.
+   */
+  recordOutcome(decisionId: string, outcome: OutcomeInput): void {
+    if (typeof decisionId !== 'string' || decisionId === '')
+      throw new InvalidArgumentError(
+        `recordOutcome: decisionId must be a non-empty string (got ${describeValue(decisionId)})`,
+        { field: 'decisionId' },
+      )
+    const o = checkOutcome(outcome)
+    const found = this.decisionById(decisionId)
+    if (found === undefined)
+      throw new InvalidArgumentError(
+        `recordOutcome: no retained decision has id ${JSON.stringify(decisionId)} (unknown, or dropped past outcomes.maxDecisions)`,
+        { field: 'decisionId' },
+      )
+    const record: OutcomeRecord = {
+      k: 'outcome',
+      executionId: found.executionId,
+      streamId: found.streamId,
+      attempt: 0,
+      decisionId,
+      success: o.success,
+      timestamp: Date.now(),
+    }
+    if (o.result !== undefined) record.result = o.result
+    if (o.error !== undefined) record.error = o.error instanceof Error ? o.error.message : o.error
+    if (o.summary !== undefined) record.summary = o.summary
+    if (o.tokensUsed !== undefined) record.tokensUsed = o.tokensUsed
+    if (o.latencyMs !== undefined) record.latencyMs = o.latencyMs
+    this.ingest(record)
+  }
+
+  /** The stream and execution of retained decision `id`, if it is retained. */
+  private decisionById(id: string): { streamId: string; executionId: string } | undefined {
+    const j = id.lastIndexOf(':')
+    const i = j > 0 ? id.lastIndexOf(':', j - 1) : -1
+    if (i <= 0) return undefined
+    const attempt = parseDigits(id, i + 1, j)
+    const seq = parseDigits(id, j + 1, id.length)
+    if (attempt < 0 || seq < 0) return undefined
+    const n = this.ring.find(id.slice(0, i), attempt, seq, new StreamCounters())
+    if (n < 0) return undefined
+    const d = this.ring.decision(n)
+    return { streamId: d.streamId, executionId: d.executionId }
   }
 
   /** Forgets every decision and counter. Publishes nothing; the next change from the empty standing publishes `goal_progress`. */

@@ -23,7 +23,7 @@ import {
 } from '../errors.js'
 import { EventBus } from '../events/index.js'
 import { OutcomeAggregator, routeRecords } from '../outcomes/index.js'
-import { API_META } from '../protocol.js'
+import { API_META, MANUAL_META } from '../protocol.js'
 import { SharedBufferManager } from '../state/index.js'
 import { startTriggers, type Triggers } from '../triggers/index.js'
 import { exposeDelegation } from './delegation.js'
@@ -64,6 +64,8 @@ export class AgentRuntime {
   /** The resolved configuration (every default filled in). */
   readonly config: ResolvedRuntimeConfig
   private readonly runtimeId = randomUUID()
+  /** Entry points with a `manual` trigger: their executions see `ctx.meta.trigger === 'manual'`. */
+  private readonly manual: ReadonlySet<string>
   private readonly engine: RuntimeEngine
   private readonly channel: RecordChannel
   private pool: WorkerPool | undefined
@@ -77,6 +79,7 @@ export class AgentRuntime {
       ? (config as unknown as ResolvedRuntimeConfig)
       : resolveConfig(config, config?.baseDir === undefined ? {} : { baseDir: config.baseDir })
     const { pool, goal } = this.config
+    this.manual = new Set(this.config.entryPoints.filter((e) => e.trigger.type === 'manual').map((e) => e.id))
     this.events = new EventBus({ historySize: this.config.events.historySize })
     this.outcomes = new OutcomeAggregator(goal, { ...this.config.outcomes, bus: this.events })
     this.state = createState(this.config)
@@ -90,6 +93,10 @@ export class AgentRuntime {
       },
     })
     this.channel.onRecords((records, source) => this.engine.consume(records, source))
+  }
+
+  private metaOf(entryPointId: string): Readonly<Record<string, unknown>> {
+    return this.manual.size > 0 && this.manual.has(entryPointId) ? MANUAL_META : API_META
   }
 
   /** Reads a YAML or JSON config file; handler paths resolve against the file's folder. */
@@ -183,7 +190,7 @@ export class AgentRuntime {
    */
   async trigger(entryPointId: string, input?: unknown, opts?: TriggerOptions): Promise<string> {
     checkOptions(opts)
-    return this.engine.admit(entryPointId, input, { meta: API_META, ...opts })
+    return this.engine.admit(entryPointId, input, { meta: this.metaOf(entryPointId), ...opts })
   }
 
   /** Admits one execution and resolves with its result once it is final and its records are consumed. */
@@ -193,7 +200,7 @@ export class AgentRuntime {
     opts?: TriggerOptions,
   ): Promise<ExecutionResult<Output>> {
     checkOptions(opts)
-    const id = this.engine.admit(entryPointId, input, { meta: API_META, ...opts })
+    const id = this.engine.admit(entryPointId, input, { meta: this.metaOf(entryPointId), ...opts })
     return this.engine.wait(id) as Promise<ExecutionResult<Output>>
   }
 

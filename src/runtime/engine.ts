@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { FrameSource } from '../channel/index.js'
+import { encodedBytes, type FrameSource } from '../channel/index.js'
 import type { ResolvedRuntimeConfig } from '../config/index.js'
 import {
   type AgentPoolError,
@@ -22,7 +22,7 @@ import {
   serializeError,
   WorkerCrashedError,
 } from '../errors.js'
-import type { EventBus } from '../events/index.js'
+import type { EventBus, EventData } from '../events/index.js'
 import type { BatchResult, EndRecord, WireRecord } from '../protocol.js'
 import { Admission } from './admission.js'
 import { judgeThreadExit, triageUnfinished } from './crash-triage.js'
@@ -32,6 +32,9 @@ import { buildResult, type EndError, ResultStore } from './result-store.js'
 import { Timeouts } from './timeouts.js'
 import type { ExecutionResult, ExecutionStatus, RuntimeStats, StopOptions, TriggerOptions } from './types.js'
 import type { WorkerPool } from './worker-pool.js'
+
+/** Largest output (msgpack bytes) an `execution_completed` event carries; a larger one is flagged. */
+export const MAX_EVENT_OUTPUT_BYTES = 16 * 1024
 
 /** Backoff before retry n: BASE × 2^(n−1), at most MAX. */
 const RETRY_BASE_MS = 10
@@ -357,7 +360,7 @@ export class RuntimeEngine {
         e.stream.id,
         e.id,
         e.correlationId,
-        { attempt: e.attempt, durationMs: r.durationMs },
+        completedData(e.attempt, r),
         Date.now(),
       )
     } else {
@@ -388,4 +391,20 @@ export class RuntimeEngine {
     this.idleWaiters = []
     for (const w of waiters) w()
   }
+}
+
+/** The data of `execution_completed`: the output when it is small (see {@link MAX_EVENT_OUTPUT_BYTES}). */
+function completedData(attempt: number, r: ExecutionResult): EventData<'execution_completed'> {
+  const data: EventData<'execution_completed'> = { attempt, durationMs: r.durationMs }
+  const out = r.output
+  if (out === undefined) return data
+  // Numbers, booleans, null and short strings are small by construction: no encoding needed to know.
+  const small =
+    typeof out !== 'object' || out === null
+      ? typeof out !== 'string' || out.length * 3 <= MAX_EVENT_OUTPUT_BYTES
+      : false
+  const bytes = small ? 0 : encodedBytes(out)
+  if (small || (bytes >= 0 && bytes <= MAX_EVENT_OUTPUT_BYTES)) data.output = out
+  else data.outputBytes = bytes
+  return data
 }

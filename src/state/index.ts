@@ -16,6 +16,6 @@ export type {
   StateHandles,
   StateHooks,
   StateManagerOptions,
-  StateScope,
   StateStats,
 } from './types.js'
+export { StateScope } from './types.js'

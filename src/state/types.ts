@@ -9,6 +9,13 @@ import type { StoreHandles } from '../shm/index.js'
 /** Where a key lives: private to one execution, one per stream (entry point), or one for the runtime. */
 export type StateScope = 'execution' | 'stream' | 'global'
 
+/** The state scopes as a frozen object of their string values (`StateScope.STREAM === 'stream'`). */
+export const StateScope = Object.freeze({
+  EXECUTION: 'execution',
+  STREAM: 'stream',
+  GLOBAL: 'global',
+} as const satisfies { [K in StateScope as Uppercase<K>]: K })
+
 /** The scope option every `StreamBuffer` operation takes. */
 export interface ScopeOption {
   /**

@@ -167,6 +167,8 @@ class Timer {
         type: 'trigger_fired',
         streamId: id,
         executionId,
+        // A timer's execution starts its own chain: its correlation id is its execution id.
+        correlationId: executionId,
         data: { entryPointId: id, triggerType: 'timer' },
       })
     }

@@ -200,16 +200,20 @@ async function deliver(
       correlationId: correlationId as string | undefined,
       meta,
       onAdmitted: (admitted) => {
+        // The execution's correlation id: the caller's, or (as the engine gives it) the execution's own id.
+        const correlation = (correlationId as string | undefined) ?? admitted
         host.events.publish({
           type: 'webhook_received',
           streamId: id,
           executionId: admitted,
+          correlationId: correlation,
           data: { path, method: req.method },
         })
         host.events.publish({
           type: 'trigger_fired',
           streamId: id,
           executionId: admitted,
+          correlationId: correlation,
           data: { entryPointId: id, triggerType: 'webhook' },
         })
       },
