@@ -154,11 +154,7 @@ class Recorder implements ExecutionRecorder {
             success: o.success,
             timestamp: Date.now(),
           }
-    if (o.result !== undefined) record.result = o.result
-    if (o.error !== undefined) record.error = o.error instanceof Error ? o.error.message : o.error
-    if (o.summary !== undefined) record.summary = o.summary
-    if (o.tokensUsed !== undefined) record.tokensUsed = o.tokensUsed
-    if (o.latencyMs !== undefined) record.latencyMs = o.latencyMs
+    copyOutcomeFields(record, o)
     this.send('recordOutcome', record)
     if (own >= 0) this.decided![own] = DECIDED
   }
@@ -321,6 +317,15 @@ function allHaveStringId(options: readonly DecisionOption[]): boolean {
 function allStrings(values: readonly unknown[]): boolean {
   for (let i = 0; i < values.length; i++) if (typeof values[i] !== 'string') return false
   return true
+}
+
+/** Copies an outcome's optional fields onto its record (an `Error` becomes its message). */
+export function copyOutcomeFields(record: OutcomeRecord, o: OutcomeInput): void {
+  if (o.result !== undefined) record.result = o.result
+  if (o.error !== undefined) record.error = o.error instanceof Error ? o.error.message : o.error
+  if (o.summary !== undefined) record.summary = o.summary
+  if (o.tokensUsed !== undefined) record.tokensUsed = o.tokensUsed
+  if (o.latencyMs !== undefined) record.latencyMs = o.latencyMs
 }
 
 export function checkOutcome(o: OutcomeInput): OutcomeInput {

@@ -18,7 +18,7 @@ import {
   type ViolationRecord,
 } from '../protocol.js'
 import { DecisionRing, OutcomeState, StreamCounters } from './decision-ring.js'
-import { checkDecision, checkOutcome } from './execution-recorder.js'
+import { checkDecision, checkOutcome, copyOutcomeFields } from './execution-recorder.js'
 import { resolveAggregatorOptions } from './goal.js'
 import type {
   ConstraintViolationSummary,
@@ -328,11 +328,7 @@ export class OutcomeAggregator {
       success: o.success,
       timestamp: Date.now(),
     }
-    if (o.result !== undefined) record.result = o.result
-    if (o.error !== undefined) record.error = o.error instanceof Error ? o.error.message : o.error
-    if (o.summary !== undefined) record.summary = o.summary
-    if (o.tokensUsed !== undefined) record.tokensUsed = o.tokensUsed
-    if (o.latencyMs !== undefined) record.latencyMs = o.latencyMs
+    copyOutcomeFields(record, o)
     this.ingest(record)
   }
 
