@@ -513,6 +513,9 @@ function finishRun(
   else end.error = a.error
   if (conflicts > 0) end.conflicts = conflicts
   pushEnd(end, largeOutputs)
+  // A committed serializable attempt's end leaves at once, in the same synchronous step as its commit: a
+  // crash elsewhere on this thread cannot fall between them and make the execution re-run.
+  if (task.serializable) flush()
 }
 
 /** Pushes an end record; an output too large for the ring travels in the pool message's result instead. */
