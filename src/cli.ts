@@ -389,9 +389,9 @@ function summary(runtime: AgentRuntime): string {
     s.latencyMs.p99.toFixed(1),
   ])
   const cells = [head, ...rows].map((r) => r.map(String))
-  const widths = head.map((_, i) => Math.max(...cells.map((r) => r[i].length)))
+  const widths = head.map((_, i) => Math.max(...cells.map((r) => r[i]?.length ?? 0)))
   const lines = cells.map((r) =>
-    r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '),
+    r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  '),
   )
   const goal = goalText(runtime).replace(/^ {2}\| /, '')
   return `summary:\n${lines.join('\n')}\n${goal ? `${goal}\n` : ''}`

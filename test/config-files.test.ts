@@ -36,8 +36,8 @@ describe('config files', () => {
       ['escalation', `${dir}noop-handler.ts`, 'timer'],
       ['delegations', `${dir}noop-handler.ts`, 'event'],
     ])
-    expect(r.entryPoints[1].isolation).toEqual({ stream: 'synchronized', global: 'synchronized' })
-    expect(r.goal?.successCriteria[0].target).toBe(0.9)
+    expect(r.entryPoints[1]!.isolation).toEqual({ stream: 'synchronized', global: 'synchronized' })
+    expect(r.goal?.successCriteria[0]!.target).toBe(0.9)
     expect(r.pool.threads).toBe(2)
   })
 
@@ -54,19 +54,19 @@ describe('config files', () => {
       ['colour', undefined],
       ['entryPoints[1].handler', './does-not-exist.ts'],
     ])
-    expect(err.issues[0].message).toBe('must be an integer >= 0 [line 6]')
-    expect(err.issues[1].message).toMatch(/^unknown key; allowed keys here: .* \[line 10\]$/)
-    expect(err.issues[2].message).toMatch(/^handler module not found .* \[line 8\]$/)
+    expect(err.issues[0]!.message).toBe('must be an integer >= 0 [line 6]')
+    expect(err.issues[1]!.message).toMatch(/^unknown key; allowed keys here: .* \[line 10\]$/)
+    expect(err.issues[2]!.message).toMatch(/^handler module not found .* \[line 8\]$/)
   })
 
   it('refuses a file that is not valid YAML, naming the line', async () => {
     const err = await refusal(join(broken, 'broken.yaml'))
-    expect(err.issues[0].message).toMatch(/^not valid YAML at line \d+, column \d+: /)
+    expect(err.issues[0]!.message).toMatch(/^not valid YAML at line \d+, column \d+: /)
   })
 
   it('refuses a file that is not valid JSON', async () => {
     const err = await refusal(join(broken, 'broken.json'))
-    expect(err.issues[0].message).toMatch(/^not valid JSON: /)
+    expect(err.issues[0]!.message).toMatch(/^not valid JSON: /)
   })
 
   it('refuses a missing file with its path and the system error code', async () => {

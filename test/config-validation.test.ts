@@ -265,14 +265,14 @@ const badConfigs: Array<[string, unknown, string, string, unknown?]> = [
   [
     'goal target over 100%',
     { goal: goal({ target: '120%' }), entryPoints: [ep()] },
-    'goal.successCriteria[0].target',
+    'goal.successCriteria[0]!.target',
     "or a percentage such as '90%'",
     '120%',
   ],
   [
     'goal target over 1',
     { goal: goal({ target: 1.5 }), entryPoints: [ep()] },
-    'goal.successCriteria[0].target',
+    'goal.successCriteria[0]!.target',
     'must be a number in [0, 1]',
     1.5,
   ],
@@ -405,9 +405,9 @@ describe('config validation', () => {
       { type: 'timer', intervalMs: 50, cron: undefined, timezone: undefined, runImmediately: false },
       { type: 'event', eventTypes: ['x'], streamId: undefined, excludeOwn: true },
     ])
-    expect(r.entryPoints[0].isolation).toEqual({ stream: 'isolated', global: 'synchronized' })
-    expect(r.entryPoints[1].isolation).toEqual({ stream: 'isolated', global: 'isolated' })
-    expect(r.entryPoints[2].isolation).toEqual({ stream: 'shared', global: 'synchronized' })
+    expect(r.entryPoints[0]!.isolation).toEqual({ stream: 'isolated', global: 'synchronized' })
+    expect(r.entryPoints[1]!.isolation).toEqual({ stream: 'isolated', global: 'isolated' })
+    expect(r.entryPoints[2]!.isolation).toEqual({ stream: 'shared', global: 'synchronized' })
   })
 
   it('finds handler modules by the .js-for-.ts convention and without an extension', () => {
@@ -426,7 +426,7 @@ describe('config validation', () => {
       { baseDir: 'config', entryPoints: [ep()] },
       { baseDir: fileURLToPath(new URL('./fixtures/', import.meta.url)) },
     )
-    expect(r.entryPoints[0].handler).toBe(`${baseDir}noop-handler.ts`)
+    expect(r.entryPoints[0]!.handler).toBe(`${baseDir}noop-handler.ts`)
   })
 
   it('turns goal targets into fractions and fills criterion defaults', () => {

@@ -1,8 +1,8 @@
 import { Worker } from 'node:worker_threads'
 import { describe, expect, it } from 'vitest'
+import type { DelegationParent } from '../src/delegation/index.js'
+import { exposeDelegation } from '../src/delegation/index.js'
 import { InvalidArgumentError, UnknownEntryPointError } from '../src/errors.js'
-import type { DelegationParent } from '../src/runtime/delegation.js'
-import { exposeDelegation } from '../src/runtime/delegation.js'
 import type { ExecutionResult } from '../src/runtime/types.js'
 
 const BOOTSTRAP = new URL('./fixtures/outcomes/ts-worker.mjs', import.meta.url)

@@ -24,7 +24,7 @@ describe('event triggers', () => {
     })
     const fired = host.events.waitFor({ types: ['trigger_fired'], streamId: 'delegate' })
     const event = await emitFromOutside(host, 'source', 'ticket_escalated', { ticket: 7 })
-    const [call] = host.callsFor('delegate')
+    const call = host.callsFor('delegate')[0]!
     expect(call.input).toEqual(event)
     expect(call.opts).toEqual({
       correlationId: event.correlationId,

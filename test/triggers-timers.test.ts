@@ -61,11 +61,11 @@ describe('interval timers', () => {
     const slots = calls.map((c) => (c.input as { scheduledAt: number }).scheduledAt)
     for (const [i, c] of calls.entries())
       expect(c.opts.meta).toEqual({ trigger: 'timer', scheduledAt: slots[i] })
-    for (let i = 1; i < slots.length; i++) expect(slots[i] - slots[i - 1]).toBeGreaterThanOrEqual(25)
-    const s = t.timerStats().tick
+    for (let i = 1; i < slots.length; i++) expect(slots[i]! - slots[i - 1]!).toBeGreaterThanOrEqual(25)
+    const s = t.timerStats().tick!
     expect(s.paused).toBe(false)
     expect(s.fired).toBeGreaterThanOrEqual(4)
-    expect(s.nextFireAt).toBeGreaterThan(slots[3])
+    expect(s.nextFireAt).toBeGreaterThan(slots[3]!)
   })
 
   it('fire once at start with runImmediately, long before the first period ends', async () => {
@@ -73,7 +73,7 @@ describe('interval timers', () => {
     await eventsSoFar(host, 'trigger_fired', 'now', 1)
     expect(host.callsFor('now')).toHaveLength(1)
     expect(t.timerStats().now).toMatchObject({ fired: 1, skipped: 0, paused: false })
-    expect(t.timerStats().now.nextFireAt).toBeGreaterThan(Date.now() + 3_500_000)
+    expect(t.timerStats().now!.nextFireAt).toBeGreaterThan(Date.now() + 3_500_000)
   })
 
   it('pause stops the ticks and clears the next fire time; resume starts them again', async () => {
@@ -83,46 +83,46 @@ describe('interval timers', () => {
     })
     await nextEvents(host, 'trigger_fired', 'a', 1)
     t.pauseTimer('a')
-    const firedWhenPaused = t.timerStats().a.fired
+    const firedWhenPaused = t.timerStats().a!.fired
     expect(t.timerStats().a).toMatchObject({ paused: true, nextFireAt: null })
     await nextEvents(host, 'trigger_fired', 'ref', 6)
-    expect(t.timerStats().a.fired).toBe(firedWhenPaused)
+    expect(t.timerStats().a!.fired).toBe(firedWhenPaused)
     expect(host.callsFor('a')).toHaveLength(firedWhenPaused)
     t.resumeTimer('a')
-    expect(t.timerStats().a.paused).toBe(false)
-    expect(t.timerStats().a.nextFireAt).toBeGreaterThan(Date.now() - 1)
+    expect(t.timerStats().a!.paused).toBe(false)
+    expect(t.timerStats().a!.nextFireAt).toBeGreaterThan(Date.now() - 1)
     await nextEvents(host, 'trigger_fired', 'a', 2)
-    expect(t.timerStats().a.fired).toBe(firedWhenPaused + 2)
+    expect(t.timerStats().a!.fired).toBe(firedWhenPaused + 2)
   })
 
   it('skip and count a tick that finds the stream at maxConcurrent, publishing trigger_refused', async () => {
     const { host, t } = await start({ busy: { type: 'timer', intervalMs: 10 } })
-    host.streams.busy.running = host.streams.busy.maxConcurrent
+    host.streams.busy!.running = host.streams.busy!.maxConcurrent
     const refused = await nextEvents(host, 'trigger_refused', 'busy', 3)
     expect(refused.map((e) => (e.data as TriggerRefusedData).reason)).toEqual([
       'at_capacity',
       'at_capacity',
       'at_capacity',
     ])
-    expect((refused[0].data as TriggerRefusedData).scheduledAt).toEqual(expect.any(Number))
+    expect((refused[0]!.data as TriggerRefusedData).scheduledAt).toEqual(expect.any(Number))
     const callsWhileBusy = host.callsFor('busy').length
-    expect(t.timerStats().busy.skipped).toBe(3)
-    host.streams.busy.running = 0
+    expect(t.timerStats().busy!.skipped).toBe(3)
+    host.streams.busy!.running = 0
     await nextEvents(host, 'trigger_fired', 'busy', 1)
     expect(host.callsFor('busy').length).toBe(callsWhileBusy + 1)
-    expect(t.timerStats().busy.skipped).toBe(3)
+    expect(t.timerStats().busy!.skipped).toBe(3)
   })
 
   it('count a tick the runtime refuses (full queue) as skipped, with the error in trigger_refused', async () => {
     const { host, t } = await start({ full: { type: 'timer', intervalMs: 10 } })
     host.full.add('full')
-    const [e] = await nextEvents(host, 'trigger_refused', 'full', 1)
+    const e = (await nextEvents(host, 'trigger_refused', 'full', 1))[0]!
     expect(e.data).toMatchObject({
       reason: 'refused',
       triggerType: 'timer',
       error: { code: ErrorCode.QUEUE_FULL },
     })
-    expect(t.timerStats().full.skipped).toBeGreaterThanOrEqual(1)
+    expect(t.timerStats().full!.skipped).toBeGreaterThanOrEqual(1)
   })
 
   it('stop every tick on stop(), and refuse resume afterwards', async () => {
@@ -133,7 +133,7 @@ describe('interval timers', () => {
     const calls = a.host.calls.length
     await nextEvents(ref.host, 'trigger_fired', 'ref', 5)
     expect(a.host.calls.length).toBe(calls)
-    expect(a.t.timerStats().stopped.nextFireAt).toBeNull()
+    expect(a.t.timerStats().stopped!.nextFireAt).toBeNull()
     expect(() => a.t.resumeTimer('stopped')).toThrow(NotRunningError)
   })
 })
@@ -141,18 +141,18 @@ describe('interval timers', () => {
 describe('cron timers', () => {
   it('fire on a 6-field expression at whole seconds', async () => {
     const { host, t } = await start({ sec: { type: 'timer', cron: '* * * * * *' } })
-    const next = t.timerStats().sec.nextFireAt!
+    const next = t.timerStats().sec!.nextFireAt!
     expect(next % 1000).toBe(0)
     expect(next - Date.now()).toBeLessThanOrEqual(1000)
     await nextEvents(host, 'trigger_fired', 'sec', 2)
     const slots = host.callsFor('sec').map((c) => (c.opts.meta as { scheduledAt: number }).scheduledAt)
     expect(slots.every((s) => s % 1000 === 0)).toBe(true)
-    expect(slots[1] - slots[0]).toBe(1000)
+    expect(slots[1]! - slots[0]!).toBe(1000)
   })
 
   it('compute the next fire time of a 5-field expression in its time zone', async () => {
     const { t } = await start({ midnight: { type: 'timer', cron: '0 0 * * *', timezone: 'Asia/Kathmandu' } })
-    const next = t.timerStats().midnight.nextFireAt!
+    const next = t.timerStats().midnight!.nextFireAt!
     // Kathmandu is UTC+05:45 all year: its midnight is 18:15 UTC.
     expect(new Date(next).toISOString().slice(11)).toBe('18:15:00.000Z')
     expect(next - Date.now()).toBeGreaterThan(0)
@@ -164,7 +164,7 @@ describe('cron timers', () => {
     t.pauseTimer('c')
     expect(t.timerStats().c).toMatchObject({ paused: true, nextFireAt: null })
     t.resumeTimer('c')
-    expect(t.timerStats().c.nextFireAt! % 300_000).toBe(0)
+    expect(t.timerStats().c!.nextFireAt! % 300_000).toBe(0)
   })
 })
 

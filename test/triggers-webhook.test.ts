@@ -96,7 +96,7 @@ describe('webhook server', () => {
       ['plain words', 'text/plain'],
       ['', 'application/json'],
     ]) {
-      const res = await post('/open', body, { 'content-type': type })
+      const res = await post('/open', body!, { 'content-type': type! })
       expect(res.status).toBe(202)
       const { executionId } = (await res.json()) as { executionId: string }
       inputs.push(host.calls.find((c) => c.executionId === executionId)!.input)
@@ -191,12 +191,12 @@ describe('webhook server', () => {
 
   it('answers 429 with Retry-After when the stream queue is full, estimated from queue depth and latency', async () => {
     host.full.add('open')
-    Object.assign(host.streams.open, { queued: 5, latencyMs: { p50: 1500, p95: 2000, p99: 2500 } })
+    Object.assign(host.streams.open!, { queued: 5, latencyMs: { p50: 1500, p95: 2000, p99: 2500 } })
     const res = await post('/open', '{}')
     expect(res.headers.get('retry-after')).toBe('5')
     const message = await expectError(res, 429, ErrorCode.QUEUE_FULL)
     expect(message).toContain('stream "open" is full')
-    Object.assign(host.streams.open, { queued: 0, latencyMs: { p50: 0, p95: 0, p99: 0 } })
+    Object.assign(host.streams.open!, { queued: 0, latencyMs: { p50: 0, p95: 0, p99: 0 } })
     host.full.delete('open')
     expect((await post('/open', '{}')).status).toBe(202)
   })
@@ -232,7 +232,7 @@ describe('webhook server', () => {
   })
 
   it('serves /metrics in Prometheus text: executions, queue depth, latency, state, requests — and no secret', async () => {
-    Object.assign(host.streams.other, { completed: 11, failed: 2, timedOut: 1, queued: 4, running: 1 })
+    Object.assign(host.streams.other!, { completed: 11, failed: 2, timedOut: 1, queued: 4, running: 1 })
     host.events.publish({
       type: 'execution_completed',
       streamId: 'other',

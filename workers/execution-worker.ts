@@ -12,6 +12,7 @@
 
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads'
 import { assertPackable, RecordWriter } from '../src/channel/index.js'
+import { connectDelegation } from '../src/delegation/index.js'
 import {
   ExecutionCancelledError,
   RecordInvalidError,
@@ -30,9 +31,7 @@ import type {
   WireRecord,
 } from '../src/protocol.js'
 import { API_META, controlChannelName } from '../src/protocol.js'
-import { connectDelegation } from '../src/runtime/delegation.js'
-import type { ExecutionResult } from '../src/runtime/types.js'
-import type { WorkerSetup } from '../src/runtime/worker-pool.js'
+import type { ExecutionResult, WorkerSetup } from '../src/runtime/index.js'
 import {
   SharedBufferManager,
   type StateConflictInfo,

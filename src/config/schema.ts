@@ -243,7 +243,7 @@ function formatPath(path: readonly PropertyKey[]): string {
 export function parsePath(path: string): Array<string | number> {
   const segs: Array<string | number> = []
   for (const m of path.matchAll(/\.?([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]/g)) {
-    segs.push(m[1] ?? (m[2] !== undefined ? Number(m[2]) : JSON.parse(m[3])))
+    segs.push(m[1] ?? (m[2] !== undefined ? Number(m[2]) : JSON.parse(m[3]!)))
   }
   return segs
 }

@@ -14,6 +14,7 @@ import {
   type RuntimeConfig,
   resolveConfig,
 } from '../config/index.js'
+import { exposeDelegation } from '../delegation/index.js'
 import {
   ConfigError,
   HandlerModuleError,
@@ -26,7 +27,6 @@ import { OutcomeAggregator, routeRecords } from '../outcomes/index.js'
 import { API_META, MANUAL_META } from '../protocol.js'
 import { SharedBufferManager } from '../state/index.js'
 import { startTriggers, type Triggers } from '../triggers/index.js'
-import { exposeDelegation } from './delegation.js'
 import { RuntimeEngine } from './engine.js'
 import type { ExecutionResult, RuntimeStats, StopOptions, TriggerOptions } from './types.js'
 import { WorkerPool } from './worker-pool.js'

@@ -122,7 +122,7 @@ export class FrameRing {
     const need = 4 + align4(length)
     // Acquire: the consumer's HEAD store happens after it finished reading the bytes we may now reuse.
     const head = Atomics.load(this.header, HEAD) >>> 0
-    const tail = this.header[TAIL] >>> 0 // only this thread writes TAIL
+    const tail = this.header[TAIL]! >>> 0 // only this thread writes TAIL
     const used = (tail - head) >>> 0
     const offset = tail & this.mask
     const toEnd = this.capacity - offset
@@ -149,7 +149,7 @@ export class FrameRing {
   read(onFrame: (frame: Uint8Array) => void): number {
     // Acquire: every frame byte before this tail was written before the producer's TAIL store.
     const tail = Atomics.load(this.header, TAIL) >>> 0
-    let head = this.header[HEAD] >>> 0 // only this thread writes HEAD
+    let head = this.header[HEAD]! >>> 0 // only this thread writes HEAD
     let frames = 0
     try {
       while (head !== tail) {

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { IsolationLevel } from '../config/types.js'
+import type { IsolationLevel } from '../config/index.js'
 import {
   InvalidArgumentError,
   StateBusyError,

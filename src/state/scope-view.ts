@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { IsolationLevel } from '../config/types.js'
+import type { IsolationLevel } from '../config/index.js'
 import { EXPECT_ABSENT, type RawValue, type WriteOp } from '../shm/index.js'
 import type { BufferCore, UpdateStep } from './buffer-core.js'
 import type { KeyGroup, KeyRef } from './codec.js'

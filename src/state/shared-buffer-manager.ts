@@ -11,7 +11,7 @@
  * @module
  */
 import { isMainThread, threadId } from 'node:worker_threads'
-import type { IsolationLevel } from '../config/types.js'
+import type { IsolationLevel } from '../config/index.js'
 import { InvalidArgumentError } from '../errors.js'
 import { ShmStore } from '../shm/index.js'
 import { BufferCore } from './buffer-core.js'

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { IsolationLevel } from '../config/types.js'
+import type { IsolationLevel } from '../config/index.js'
 import type { StoreHandles } from '../shm/index.js'
 
 /** Where a key lives: private to one execution, one per stream (entry point), or one for the runtime. */

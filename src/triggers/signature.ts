@@ -57,5 +57,5 @@ export function verifyWebhookSignature(
   const m = SIGNATURE_PATTERN.exec(header.trim())
   if (!m) return false
   const expected = createHmac('sha256', secret).update(body).digest()
-  return timingSafeEqual(expected, Buffer.from(m[1], 'hex'))
+  return timingSafeEqual(expected, Buffer.from(m[1]!, 'hex'))
 }

@@ -244,7 +244,7 @@ function headerValue(req: FastifyRequest, name: string): string | undefined | We
 
 function isJson(contentType: string | undefined): boolean {
   if (contentType === undefined) return false
-  const type = contentType.split(';')[0].trim().toLowerCase()
+  const type = contentType.split(';', 1)[0]!.trim().toLowerCase()
   return type === 'application/json' || type.endsWith('+json')
 }
 

@@ -11,7 +11,7 @@ import { BroadcastChannel } from 'node:worker_threads'
 import { type Endpoint, expose, wrap } from 'comlink'
 import { deserializeError, serializeError } from '../errors.js'
 import { type DelegationReply, delegationChannelNames } from '../protocol.js'
-import type { ExecutionResult } from './types.js'
+import type { ExecutionResult } from '../runtime/index.js'
 
 /** The execution that delegates: the delegated one inherits its correlation id. */
 export interface DelegationParent {
