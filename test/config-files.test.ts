@@ -37,7 +37,7 @@ describe('config files', () => {
       ['delegations', `${dir}noop-handler.ts`, 'event'],
     ])
     expect(r.entryPoints[1]!.isolation).toEqual({ stream: 'synchronized', global: 'synchronized' })
-    expect(r.goal?.successCriteria[0]!.target).toBe(0.9)
+    expect(r.goal!.successCriteria[0]!.target).toBe(0.9)
     expect(r.pool.threads).toBe(2)
   })
 
