@@ -96,7 +96,10 @@ const seconds = (performance.now() - t0) / 1000
 const failed = [...ticketResults, ...followUps].filter((r) => r.status !== 'completed')
 console.log(`\n${TICKETS} tickets by webhook, ${FOLLOW_UPS} follow-ups by API in ${seconds.toFixed(2)} s`)
 console.log(`redelivered webhooks: ${redeliveries}, answered with the first execution id: ${deduplicated}`)
-console.log('\nstream              admitted  completed  failed  timed out  p50 ms  p99 ms')
+console.log(
+  '\nper stream (failed and timed out count executions that did not complete; p50/p99 are end-to-end latency)',
+)
+console.log('stream              admitted  completed  failed  timed out  p50 ms  p99 ms')
 for (const s of Object.values(runtime.stats().streams)) {
   console.log(
     `${s.streamId.padEnd(18)} ${String(s.admitted).padStart(9)} ${String(s.completed).padStart(10)} ${String(s.failed).padStart(7)} ${String(s.timedOut).padStart(10)} ${s.latencyMs.p50.toFixed(1).padStart(7)} ${s.latencyMs.p99.toFixed(1).padStart(7)}`,
@@ -111,8 +114,18 @@ for (const [id, c] of Object.entries(progress.criteria)) {
     `  ${id.padEnd(26)} ${c.met ? 'met    ' : 'not met'} progress ${(c.progress * 100).toFixed(1)} %`,
   )
 }
+const m = progress.metrics
+const violations = progress.constraintViolations.reduce((n, v) => n + v.count, 0)
 console.log(
-  `  decisions ${progress.metrics.totalDecisions}, successful outcomes ${progress.metrics.successfulOutcomes}, failed ${progress.metrics.failedOutcomes}, constraint violations ${progress.constraintViolations.length}`,
+  `  decisions ${m.totalDecisions}: outcomes successful ${m.successfulOutcomes}, unsuccessful ${m.failedOutcomes}`,
+)
+console.log(
+  '  (an unsuccessful outcome is a decision that did not work out — a ticket the agent could not resolve —\n' +
+    "   not a failed execution; progress is each criterion's success rate against its target, capped at\n" +
+    '   100 %, so unsuccessful outcomes and 100 % progress stand together once the rate passes the target)',
+)
+console.log(
+  `  constraints violated: ${progress.constraintViolations.length} distinct, ${violations} violation(s) in all${progress.constraintViolations.map((v) => `; ${v.constraintId} (${v.kind}) ×${v.count}`).join('')}`,
 )
 // The main thread reads shared state through a StreamBuffer of its own, like a handler would.
 const inspector = runtime.state.createBuffer('main-inspector', 'escalate', 'shared')
