@@ -1,5 +1,5 @@
 /**
- * The `agentpool` command (commander): `run`, `validate`, `trigger` and `bench`. `bin/agentpool.js`
+ * The `agentpool` command (commander): `run`, `validate`, `trigger`, `runs` and `bench`. `bin/agentpool.js`
  * calls {@link main}: from `dist/` in an installed package, from the sources through tsx in a clone.
  *
  * Exit codes: 0 success; 1 the runtime failed, or the triggered execution did not complete, or a
@@ -19,7 +19,8 @@ import {
   loadConfigFile,
   type ResolvedRuntimeConfig,
 } from './config/index.js'
-import { AgentPoolError, ConfigError } from './errors.js'
+import { LogStore } from './durability/index.js'
+import { AgentPoolError, ConfigError, DurabilityError } from './errors.js'
 import type { AgentRuntime, RuntimeStats } from './index.js'
 import { checkHandlerModules, runtimeOf } from './runtime/index.js'
 import {
@@ -121,6 +122,27 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     })
 
   program
+    .command('runs')
+    .description(
+      "list runs from the config's durable run log, newest first, or show one run (input, attempts, result or error, decisions) as JSON",
+    )
+    .argument('<config>', 'YAML or JSON config file with a durability section')
+    .argument('[execution-id]', 'show this run')
+    .addOption(new Option('--status <status>', 'only runs with this status').choices(RUN_STATUSES))
+    .option('--entry <entry-point>', 'only runs of this entry point')
+    .addOption(new Option('--limit <n>', 'at most this many runs').default(20).argParser(nonNegativeInt))
+    .addHelpText('after', EXIT_CODES_HELP)
+    .action(
+      async (
+        config: string,
+        executionId: string | undefined,
+        opts: { status?: string; entry?: string; limit: number },
+      ) => {
+        code = await runsCommand(config, executionId, opts, io)
+      },
+    )
+
+  program
     .command('bench')
     .description(
       'find your limits: --sweep <config> --entry <id> --inputs <file.jsonl> runs your handler over pool sizes, tasksPerThread, maxConcurrent and isolation levels; without a config (in a clone of the repository) the bundled suites or sweep',
@@ -191,6 +213,55 @@ function nonNegativeInt(value: string): number {
   const n = Number(value)
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be an integer >= 0')
   return n
+}
+
+const RUN_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled', 'timed_out']
+
+async function runsCommand(
+  path: string,
+  executionId: string | undefined,
+  opts: { status?: string; entry?: string; limit: number },
+  io: CliIO,
+): Promise<number> {
+  const config = await loadConfigFile(path)
+  if (config.durability === undefined) {
+    throw new CliFailure(ExitCode.CONFIG, `${path} has no durability section: there is no run log to read`)
+  }
+  let log: LogStore
+  try {
+    log = LogStore.openReadOnly(config.durability.path)
+  } catch (err) {
+    if (err instanceof DurabilityError) throw new CliFailure(ExitCode.FAILED, err.message)
+    throw err
+  }
+  try {
+    if (executionId !== undefined) {
+      const run = log.lookup(executionId)
+      if (run === undefined) {
+        throw new CliFailure(
+          ExitCode.FAILED,
+          `no run ${JSON.stringify(executionId)} in ${config.durability.path}`,
+        )
+      }
+      const records = log.recordsOf(executionId).map((r) => r.record)
+      io.out(`${JSON.stringify({ ...run, records }, null, 2)}
+`)
+      return ExitCode.OK
+    }
+    const runs = log.list({ status: opts.status, entryPointId: opts.entry, limit: opts.limit })
+    io.out(`${'execution id'.padEnd(38)}${'entry point'.padEnd(18)}${'status'.padEnd(11)}attempts  admitted
+`)
+    for (const r of runs) {
+      const admitted = new Date(r.admittedAt).toISOString()
+      io.out(`${r.id.padEnd(38)}${r.entryPointId.padEnd(18)}${r.status.padEnd(11)}${String(r.attempts).padEnd(10)}${admitted}
+`)
+    }
+    io.out(`${runs.length} run(s) from ${config.durability.path}
+`)
+    return ExitCode.OK
+  } finally {
+    log.close()
+  }
 }
 
 /**

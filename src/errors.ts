@@ -36,6 +36,8 @@ export const ErrorCode = {
   STATE_BUSY: 'AGENTPOOL_STATE_BUSY',
   /** A server could not listen: another process holds its configured port. */
   PORT_IN_USE: 'AGENTPOOL_PORT_IN_USE',
+  /** The run log (`durability`) cannot be opened, written or read. */
+  DURABILITY: 'AGENTPOOL_DURABILITY',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
@@ -269,6 +271,19 @@ export class StateBusyError extends AgentPoolError {
   }
 }
 
+/**
+ * The run log cannot be used: its file cannot be created or written (permissions, a full disk), is not an
+ * SQLite database or is damaged, is in use by another process, or better-sqlite3 is not installed. Names the file.
+ */
+export class DurabilityError extends AgentPoolError {
+  constructor(path: string, problem: string, cause?: unknown) {
+    super(ErrorCode.DURABILITY, `durability.path ${JSON.stringify(path)}: ${problem}`, {
+      cause,
+      details: { path },
+    })
+  }
+}
+
 /** An error as it crosses a thread boundary. */
 export interface SerializedError {
   name: string
@@ -298,6 +313,7 @@ for (const cls of [
   WorkerCrashedError,
   RecordInvalidError,
   StateBusyError,
+  DurabilityError,
 ]) {
   classesByCode[cls.name] = cls as never
 }

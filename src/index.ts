@@ -6,6 +6,7 @@
  */
 export type {
   Constraint,
+  DurabilityOptions,
   EntryPointConfig,
   EventsOptions,
   Goal,

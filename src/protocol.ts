@@ -108,6 +108,8 @@ export interface StateChangeRecord extends RecordBase {
   old: unknown
   new: unknown
   timestamp: number
+  /** The commit's position in the global commit order: orders changes of one key that arrive out of order. */
+  version?: number
 }
 
 /**
@@ -266,3 +268,134 @@ export function delegationChannelNames(runtimeId: string): { requests: string; r
 
 /** What the main side answers a delegation with: the result, or the error to rethrow in the worker. */
 export type DelegationReply<Result> = { ok: true; result: Result } | { ok: false; error: SerializedError }
+
+// ---------------------------------------------------------------------------------------------------------
+// Durability section: main thread ↔ the run log's writer thread (owned by src/durability/).
+// ---------------------------------------------------------------------------------------------------------
+
+/** An admission as the run log keeps it: everything needed to run the execution again after a restart. */
+export interface AdmitOp {
+  op: 'admit'
+  id: string
+  entryPointId: string
+  input: unknown
+  /** The priority the execution was admitted with (entry point's plus the trigger's). */
+  priority: number
+  correlationId: string
+  meta: Readonly<Record<string, unknown>>
+  timeoutMs: number
+  depth: number
+  admittedAt: number
+  /** Present with an idempotency key: the key (entry point id, NUL, key) and when it expires. */
+  idempotency?: { key: string; expiresAt: number }
+  /** Folded in when the execution started (and `end` when it ended) before this admission was sent. */
+  start?: StartOp
+  end?: EndOp
+}
+
+/** An attempt was sent to a pool thread. */
+export interface StartOp {
+  op: 'start'
+  id: string
+  attempt: number
+  startedAt: number
+}
+
+/** An execution's final result. */
+export interface EndOp {
+  op: 'end'
+  id: string
+  status: 'completed' | 'failed' | 'cancelled' | 'timed_out'
+  attempts: number
+  output?: unknown
+  error?: { code: string; message: string; name?: string; stack?: string }
+  startedAt: number
+  completedAt: number
+}
+
+/** A committed stream or global change; `boot` and `version` order changes of one key (commit order). */
+export interface StateOp {
+  op: 'state'
+  scope: 'stream' | 'global'
+  /** The stream of a stream-scope key; '' for global keys. */
+  streamId: string
+  key: string
+  value: unknown
+  deleted: boolean
+  version: number
+}
+
+/** A decision, outcome, problem or violation record, replayed into the aggregator on restart. */
+export interface RecordOp {
+  op: 'record'
+  executionId: string
+  record: unknown
+}
+
+/** A timer entry point fired. */
+export interface TimerOp {
+  op: 'timer'
+  entryPointId: string
+  firedAt: number
+}
+
+export type LogOp = AdmitOp | StartOp | EndOp | StateOp | RecordOp | TimerOp
+
+/** One admitted execution that had not ended when the log was last written. */
+export interface UnfinishedRun {
+  id: string
+  entryPointId: string
+  input: unknown
+  priority: number
+  correlationId: string
+  meta: Record<string, unknown>
+  timeoutMs: number
+  depth: number
+  admittedAt: number
+  /** Attempts started before the restart (0 if it never started). */
+  attempts: number
+  startedAt: number
+}
+
+/** What `start()` restores from the log. */
+export interface Recovery {
+  state: { scope: 'stream' | 'global'; streamId: string; key: string; value: unknown }[]
+  idempotency: { key: string; executionId: string; expiresAt: number }[]
+  unfinished: UnfinishedRun[]
+  /** Aggregated records in the order they were consumed. */
+  records: unknown[]
+  timers: Record<string, number>
+}
+
+/** A run as the log shows it (`agentpool runs`, `waitForExecution` after a restart). */
+export interface RunRow {
+  id: string
+  entryPointId: string
+  status: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'timed_out'
+  attempts: number
+  correlationId: string
+  input: unknown
+  meta: Record<string, unknown>
+  output?: unknown
+  error?: { code: string; message: string; name?: string; stack?: string }
+  admittedAt: number
+  startedAt: number | null
+  completedAt: number | null
+}
+
+/** Main thread → writer. */
+export type WriterRequest =
+  | { kind: 'ops'; batch: number; ops: LogOp[] }
+  | { kind: 'recover'; request: number }
+  | { kind: 'lookup'; request: number; executionId: string }
+  | { kind: 'close'; request: number }
+
+/** Writer → main thread. */
+export type WriterReply =
+  | { kind: 'ready' }
+  | { kind: 'open_failed'; problem: string; error: SerializedError }
+  | { kind: 'committed'; batch: number }
+  | { kind: 'write_failed'; batch: number; problem: string; error: SerializedError }
+  | { kind: 'recovered'; request: number; recovery: Recovery }
+  | { kind: 'found'; request: number; run: RunRow | undefined }
+  | { kind: 'closed'; request: number }

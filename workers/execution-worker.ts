@@ -317,6 +317,7 @@ function stateHooks(task: Job, conflicted: (info: StateConflictInfo) => void): S
         old: change.old,
         new: change.new,
         timestamp: change.timestamp,
+        version: change.version,
       })
     },
     onConflict(info) {

@@ -28,6 +28,9 @@ runtime.events.subscribe({
 const t0 = performance.now()
 await runtime.start()
 console.log(`agentpool support agent: webhook server at ${runtime.webhookUrl}`)
+console.log(
+  `durable runs in ${runtime.config.durability?.path} (list them: agentpool runs examples/support/agent.yaml)`,
+)
 
 async function deliver(ticket: object, deliveryId: string): Promise<string> {
   const body = JSON.stringify(ticket)

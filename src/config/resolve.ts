@@ -89,6 +89,12 @@ function fill(
       lowProgress: c.outcomes?.lowProgress ?? 0.5,
     },
     events: { historySize: c.events?.historySize ?? 1000 },
+    durability: c.durability && {
+      path: resolve(baseDir, c.durability.path),
+      syncMs: c.durability.syncMs ?? 2,
+      retainRunsMs: c.durability.retainRunsMs ?? 7 * 24 * 3_600_000,
+      synchronous: c.durability.synchronous ?? 'normal',
+    },
     entryPoints: c.entryPoints.map(
       (e, i): ResolvedEntryPoint => ({
         id: e.id,

@@ -220,6 +220,17 @@ export const runtimeConfigSchema = z.strictObject(
     metrics: z
       .strictObject({ host: nonEmptyText.optional(), port: int(0, 65535) }, says('must be an object'))
       .optional(),
+    durability: z
+      .strictObject(
+        {
+          path: nonEmptyText,
+          syncMs: int(0, 1000).optional(),
+          retainRunsMs: int(0).optional(),
+          synchronous: z.enum(['normal', 'full'], says("must be 'normal' or 'full'")).optional(),
+        },
+        says('must be an object'),
+      )
+      .optional(),
     entryPoints: z.array(entryPoint, says('must be an array of entry points')),
     baseDir: nonEmptyText.optional(),
   },

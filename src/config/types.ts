@@ -88,6 +88,24 @@ export interface IdempotencyOptions {
   maxKeys?: number
 }
 
+/** The SQLite run log (see `docs/reliability.md`). */
+export interface DurabilityOptions {
+  /** The SQLite file, created with its folder if missing; relative to the config file's folder (or `baseDir`). */
+  path: string
+  /**
+   * Group-commit window: admissions, ends and state changes made within it are committed together. 0
+   * commits what one turn of the event loop produced on its own. @default 2
+   */
+  syncMs?: number
+  /** How long finished runs stay in the log. @default 604_800_000 (7 days) */
+  retainRunsMs?: number
+  /**
+   * `'normal'` survives a killed process; `'full'` also survives power loss or an OS crash, at the cost
+   * of an fsync per commit. @default 'normal'
+   */
+  synchronous?: 'normal' | 'full'
+}
+
 export interface WebhookOptions {
   /** @default '127.0.0.1' */
   host?: string
@@ -192,6 +210,8 @@ export interface RuntimeConfig {
   metrics?: MetricsOptions
   outcomes?: OutcomesOptions
   events?: EventsOptions
+  /** Keeps admissions, results, state and goal counters in an SQLite file, so a restart loses nothing acknowledged. */
+  durability?: DurabilityOptions
   entryPoints: EntryPointConfig[]
   /** Folder against which relative handler paths resolve. @default the config file's folder, else process.cwd() */
   baseDir?: string
@@ -247,6 +267,10 @@ export interface ResolvedRuntimeConfig {
   metrics: { host: string; port: number } | undefined
   outcomes: Required<OutcomesOptions>
   events: Required<EventsOptions>
+  /** `path` is absolute. */
+  durability:
+    | { path: string; syncMs: number; retainRunsMs: number; synchronous: 'normal' | 'full' }
+    | undefined
   entryPoints: ResolvedEntryPoint[]
   baseDir: string
   /** The config file it was read from, named in later errors. */

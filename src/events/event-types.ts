@@ -35,6 +35,11 @@ export interface BuiltInEvents {
     error: ErrorSummary
     durationMs: number
   }
+  /**
+   * An execution admitted before a restart and unfinished then was read back from the run log and queued
+   * again, ahead of new work; `attempt` is the attempt it runs as now.
+   */
+  execution_recovered: { entryPointId: string; attempt: number }
   /** A failed attempt is being retried; `attempt` is the attempt that failed. */
   execution_retried: { attempt: number; error: ErrorSummary }
   /** A stream or global key was committed. */
@@ -148,6 +153,7 @@ export const BUILT_IN_EVENT_TYPES: readonly BuiltInEventType[] = Object.keys({
   execution_completed: true,
   execution_failed: true,
   execution_retried: true,
+  execution_recovered: true,
   state_changed: true,
   state_conflict: true,
   goal_progress: true,

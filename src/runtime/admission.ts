@@ -7,9 +7,13 @@
 import { randomUUID } from 'node:crypto'
 import type { ResolvedRuntimeConfig } from '../config/index.js'
 import { NotRunningError, QueueFullError, UnknownEntryPointError } from '../errors.js'
+import type { LogOp, UnfinishedRun } from '../protocol.js'
 import { type Execution, ExecutionStream, newExecution } from './execution-stream.js'
 import { IdempotencyCache } from './idempotency-cache.js'
 import type { TriggerOptions } from './types.js'
+
+/** Receives what the run log keeps of the runtime's work (see `src/durability/`), in the order it happens. */
+export type Journal = (op: LogOp) => void
 
 export class Admission {
   readonly streams = new Map<string, ExecutionStream>()
@@ -20,7 +24,10 @@ export class Admission {
   private readonly idempotency: IdempotencyCache
   private seq = 0
 
-  constructor(config: ResolvedRuntimeConfig) {
+  constructor(
+    config: ResolvedRuntimeConfig,
+    private readonly journal: Journal | undefined,
+  ) {
     for (const [i, ep] of config.entryPoints.entries()) this.streams.set(ep.id, new ExecutionStream(ep, i))
     this.streamOrder = [...this.streams.values()].sort(
       (a, b) => b.entryPoint.priority - a.entryPoint.priority,
@@ -54,8 +61,48 @@ export class Admission {
       throw new QueueFullError(stream.id, stream.entryPoint.maxQueue)
     }
     const e = newExecution(randomUUID(), stream, input, opts, this.seq++, depth, delegated)
-    if (key !== undefined) this.idempotency.set(key, e.id)
+    const expiresAt = key === undefined ? 0 : this.idempotency.set(key, e.id)
+    stream.admitted++
+    if (this.journal !== undefined) {
+      this.journal({
+        op: 'admit',
+        id: e.id,
+        entryPointId: stream.id,
+        input,
+        priority: e.priority,
+        correlationId: e.correlationId,
+        meta: e.meta,
+        timeoutMs: e.timeoutMs,
+        depth,
+        admittedAt: e.admittedAt,
+        ...(key === undefined ? {} : { idempotency: { key, expiresAt } }),
+      })
+    }
+    return e
+  }
+
+  /**
+   * An execution read back from the run log: queued again under its own id, as attempt `attempts + 1`,
+   * with `ctx.meta.recovered` set. Undefined when its entry point is no longer configured.
+   */
+  readmit(run: UnfinishedRun): Execution | undefined {
+    const stream = this.streams.get(run.entryPointId)
+    if (stream === undefined) return undefined
+    const opts: TriggerOptions = {
+      correlationId: run.correlationId,
+      priority: run.priority - stream.entryPoint.priority,
+      timeoutMs: run.timeoutMs,
+      meta: { ...run.meta, recovered: true },
+    }
+    const e = newExecution(run.id, stream, run.input, opts, this.seq++, run.depth)
+    e.attempt = run.attempts + 1
+    e.startedAt = run.startedAt
     stream.admitted++
     return e
+  }
+
+  /** Remembers an idempotency key read back from the run log. */
+  restoreKey(key: string, executionId: string, expiresAt: number): void {
+    this.idempotency.restore(key, executionId, expiresAt)
   }
 }

@@ -15,6 +15,7 @@ import {
   resolveConfig,
 } from '../config/index.js'
 import { exposeDelegation } from '../delegation/index.js'
+import { RunLog } from '../durability/index.js'
 import {
   ConfigError,
   HandlerModuleError,
@@ -24,7 +25,7 @@ import {
 } from '../errors.js'
 import { EventBus } from '../events/index.js'
 import { OutcomeAggregator, routeRecords } from '../outcomes/index.js'
-import { API_META, MANUAL_META } from '../protocol.js'
+import { API_META, MANUAL_META, type Recovery, type RunRow, type WireRecord } from '../protocol.js'
 import { SharedBufferManager } from '../state/index.js'
 import { startTriggers, type Triggers } from '../triggers/index.js'
 import { RuntimeEngine } from './engine.js'
@@ -72,6 +73,8 @@ export class AgentRuntime {
   private triggers: Triggers | undefined
   private delegation: { close(): void } | undefined
   private phase: Phase = 'created'
+  /** The run log, when `durability` is configured (opened by `start()`). */
+  private log: RunLog | undefined
 
   /** @throws ConfigError naming every invalid field and its value. */
   constructor(config: RuntimeConfig) {
@@ -85,12 +88,19 @@ export class AgentRuntime {
     this.state = createState(this.config)
     this.channel = RecordChannel.create({ slots: pool.threads + SPARE_RINGS })
     const sinks = { aggregator: this.outcomes, bus: this.events }
+    const durable = this.config.durability !== undefined
     this.engine = new RuntimeEngine(this.config, this.runtimeId, this.events, this.state, {
       // One goal evaluation per frame, not per record.
-      onRecords: (records, source, from, to) => void routeRecords(records, sinks, source, from, to),
+      onRecords: durable
+        ? (records, source, from, to) => {
+            routeRecords(records, sinks, source, from, to)
+            this.journalRecords(records, from, to)
+          }
+        : (records, source, from, to) => void routeRecords(records, sinks, source, from, to),
       drainRecords: () => {
         this.channel.drain()
       },
+      ...(durable ? { journal: (op) => this.log?.append(op) } : {}),
     })
     this.channel.onRecords((records, source) => this.engine.consume(records, source))
   }
@@ -134,6 +144,19 @@ export class AgentRuntime {
     const unset = environmentIssues(this.config)
     if (unset.length > 0) throw new ConfigError(unset, this.config.source)
     this.phase = 'starting'
+    let recovery: Recovery | undefined
+    if (this.config.durability !== undefined) {
+      try {
+        this.log = await RunLog.open(this.config.durability)
+        recovery = await this.log.recover()
+      } catch (err) {
+        await this.log?.close()
+        this.log = undefined
+        this.phase = 'stopped'
+        throw err
+      }
+      this.restore(recovery)
+    }
     this.pool = new WorkerPool(
       this.config,
       { runtimeId: this.runtimeId, channel: this.channel.handles, state: this.state.handles },
@@ -163,6 +186,7 @@ export class AgentRuntime {
       return this.engine.wait(id)!
     })
     this.engine.attach(this.pool)
+    if (recovery !== undefined) this.engine.recover(recovery)
     for (const ep of this.config.entryPoints) {
       this.events.publish({ type: 'stream_started', streamId: ep.id, data: { entryPointId: ep.id } })
     }
@@ -171,7 +195,11 @@ export class AgentRuntime {
         trigger: async (id, input, opts = {}) => {
           const { depth, onAdmitted, ...rest } = opts
           const executionId = this.engine.admit(id, input, rest, depth ?? 0)
+          if (this.log !== undefined && rest.meta?.trigger === 'timer') {
+            this.log.append({ op: 'timer', entryPointId: id, firedAt: Date.now() })
+          }
           onAdmitted?.(executionId)
+          await this.log?.committed()
           return executionId
         },
         events: this.events,
@@ -190,7 +218,10 @@ export class AgentRuntime {
    */
   async trigger(entryPointId: string, input?: unknown, opts?: TriggerOptions): Promise<string> {
     checkOptions(opts)
-    return this.engine.admit(entryPointId, input, { meta: this.metaOf(entryPointId), ...opts })
+    const id = this.engine.admit(entryPointId, input, { meta: this.metaOf(entryPointId), ...opts })
+    // Acknowledged means durable: with a run log, the id is returned once the admission is committed.
+    await this.log?.committed()
+    return id
   }
 
   /** Admits one execution and resolves with its result once it is final and its records are consumed. */
@@ -201,7 +232,9 @@ export class AgentRuntime {
   ): Promise<ExecutionResult<Output>> {
     checkOptions(opts)
     const id = this.engine.admit(entryPointId, input, { meta: this.metaOf(entryPointId), ...opts })
-    return this.engine.wait(id) as Promise<ExecutionResult<Output>>
+    const result = await this.engine.wait(id)!
+    await this.log?.committed()
+    return result as ExecutionResult<Output>
   }
 
   /**
@@ -210,7 +243,7 @@ export class AgentRuntime {
    * @throws InvalidArgumentError for an id this runtime does not know.
    */
   async waitForExecution<Output = unknown>(executionId: string): Promise<ExecutionResult<Output>> {
-    const waiting = this.engine.wait(executionId)
+    const waiting = this.engine.wait(executionId) ?? (await this.fromLog(executionId))
     if (waiting === undefined) {
       throw new InvalidArgumentError(`unknown execution id ${JSON.stringify(executionId)}`, { executionId })
     }
@@ -250,6 +283,7 @@ export class AgentRuntime {
     this.channel.close()
     await this.pool?.close()
     this.channel.drain()
+    await this.log?.close()
     if (wasStarted) {
       for (const ep of this.config.entryPoints) {
         this.events.publish({ type: 'stream_stopped', streamId: ep.id, data: { entryPointId: ep.id } })
@@ -304,6 +338,65 @@ export class AgentRuntime {
     }
   }
 
+  /**
+   * Puts back what the run log kept: stream and global state (through the public buffer API, so any
+   * isolation level reads it as committed) and the aggregator's records, replayed in the order they were
+   * consumed (its counters and retained decisions come out as they were).
+   */
+  private restore(recovery: Recovery): void {
+    const buffers = new Map<string, ReturnType<SharedBufferManager['createBuffer']>>()
+    for (const s of recovery.state) {
+      let buffer = buffers.get(s.streamId)
+      if (buffer === undefined) {
+        buffer = this.state.createBuffer(
+          `recovery:${this.runtimeId}`,
+          s.streamId || RECOVERY_STREAM,
+          'shared',
+        )
+        buffers.set(s.streamId, buffer)
+      }
+      buffer.write(s.key, s.value, { scope: s.scope })
+    }
+    this.outcomes.batch(() => {
+      for (const r of recovery.records) this.outcomes.ingest(r as Parameters<OutcomeAggregator['ingest']>[0])
+    })
+  }
+
+  /** Records the run log keeps: committed stream/global changes and the aggregator's records. */
+  private journalRecords(records: WireRecord[], from: number, to: number): void {
+    const log = this.log
+    if (log === undefined) return
+    for (let i = from; i < to; i++) {
+      const r = records[i]!
+      switch (r.k) {
+        case 'state_change':
+          if (r.scope === 'execution' || r.version === undefined) break
+          log.append({
+            op: 'state',
+            scope: r.scope,
+            streamId: r.scope === 'stream' ? r.streamId : '',
+            key: r.key,
+            value: r.new,
+            deleted: r.new === undefined,
+            version: r.version,
+          })
+          break
+        case 'decision':
+        case 'outcome':
+        case 'problem':
+        case 'violation':
+          log.append({ op: 'record', executionId: r.executionId, record: r })
+          break
+      }
+    }
+  }
+
+  /** A run of an earlier process, from the run log. */
+  private async fromLog(executionId: string): Promise<ExecutionResult | undefined> {
+    const run = await this.log?.lookup(executionId)
+    return run === undefined ? undefined : resultOf(run)
+  }
+
   private requireTriggers(what: string): Triggers {
     if (this.triggers === undefined) throw new NotRunningError(`${what}()`)
     return this.triggers
@@ -353,4 +446,28 @@ function checkOptions(opts: TriggerOptions | undefined): void {
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new InvalidArgumentError('opts.signal must be an AbortSignal')
   }
+}
+
+/** The stream id global keys are restored through (any stream's buffer writes the one global scope). */
+const RECOVERY_STREAM = 'agentpool-recovery'
+
+/** A finished run from the log as an {@link ExecutionResult}; undefined while it has not ended. */
+function resultOf(run: RunRow): ExecutionResult | undefined {
+  if (run.status === 'queued' || run.status === 'running' || run.completedAt === null) return undefined
+  const startedAt = run.startedAt ?? run.completedAt
+  const result: ExecutionResult = {
+    executionId: run.id,
+    streamId: run.entryPointId,
+    correlationId: run.correlationId,
+    status: run.status,
+    attempts: run.attempts,
+    // The run log does not keep conflict counts.
+    conflicts: 0,
+    startedAt,
+    completedAt: run.completedAt,
+    durationMs: run.completedAt - startedAt,
+  }
+  if (run.status === 'completed') result.output = run.output
+  if (run.error !== undefined) result.error = run.error
+  return result
 }

@@ -23,8 +23,8 @@ import {
   WorkerCrashedError,
 } from '../errors.js'
 import type { EventBus, EventData } from '../events/index.js'
-import type { BatchResult, EndRecord, WireRecord } from '../protocol.js'
-import { Admission } from './admission.js'
+import type { BatchResult, EndOp, EndRecord, Recovery, WireRecord } from '../protocol.js'
+import { Admission, type Journal } from './admission.js'
 import { judgeThreadExit, triageUnfinished } from './crash-triage.js'
 import { type Batch, Dispatcher } from './dispatch.js'
 import type { Execution, ExecutionStream } from './execution-stream.js'
@@ -51,6 +51,8 @@ export interface EngineHooks {
   onRecords(records: WireRecord[], source: FrameSource | undefined, from: number, to: number): void
   /** Drains the record channel now. */
   drainRecords(): void
+  /** With durability: receives every admission, attempt start and end, in order. */
+  journal?: Journal
 }
 
 export class RuntimeEngine {
@@ -63,6 +65,11 @@ export class RuntimeEngine {
   private idleWaiters: (() => void)[] = []
   /** Executions admitted and not yet final. */
   private active = 0
+  /**
+   * Set by a stop without drain under durability: the executions it cancels are not journalled as
+   * ended, so the next start runs them again.
+   */
+  private handingOver = false
 
   constructor(
     private readonly config: ResolvedRuntimeConfig,
@@ -71,7 +78,7 @@ export class RuntimeEngine {
     private readonly state: StateCleanup,
     private readonly hooks: EngineHooks,
   ) {
-    this.admission = new Admission(config)
+    this.admission = new Admission(config, hooks.journal)
     const { threads, tasksPerThread } = config.pool
     this.dispatcher = new Dispatcher(runtimeId, threads, tasksPerThread, this.admission.streamOrder, {
       onStart: (e) => this.onStart(e),
@@ -121,6 +128,43 @@ export class RuntimeEngine {
       })
     }
     return e.promise
+  }
+
+  /**
+   * Queues the executions a run log had admitted and not ended, in their admission order and ahead of
+   * any new work, and remembers its idempotency keys. Call after {@link attach}, before triggers start.
+   */
+  recover(recovery: Pick<Recovery, 'unfinished' | 'idempotency'>): void {
+    for (const k of recovery.idempotency) this.admission.restoreKey(k.key, k.executionId, k.expiresAt)
+    for (const run of recovery.unfinished) {
+      const e = this.admission.readmit(run)
+      if (e === undefined) {
+        this.hooks.journal?.({
+          op: 'end',
+          id: run.id,
+          status: 'failed',
+          attempts: run.attempts,
+          error: {
+            code: ErrorCode.UNKNOWN_ENTRY_POINT,
+            message: `entry point ${JSON.stringify(run.entryPointId)} is no longer configured; the run was not recovered`,
+          },
+          startedAt: run.startedAt || run.admittedAt,
+          completedAt: Date.now(),
+        })
+        continue
+      }
+      this.executions.set(e.id, e)
+      this.active++
+      this.bus.publish({
+        type: 'execution_recovered',
+        streamId: e.stream.id,
+        executionId: e.id,
+        correlationId: e.correlationId,
+        data: { entryPointId: e.stream.id, attempt: e.attempt },
+      })
+      e.stream.enqueue(e)
+    }
+    this.dispatcher.schedule()
   }
 
   /** Depth of a live execution in an event cascade; 0 if unknown. */
@@ -182,6 +226,7 @@ export class RuntimeEngine {
   async stop(opts: StopOptions): Promise<void> {
     this.admission.accepting = false
     if (opts.drain === false) {
+      this.handingOver = true
       for (const s of this.admission.streams.values()) {
         for (const e of s.takeAll())
           this.finish(e, 'cancelled', new ExecutionCancelledError(e.id, 'the runtime stopped'))
@@ -204,6 +249,7 @@ export class RuntimeEngine {
 
   private onStart(e: Execution): void {
     if (e.timeoutMs > 0) e.deadline = this.timeouts.add(e, e.timeoutMs)
+    this.hooks.journal?.({ op: 'start', id: e.id, attempt: e.attempt, startedAt: e.startedAt })
     // publishRecord: no checks (the engine's events are well formed) and no id string while nobody listens.
     this.bus.publishRecord(
       'execution_started',
@@ -343,6 +389,7 @@ export class RuntimeEngine {
     this.clearTimer(e)
     e.detachSignal?.()
     const result = buildResult(e, status, error, output, completedAt)
+    if (this.hooks.journal !== undefined && !this.handingOver) this.hooks.journal(endOp(result))
     e.stream.record(result)
     this.results.remember(result)
     this.active--
@@ -407,4 +454,19 @@ function completedData(attempt: number, r: ExecutionResult): EventData<'executio
   if (small || (bytes >= 0 && bytes <= MAX_EVENT_OUTPUT_BYTES)) data.output = out
   else data.outputBytes = bytes
   return data
+}
+
+/** The run log's record of a final result. */
+function endOp(r: ExecutionResult): EndOp {
+  const op: EndOp = {
+    op: 'end',
+    id: r.executionId,
+    status: r.status,
+    attempts: r.attempts,
+    startedAt: r.startedAt,
+    completedAt: r.completedAt,
+  }
+  if (r.output !== undefined) op.output = r.output
+  if (r.error !== undefined) op.error = r.error
+  return op
 }

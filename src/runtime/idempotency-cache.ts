@@ -30,10 +30,17 @@ export class IdempotencyCache {
     return entry.executionId
   }
 
-  set(key: string, executionId: string, now = Date.now()): void {
+  /** Remembers `key` for `ttlMs` from `now`; returns when it expires. */
+  set(key: string, executionId: string, now = Date.now()): number {
+    return this.restore(key, executionId, now + this.ttlMs, now)
+  }
+
+  /** Remembers `key` until `expiresAt` (a key read back from the run log keeps its first expiry). */
+  restore(key: string, executionId: string, expiresAt: number, now = Date.now()): number {
     this.entries.delete(key)
-    this.entries.set(key, { executionId, expiresAt: now + this.ttlMs })
+    this.entries.set(key, { executionId, expiresAt })
     this.evict(now)
+    return expiresAt
   }
 
   private evict(now: number): void {

@@ -1,0 +1,98 @@
+/**
+ * The cost of durable runs, each side measured in the same run against the same work without a run log:
+ *
+ * - `durable_vs_memory`: `triggerAndWait` on a no-op handler, `IN_FLIGHT` outstanding per iteration, with
+ *   `durability` (SQLite in WAL mode, group commit) ÷ without. Target 0.5: the log writes three rows per
+ *   execution (admission, start, end) where the handler does nothing at all.
+ * - `durable_tickets_vs_memory`: the ticket workload (`workloads/ticket-runtime.ts`, batches of
+ *   `threads × 128` tickets) with durability ÷ without, where each ticket also logs its state changes,
+ *   decision and outcome. Target 0.9.
+ *
+ * The log lives in a fresh temporary folder, removed afterwards.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { AgentRuntime, type RuntimeConfig } from '../src/index.js'
+import { type BenchSuite, compareSideBySide } from './harness/index.js'
+import { noopRuntimeConfig } from './workloads/noop-runtime.js'
+import { processBatch, TicketSource, ticketRuntimeConfig } from './workloads/ticket-runtime.js'
+
+const IN_FLIGHT = 256
+const SEED = 20261204
+const TICKETS_PER_THREAD = 128
+
+/** Starts a runtime, with its run log in `dir` when given. */
+async function started(config: RuntimeConfig, dir?: string): Promise<AgentRuntime> {
+  const runtime = new AgentRuntime(
+    dir === undefined ? config : { ...config, durability: { path: join(dir, 'runs.db') } },
+  )
+  await runtime.start()
+  return runtime
+}
+
+const suite: BenchSuite = {
+  name: 'durable',
+  async run({ quick, log }) {
+    const threads = availableParallelism()
+    const dir = mkdtempSync(join(tmpdir(), 'agentpool-bench-durable-'))
+    const noop = noopRuntimeConfig(threads, IN_FLIGHT)
+    const batch = threads * TICKETS_PER_THREAD
+    const tickets = ticketRuntimeConfig({
+      threads,
+      tasksPerThread: 4,
+      maxConcurrent: batch,
+      isolation: { stream: 'synchronized', global: 'shared' },
+    })
+    const runtimes: AgentRuntime[] = []
+    try {
+      log(`no-op dispatch, ${threads} threads, ${IN_FLIGHT} in flight; run log in ${dir}`)
+      const [memory, durable] = [await started(noop), await started(noop, join(dir, 'noop'))]
+      runtimes.push(memory, durable)
+      const many = (rt: AgentRuntime) => async () =>
+        Promise.all(Array.from({ length: IN_FLIGHT }, (_, i) => rt.triggerAndWait('noop', i)))
+      const noopEntry = await compareSideBySide({
+        name: 'durable_vs_memory',
+        unit: 'executions/s',
+        target: 0.5,
+        quick,
+        log,
+        baseline: { name: 'triggerAndWait, no run log', opsPerIteration: IN_FLIGHT, fn: many(memory) },
+        contender: { name: 'triggerAndWait, durable', opsPerIteration: IN_FLIGHT, fn: many(durable) },
+      })
+      await Promise.all(runtimes.splice(0).map((rt) => rt.stop()))
+
+      log(`ticket workload, ${threads} threads, batches of ${batch} tickets`)
+      const [plainTickets, durableTickets] = [
+        await started(tickets),
+        await started(tickets, join(dir, 'tickets')),
+      ]
+      runtimes.push(plainTickets, durableTickets)
+      const memorySource = new TicketSource(SEED)
+      const durableSource = new TicketSource(SEED)
+      const ticketEntry = await compareSideBySide({
+        name: 'durable_tickets_vs_memory',
+        unit: 'tickets/s',
+        target: 0.9,
+        quick,
+        log,
+        baseline: {
+          name: 'tickets, no run log',
+          opsPerIteration: batch,
+          fn: async () => processBatch(plainTickets, memorySource.take(batch)),
+        },
+        contender: {
+          name: 'tickets, durable',
+          opsPerIteration: batch,
+          fn: async () => processBatch(durableTickets, durableSource.take(batch)),
+        },
+      })
+      return [noopEntry, ticketEntry]
+    } finally {
+      await Promise.all(runtimes.map((rt) => rt.stop()))
+      rmSync(dir, { recursive: true, force: true })
+    }
+  },
+}
+
+export default suite

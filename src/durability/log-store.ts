@@ -1,0 +1,396 @@
+/**
+ * The run log's SQLite file: its schema and every statement that reads or writes it. The writer thread
+ * owns the one writing connection ({@link LogStore.open}); `agentpool runs` reads through a read-only one
+ * ({@link LogStore.openReadOnly}). Never used on the runtime's main thread.
+ *
+ * One process at a time: the writer also holds `<file>-lock`, an SQLite file in exclusive locking mode,
+ * for as long as it runs; a second process's writer cannot take it and is refused. The operating system
+ * releases it when the process dies, however it dies.
+ *
+ * @module
+ */
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { DurabilityError } from '../errors.js'
+import type { LogOp, Recovery, RunRow, UnfinishedRun } from '../protocol.js'
+import { pack, unpack } from './codec.js'
+import { type Database, type Statement, sqlite } from './sqlite.js'
+
+const SCHEMA_VERSION = 1
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  entry_point TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  priority REAL NOT NULL,
+  correlation_id TEXT NOT NULL,
+  timeout_ms INTEGER NOT NULL,
+  depth INTEGER NOT NULL,
+  input BLOB,
+  meta BLOB,
+  output BLOB,
+  error BLOB,
+  admitted_at INTEGER NOT NULL,
+  started_at INTEGER,
+  completed_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_open ON runs (status) WHERE status IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS runs_completed ON runs (completed_at);
+CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, execution_id TEXT NOT NULL, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS state (
+  scope TEXT NOT NULL, stream_id TEXT NOT NULL, key TEXT NOT NULL,
+  value BLOB, deleted INTEGER NOT NULL, boot INTEGER NOT NULL, version INTEGER NOT NULL,
+  PRIMARY KEY (scope, stream_id, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY, execution_id TEXT NOT NULL, kind TEXT NOT NULL, body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS records_execution ON records (execution_id);
+CREATE TABLE IF NOT EXISTS timers (entry_point TEXT PRIMARY KEY, fired_at INTEGER NOT NULL);
+`
+
+const OPEN_STATUSES = "('queued', 'running')"
+
+/** Filters of {@link LogStore.list}. */
+export interface RunFilter {
+  status?: string
+  entryPointId?: string
+  limit?: number
+}
+
+/** One decision of a run, with its outcome (`agentpool runs <config> <id>`). */
+export interface LoggedRecord {
+  kind: string
+  record: unknown
+}
+
+interface RunColumns {
+  id: string
+  entry_point: string
+  status: RunRow['status']
+  attempts: number
+  priority: number
+  correlation_id: string
+  timeout_ms: number
+  depth: number
+  input: Buffer | null
+  meta: Buffer | null
+  output: Buffer | null
+  error: Buffer | null
+  admitted_at: number
+  started_at: number | null
+  completed_at: number | null
+}
+
+export class LogStore {
+  private readonly s: Record<string, Statement>
+  private readonly tx: (ops: readonly LogOp[]) => void
+  /** This process's boot number: with a commit's version it orders changes of one key across restarts. */
+  readonly boot: number
+
+  private constructor(
+    readonly path: string,
+    private readonly db: Database,
+    private readonly lock: Database | undefined,
+    boot: number,
+  ) {
+    this.boot = boot
+    this.tx = db.transaction((ops: readonly LogOp[]) => this.write(ops))
+    const p = (sql: string) => db.prepare(sql)
+    this.s = lock === undefined ? {} : writeStatements(p)
+    Object.assign(this.s, {
+      run: p('SELECT * FROM runs WHERE id = ?'),
+      records: p('SELECT kind, body FROM records WHERE execution_id = ? ORDER BY seq'),
+    })
+  }
+
+  /**
+   * Opens (creating if missing) the log for writing, takes the process lock and counts a boot.
+   * @throws DurabilityError naming the file: cannot be created or written, not a database, damaged, or in
+   * use by another process.
+   */
+  static open(path: string, synchronous: 'normal' | 'full'): LogStore {
+    const Sqlite = sqlite(path)
+    let lock: Database | undefined
+    let db: Database | undefined
+    try {
+      mkdirSync(dirname(path), { recursive: true })
+    } catch (err) {
+      throw new DurabilityError(path, `its folder cannot be created (${(err as Error).message})`, err)
+    }
+    try {
+      lock = new Sqlite(`${path}-lock`, { timeout: 0 })
+      lock.pragma('locking_mode = EXCLUSIVE')
+      lock.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER); DELETE FROM holder')
+      lock.prepare('INSERT INTO holder VALUES (?)').run(process.pid)
+    } catch (err) {
+      lock?.close()
+      throw new DurabilityError(path, describe(err, 'its lock file'), err)
+    }
+    try {
+      db = new Sqlite(path, { timeout: 5000 })
+      db.pragma('journal_mode = WAL')
+      db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
+      db.exec(SCHEMA)
+      const found = db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as
+        | { value: number }
+        | undefined
+      if (found !== undefined && found.value !== SCHEMA_VERSION) {
+        throw new DurabilityError(path, `was written by a newer agentpool (log schema ${found.value})`)
+      }
+      const boot = db.transaction(() => {
+        db!.prepare("INSERT OR REPLACE INTO meta VALUES ('schema', ?)").run(SCHEMA_VERSION)
+        db!
+          .prepare("INSERT INTO meta VALUES ('boot', 1) ON CONFLICT(key) DO UPDATE SET value = value + 1")
+          .run()
+        return (db!.prepare("SELECT value FROM meta WHERE key = 'boot'").get() as { value: number }).value
+      })()
+      return new LogStore(path, db, lock, boot)
+    } catch (err) {
+      db?.close()
+      lock.close()
+      if (err instanceof DurabilityError) throw err
+      throw new DurabilityError(path, describe(err, 'the file'), err)
+    }
+  }
+
+  /** Opens an existing log for reading only (while a runtime may be writing it). */
+  static openReadOnly(path: string): LogStore {
+    const Sqlite = sqlite(path)
+    try {
+      const db = new Sqlite(path, { readonly: true, fileMustExist: true, timeout: 5000 })
+      db.prepare('SELECT count(*) FROM runs').get()
+      return new LogStore(path, db, undefined, 0)
+    } catch (err) {
+      throw new DurabilityError(path, describe(err, 'the file'), err)
+    }
+  }
+
+  /** Writes `ops` in one transaction, in order. */
+  apply(ops: readonly LogOp[]): void {
+    this.tx(ops)
+  }
+
+  private write(ops: readonly LogOp[]): void {
+    const s = this.s
+    for (const o of ops) {
+      switch (o.op) {
+        case 'admit': {
+          // Admitted and ended within one batch: the final row, written once.
+          const end = o.end
+          s.admit!.run(
+            o.id,
+            o.entryPointId,
+            end?.status ?? 'queued',
+            end?.attempts ?? 0,
+            o.priority,
+            o.correlationId,
+            o.timeoutMs,
+            o.depth,
+            pack(o.input),
+            pack(o.meta),
+            end?.output === undefined ? null : pack(end.output),
+            end?.error === undefined ? null : pack(end.error),
+            o.admittedAt,
+            end?.startedAt ?? null,
+            end?.completedAt ?? null,
+          )
+          if (o.idempotency !== undefined)
+            s.idempotency!.run(o.idempotency.key, o.id, o.idempotency.expiresAt)
+          if (end === undefined && o.start !== undefined) this.write([o.start])
+          break
+        }
+        case 'start':
+          s.start!.run(o.attempt, o.startedAt, o.id)
+          break
+        case 'end':
+          s.end!.run(
+            o.status,
+            o.attempts,
+            o.output === undefined ? null : pack(o.output),
+            o.error === undefined ? null : pack(o.error),
+            o.startedAt,
+            o.completedAt,
+            o.id,
+          )
+          break
+        case 'state':
+          s.state!.run(
+            o.scope,
+            o.streamId,
+            o.key,
+            o.deleted ? null : pack(o.value),
+            o.deleted ? 1 : 0,
+            this.boot,
+            o.version,
+          )
+          break
+        case 'record':
+          s.record!.run(o.executionId, (o.record as { k: string }).k, pack(o.record))
+          break
+        case 'timer':
+          s.timer!.run(o.entryPointId, o.firedAt)
+          break
+      }
+    }
+  }
+
+  /** Everything `start()` restores. */
+  recover(now = Date.now()): Recovery {
+    const state = (
+      this.db.prepare('SELECT scope, stream_id, key, value FROM state WHERE deleted = 0').all() as {
+        scope: 'stream' | 'global'
+        stream_id: string
+        key: string
+        value: Buffer
+      }[]
+    ).map((r) => ({ scope: r.scope, streamId: r.stream_id, key: r.key, value: unpack(r.value) }))
+    const idempotency = (
+      this.db
+        .prepare('SELECT key, execution_id, expires_at FROM idempotency WHERE expires_at > ?')
+        .all(now) as { key: string; execution_id: string; expires_at: number }[]
+    ).map((r) => ({ key: r.key, executionId: r.execution_id, expiresAt: r.expires_at }))
+    const unfinished = (
+      this.db
+        .prepare(`SELECT * FROM runs WHERE status IN ${OPEN_STATUSES} ORDER BY seq`)
+        .all() as RunColumns[]
+    ).map(toUnfinished)
+    const records = (
+      this.db.prepare('SELECT body FROM records ORDER BY seq').all() as { body: Buffer }[]
+    ).map((r) => unpack(r.body))
+    const timers: Record<string, number> = {}
+    for (const r of this.db.prepare('SELECT entry_point, fired_at FROM timers').all() as {
+      entry_point: string
+      fired_at: number
+    }[])
+      timers[r.entry_point] = r.fired_at
+    return { state, idempotency, unfinished, records, timers }
+  }
+
+  /** One run, or undefined when the log does not have it (never admitted, or pruned). */
+  lookup(executionId: string): RunRow | undefined {
+    const row = this.s.run!.get(executionId) as RunColumns | undefined
+    return row === undefined ? undefined : toRunRow(row)
+  }
+
+  /** Runs, newest first. */
+  list(filter: RunFilter = {}): RunRow[] {
+    const where: string[] = []
+    const args: unknown[] = []
+    if (filter.status !== undefined) {
+      where.push('status = ?')
+      args.push(filter.status)
+    }
+    if (filter.entryPointId !== undefined) {
+      where.push('entry_point = ?')
+      args.push(filter.entryPointId)
+    }
+    const sql = `SELECT * FROM runs ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`
+    return (this.db.prepare(sql).all(...args, filter.limit ?? 50) as RunColumns[]).map(toRunRow)
+  }
+
+  /** The decision, outcome, problem and violation records of one run, in the order they were made. */
+  recordsOf(executionId: string): LoggedRecord[] {
+    return (this.s.records!.all(executionId) as { kind: string; body: Buffer }[]).map((r) => ({
+      kind: r.kind,
+      record: unpack(r.body),
+    }))
+  }
+
+  /** Deletes runs finished before `now − retainMs` (with their records' runs) and expired idempotency keys. */
+  prune(retainMs: number, now = Date.now()): void {
+    this.s.pruneRuns!.run(now - retainMs)
+    this.s.pruneKeys!.run(now)
+  }
+
+  /** `PRAGMA integrity_check`: 'ok', or what is wrong. */
+  integrityCheck(): string {
+    return (this.db.pragma('integrity_check') as { integrity_check: string }[])
+      .map((r) => r.integrity_check)
+      .join('; ')
+  }
+
+  close(): void {
+    this.db.close()
+    this.lock?.close()
+  }
+}
+
+function writeStatements(p: (sql: string) => Statement): Record<string, Statement> {
+  return {
+    admit:
+      p(`INSERT OR IGNORE INTO runs (id, entry_point, status, attempts, priority, correlation_id, timeout_ms,
+                depth, input, meta, output, error, admitted_at, started_at, completed_at)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    idempotency: p('INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?)'),
+    start: p(`UPDATE runs SET status = 'running', attempts = ?, started_at = coalesce(started_at, ?)
+              WHERE id = ? AND status IN ${OPEN_STATUSES}`),
+    end: p(`UPDATE runs SET status = ?, attempts = ?, output = ?, error = ?, started_at = coalesce(started_at, ?),
+              completed_at = ? WHERE id = ?`),
+    state: p(`INSERT INTO state VALUES (?, ?, ?, ?, ?, ?, ?)
+              ON CONFLICT (scope, stream_id, key) DO UPDATE SET value = excluded.value, deleted = excluded.deleted,
+                boot = excluded.boot, version = excluded.version
+              WHERE excluded.boot > state.boot OR (excluded.boot = state.boot AND excluded.version >= state.version)`),
+    record: p('INSERT INTO records (execution_id, kind, body) VALUES (?, ?, ?)'),
+    timer: p('INSERT OR REPLACE INTO timers VALUES (?, ?)'),
+    pruneRuns: p(`DELETE FROM runs WHERE completed_at < ? AND status NOT IN ${OPEN_STATUSES}`),
+    pruneKeys: p('DELETE FROM idempotency WHERE expires_at <= ?'),
+  }
+}
+
+function toUnfinished(r: RunColumns): UnfinishedRun {
+  return {
+    id: r.id,
+    entryPointId: r.entry_point,
+    input: unpack(r.input),
+    priority: r.priority,
+    correlationId: r.correlation_id,
+    meta: (unpack(r.meta) ?? {}) as Record<string, unknown>,
+    timeoutMs: r.timeout_ms,
+    depth: r.depth,
+    admittedAt: r.admitted_at,
+    attempts: r.attempts,
+    startedAt: r.started_at ?? 0,
+  }
+}
+
+function toRunRow(r: RunColumns): RunRow {
+  const row: RunRow = {
+    id: r.id,
+    entryPointId: r.entry_point,
+    status: r.status,
+    attempts: r.attempts,
+    correlationId: r.correlation_id,
+    input: unpack(r.input),
+    meta: (unpack(r.meta) ?? {}) as Record<string, unknown>,
+    admittedAt: r.admitted_at,
+    startedAt: r.started_at,
+    completedAt: r.completed_at,
+  }
+  if (r.output !== null) row.output = unpack(r.output)
+  if (r.error !== null) row.error = unpack(r.error) as RunRow['error']
+  return row
+}
+
+/** What went wrong with `what`, in words a user can act on. */
+export function describe(err: unknown, what: string): string {
+  const code = (err as { code?: string }).code ?? ''
+  const message = (err as Error).message
+  if (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY') || /database is locked/.test(message))
+    return 'is in use by another agentpool process (only one process may write a run log)'
+  if (code === 'SQLITE_NOTADB')
+    return `is not an SQLite database (${message}); move it away or point durability.path elsewhere`
+  if (code.startsWith('SQLITE_CORRUPT'))
+    return `is damaged (${message}); restore it from a backup or move it away`
+  if (code.startsWith('SQLITE_FULL')) return `cannot be written: the disk is full (${message})`
+  if (
+    code.startsWith('SQLITE_CANTOPEN') ||
+    code.startsWith('SQLITE_READONLY') ||
+    code.startsWith('SQLITE_IOERR') ||
+    code.startsWith('SQLITE_PERM')
+  )
+    return `${what} cannot be opened for writing (${message}); check the folder exists and is writable`
+  return `${what} cannot be used (${code === '' ? '' : `${code}: `}${message})`
+}

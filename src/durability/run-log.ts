@@ -1,0 +1,251 @@
+/**
+ * `RunLog`: the main thread's side of the run log. Operations are appended in the order they happen and
+ * sent to the writer thread in batches (group commit): a batch goes out `syncMs` after its first
+ * operation (or at the end of the event loop turn when `syncMs` is 0) and is committed as one
+ * transaction. {@link RunLog.committed} resolves once everything appended so far is on disk, which is
+ * what `trigger()` and the webhook's `202` wait for. Main thread only; nothing here blocks.
+ *
+ * @module
+ */
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import { DurabilityError } from '../errors.js'
+import type { AdmitOp, LogOp, Recovery, RunRow, StartOp, WriterReply, WriterRequest } from '../protocol.js'
+import type { WriterSetup } from './log-writer.js'
+
+/** The resolved `durability` options. */
+export interface RunLogOptions {
+  path: string
+  syncMs: number
+  retainRunsMs: number
+  synchronous: 'normal' | 'full'
+}
+
+interface Deferred<T> {
+  promise: Promise<T>
+  resolve: (value: T) => void
+  reject: (err: Error) => void
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void
+  let reject!: (err: Error) => void
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  // A batch nobody waited on must not surface as an unhandled rejection; waiters still see it.
+  promise.catch(() => {})
+  return { promise, resolve, reject }
+}
+
+const fromSource = import.meta.url.endsWith('.ts')
+const writerEntry = new URL(fromSource ? './log-writer.ts' : './log-writer.js', import.meta.url).href
+const bootstrapFile = fileURLToPath(
+  new URL(fromSource ? '../../workers/bootstrap.mjs' : '../../../workers/bootstrap.mjs', import.meta.url),
+)
+
+export class RunLog {
+  private pending: LogOp[] = []
+  /**
+   * Admissions and starts in `pending`, by execution id: a start or end that arrives while they still
+   * wait is folded into them, so an execution admitted and ended within one window is one row written once.
+   */
+  private pendingRuns = new Map<string, AdmitOp | StartOp>()
+  /** Settles when the batch `pending` will become is committed; made only when someone waits. */
+  private pendingDone: Deferred<void> | undefined
+  private flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined
+  private nextBatch = 0
+  private readonly inFlight = new Map<number, Deferred<void> | undefined>()
+  /** The promise of the last batch sent, for {@link committed} when nothing is pending. */
+  private lastSent: Promise<void> = Promise.resolve()
+  private nextRequest = 0
+  private readonly requests = new Map<number, Deferred<unknown>>()
+  /** Set once a write failed: the log no longer reflects what happened, so nothing more is acknowledged. */
+  failure: DurabilityError | undefined
+
+  private constructor(
+    private readonly worker: Worker,
+    private readonly opts: RunLogOptions,
+  ) {
+    worker.on('message', (m: WriterReply) => this.onReply(m))
+    worker.on('error', (err) =>
+      this.fail(new DurabilityError(opts.path, `the log writer thread failed: ${err.message}`, err)),
+    )
+  }
+
+  /**
+   * Starts the writer thread and opens the log.
+   * @throws DurabilityError naming the file when it cannot be opened (see `LogStore.open`).
+   */
+  static async open(opts: RunLogOptions): Promise<RunLog> {
+    const setup: WriterSetup = {
+      path: opts.path,
+      synchronous: opts.synchronous,
+      retainRunsMs: opts.retainRunsMs,
+    }
+    const worker = new Worker(bootstrapFile, {
+      workerData: { log: setup, bootstrap: { entry: writerEntry } },
+    })
+    const first = await new Promise<WriterReply | Error>((resolve) => {
+      worker.once('message', resolve)
+      worker.once('error', resolve)
+    })
+    if (first instanceof Error || first.kind !== 'ready') {
+      await worker.terminate()
+      if (first instanceof Error)
+        throw new DurabilityError(opts.path, `the log writer thread failed: ${first.message}`, first)
+      throw new DurabilityError(
+        opts.path,
+        first.kind === 'open_failed' ? stripPrefix(first.problem, opts.path) : 'unexpected reply',
+      )
+    }
+    return new RunLog(worker, opts)
+  }
+
+  /** Appends one operation; it is committed with the next batch. */
+  append(op: LogOp): void {
+    if (!this.fold(op)) this.pending.push(op)
+    if (this.flushTimer === undefined) {
+      this.flushTimer =
+        this.opts.syncMs === 0
+          ? setImmediate(() => this.flush())
+          : setTimeout(() => this.flush(), this.opts.syncMs)
+    }
+  }
+
+  /**
+   * Resolves once every operation appended so far is committed.
+   * @throws DurabilityError when the log could not be written.
+   */
+  committed(): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure)
+    if (this.pending.length === 0) return this.lastSent
+    this.pendingDone ??= deferred()
+    return this.pendingDone.promise
+  }
+
+  /** Everything to restore at start. */
+  recover(): Promise<Recovery> {
+    return this.request<Recovery>((request) => ({ kind: 'recover', request }))
+  }
+
+  /** One run from the log (a run of an earlier process, for `waitForExecution`). */
+  lookup(executionId: string): Promise<RunRow | undefined> {
+    return this.request<RunRow | undefined>((request) => ({ kind: 'lookup', request, executionId }))
+  }
+
+  /** Commits what is pending, closes the file and stops the writer thread. */
+  async close(): Promise<void> {
+    this.flush()
+    await this.lastSent.catch(() => {})
+    await this.request((request) => ({ kind: 'close', request })).catch(() => {})
+    await this.worker.terminate()
+  }
+
+  /**
+   * Folds a start or end into its execution's admission or start still waiting in `pending`. The batch is
+   * one transaction, so the end still becomes durable together with every state change and record before it.
+   */
+  private fold(op: LogOp): boolean {
+    switch (op.op) {
+      case 'admit':
+        this.pendingRuns.set(op.id, op)
+        return false
+      case 'start': {
+        const earlier = this.pendingRuns.get(op.id)
+        if (earlier?.op === 'admit') {
+          earlier.start = op
+          return true
+        }
+        this.pendingRuns.set(op.id, op)
+        return false
+      }
+      case 'end': {
+        const earlier = this.pendingRuns.get(op.id)
+        if (earlier === undefined) return false
+        this.pendingRuns.delete(op.id)
+        if (earlier.op === 'admit') {
+          earlier.end = op
+          return true
+        }
+        // A pending start is superseded: the end carries the attempts and start time.
+        const i = this.pending.lastIndexOf(earlier)
+        if (i >= 0) this.pending[i] = op
+        return i >= 0
+      }
+      default:
+        return false
+    }
+  }
+
+  private flush(): void {
+    if (this.flushTimer !== undefined) {
+      clearTimeout(this.flushTimer as NodeJS.Timeout)
+      clearImmediate(this.flushTimer as NodeJS.Immediate)
+      this.flushTimer = undefined
+    }
+    if (this.pending.length === 0) return
+    const batch = this.nextBatch++
+    const done = this.pendingDone ?? deferred<void>()
+    this.inFlight.set(batch, done)
+    this.lastSent = done.promise
+    const message: WriterRequest = { kind: 'ops', batch, ops: this.pending }
+    this.pending = []
+    this.pendingRuns = new Map()
+    this.pendingDone = undefined
+    this.worker.postMessage(message)
+  }
+
+  private request<T>(make: (request: number) => WriterRequest): Promise<T> {
+    if (this.failure !== undefined) return Promise.reject(this.failure)
+    const request = this.nextRequest++
+    const d = deferred<unknown>()
+    this.requests.set(request, d)
+    this.worker.postMessage(make(request))
+    return d.promise as Promise<T>
+  }
+
+  private onReply(m: WriterReply): void {
+    switch (m.kind) {
+      case 'committed':
+        this.inFlight.get(m.batch)?.resolve()
+        this.inFlight.delete(m.batch)
+        break
+      case 'write_failed':
+        this.fail(new DurabilityError(this.opts.path, stripPrefix(m.problem, this.opts.path)))
+        break
+      case 'recovered':
+        this.settle(m.request, m.recovery)
+        break
+      case 'found':
+        this.settle(m.request, m.run)
+        break
+      case 'closed':
+        this.settle(m.request, undefined)
+        break
+    }
+  }
+
+  private settle(request: number, value: unknown): void {
+    this.requests.get(request)?.resolve(value)
+    this.requests.delete(request)
+  }
+
+  /** Rejects every waiter: nothing more is acknowledged once a write failed. */
+  private fail(err: DurabilityError): void {
+    this.failure ??= err
+    for (const d of this.inFlight.values()) d?.reject(err)
+    this.inFlight.clear()
+    this.pendingDone?.reject(err)
+    this.pendingDone = undefined
+    for (const d of this.requests.values()) d.reject(err)
+    this.requests.clear()
+  }
+}
+
+/** A writer-side message already names the file; keep only the problem. */
+function stripPrefix(problem: string, path: string): string {
+  const prefix = `durability.path ${JSON.stringify(path)}: `
+  return problem.startsWith(prefix) ? problem.slice(prefix.length) : problem
+}

@@ -1,0 +1,90 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { AgentRuntime, type RuntimeConfig } from '../src/index.js'
+import { durableConfig } from './helpers/durable.js'
+
+const cleanups: (() => void | Promise<void>)[] = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c()
+})
+
+async function started(config: RuntimeConfig): Promise<AgentRuntime> {
+  const rt = new AgentRuntime(config)
+  await rt.start()
+  cleanups.push(() => rt.stop({ drain: false }))
+  return rt
+}
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'agentpool-restart-'))
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+function snapshot(rt: AgentRuntime) {
+  const reader = rt.state.createBuffer('reader', 'api', 'shared')
+  const other = rt.state.createBuffer('reader', 'other', 'shared')
+  return {
+    handled: reader.read('handled', { scope: 'global' }),
+    lastApi: reader.read('last:api', { scope: 'stream' }),
+    lastOther: other.read('last:other', { scope: 'stream' }),
+    progress: rt.outcomes.evaluateGoalProgress(),
+    decisions: rt.outcomes.recentDecisions(1000).map((d) => [d.id, d.outcome?.success]),
+  }
+}
+
+describe('durable runs across a clean restart', () => {
+  it('restores state, idempotency keys and goal progress exactly after stop({ drain: true })', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'done.txt')
+    writeFileSync(marker, '')
+    const first = await started(durableConfig(dir))
+    const ids: string[] = []
+    for (let i = 0; i < 30; i++) {
+      const entry = i % 3 === 0 ? 'other' : 'api'
+      ids.push(await first.trigger(entry, { delivery: `d${i}`, marker }, { idempotencyKey: `key-${i}` }))
+    }
+    await Promise.all(ids.map((id) => first.waitForExecution(id)))
+    await first.stop({ drain: true })
+    const before = snapshot(first)
+    expect(before.handled).toBe(30)
+
+    const second = await started(durableConfig(dir))
+    expect(snapshot(second)).toEqual(before)
+    // A redelivery after the restart, within the key's TTL, gets the first execution's id and runs nothing.
+    expect(await second.trigger('api', { delivery: 'again', marker }, { idempotencyKey: 'key-1' })).toBe(
+      ids[1],
+    )
+    expect(second.stats().streams.api!.admitted).toBe(0)
+    // A run of the earlier process is still answered from the log.
+    const r = await second.waitForExecution(ids[4]!)
+    expect(r).toMatchObject({ executionId: ids[4], status: 'completed', attempts: 1 })
+    expect(r.output).toEqual({ delivery: 'd4', recovered: false })
+    expect(readFileSync(marker, 'utf8').split('\n').filter(Boolean)).toHaveLength(30)
+  })
+
+  it('re-runs what a stop without drain left unfinished, ahead of new work, as a recovered attempt', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'done.txt')
+    writeFileSync(marker, '')
+    const first = await started(durableConfig(dir))
+    const startedSlow = first.events.waitFor({ types: ['execution_started'], streamId: 'api' })
+    const slow = await first.trigger('api', { delivery: 'slow', marker, ms: 20_000 })
+    expect((await startedSlow).executionId).toBe(slow)
+    await first.stop({ drain: false })
+
+    const second = new AgentRuntime(durableConfig(dir))
+    const recovered = second.events.waitFor({ types: ['execution_recovered'], executionId: slow })
+    await second.start()
+    cleanups.push(() => second.stop({ drain: false }))
+    const fresh = await second.trigger('api', { delivery: 'fresh', marker })
+    expect((await recovered).data).toEqual({ entryPointId: 'api', attempt: 2 })
+    await second.waitForExecution(fresh)
+    // The recovered run started before the new one; it is re-run as attempt 2 with ctx.meta.recovered.
+    const starts = second.events.history({ types: ['execution_started'] }).map((e) => e.executionId)
+    expect(starts.indexOf(slow)).toBeLessThan(starts.indexOf(fresh))
+    expect(second.stats().streams.api!.running + second.stats().streams.api!.completed).toBeGreaterThan(0)
+  })
+})
