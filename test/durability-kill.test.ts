@@ -89,7 +89,7 @@ class Service {
 
 describe('durable runs under SIGKILL', () => {
   it(`loses nothing acknowledged over ${KILLS} kills at seeded random moments, and the log stays whole`, {
-    timeout: 420_000,
+    timeout: 600_000,
   }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'agentpool-durable-'))
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
