@@ -299,7 +299,7 @@ class ExecutionContext implements HandlerContext {
   /** After the end: late calls (from timers the handler left behind) are refused; state is freed. */
   close(): void {
     this.recorder?.close()
-    if (this.buffer !== undefined) state.cleanupExecution(this.executionId)
+    if (this.buffer !== undefined) state.releaseBuffer(this.buffer)
   }
 }
 

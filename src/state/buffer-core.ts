@@ -30,13 +30,13 @@ import {
   ValueTag,
   WriteOp,
 } from '../shm/index.js'
-import { inlineTag, type KeyGroup, type KeyRef, noneValue, type ValueCodec } from './codec.js'
+import { encodeMeta, inlineTag, KeyGroup, type KeyRef, noneValue, type ValueCodec } from './codec.js'
 import { IsolatedView } from './level-isolated.js'
 import { SerializableLog, SerializableView } from './level-serializable.js'
 import { SharedView } from './level-shared.js'
 import { SynchronizedView } from './level-synchronized.js'
 import { isThenable, type ScopeView } from './scope-view.js'
-import type { StateChange, StateHooks, StateScope } from './types.js'
+import type { StateChange, StateHooks } from './types.js'
 
 const NO_CHECKS: readonly ReadCheck[] = []
 
@@ -86,27 +86,39 @@ export class BufferCore {
   readonly updateStep: UpdateStep = new UpdateStep(this)
   /** The read set and commit of the `serializable` scopes (none when no scope is `serializable`). */
   readonly serializable: SerializableLog | undefined
-  private readonly views: Record<StateScope, ScopeView>
+  private readonly views: { stream: ScopeView; global: ScopeView }
+  /** The execution scope's view, made on first use: most executions never touch that scope. */
+  private executionView: ScopeView | undefined
+  private metaBytes: Uint8Array | undefined
 
   constructor(
     readonly store: ShmStore,
     readonly codec: ValueCodec,
     readonly executionId: string,
     readonly streamId: string,
-    groups: Record<StateScope, KeyGroup>,
+    groups: { stream: KeyGroup; global: KeyGroup },
     levels: { stream: IsolationLevel; global: IsolationLevel },
-    readonly meta: Uint8Array,
+    private readonly maxKeyBytes: number,
     readonly hooks: StateHooks | undefined,
     readonly mainSpinMs: number,
   ) {
     const needsLog = levels.stream === 'serializable' || levels.global === 'serializable'
     this.serializable = needsLog ? new SerializableLog() : undefined
     this.views = {
-      // Only its own execution reaches the execution scope: it behaves as `shared`.
-      execution: new SharedView(groups.execution, 'shared'),
       stream: this.makeView(groups.stream, levels.stream),
       global: this.makeView(groups.global, levels.global),
     }
+  }
+
+  /** Who commits, as history entries record it; encoded at the first commit. */
+  get meta(): Uint8Array {
+    this.metaBytes ??= encodeMeta(this.executionId, this.streamId)
+    return this.metaBytes
+  }
+
+  /** Whether the execution scope was used at all (if not, nothing of it was stored). */
+  get executionScopeUsed(): boolean {
+    return this.executionView !== undefined
   }
 
   private makeView(group: KeyGroup, level: IsolationLevel): ScopeView {
@@ -123,8 +135,15 @@ export class BufferCore {
   }
 
   view(scope: unknown): ScopeView {
-    const v =
-      scope === 'execution' || scope === 'stream' || scope === 'global' ? this.views[scope] : undefined
+    if (scope === 'execution') {
+      // Only its own execution reaches the execution scope: it behaves as `shared`.
+      this.executionView ??= new SharedView(
+        new KeyGroup('execution', this.executionId, this.maxKeyBytes),
+        'shared',
+      )
+      return this.executionView
+    }
+    const v = scope === 'stream' || scope === 'global' ? this.views[scope] : undefined
     if (v === undefined) {
       throw new InvalidArgumentError(
         `unknown state scope ${JSON.stringify(scope)}; use 'execution', 'stream' or 'global'`,

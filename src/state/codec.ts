@@ -44,6 +44,22 @@ export interface KeyRef {
   words: Int32Array | undefined
 }
 
+function idTooLong(scope: StateScope, bytes: number): StateKeyError {
+  return new StateKeyError(`${scope} id is ${bytes} bytes; at most ${MAX_ID_BYTES}`)
+}
+
+/**
+ * Refuses an id a {@link KeyGroup} of `scope` would refuse, without making the group (for a group made
+ * later, on first use).
+ * @throws StateKeyError when `id` is longer than {@link MAX_ID_BYTES} bytes of UTF-8.
+ */
+export function checkGroupId(scope: StateScope, id: string): void {
+  // A UTF-16 unit is at most 3 bytes of UTF-8: only a long id needs counting.
+  if (id.length * 3 <= MAX_ID_BYTES) return
+  const bytes = utf8.encode(id).length
+  if (bytes > MAX_ID_BYTES) throw idTooLong(scope, bytes)
+}
+
 /** One scope of one id: its group bytes, head key and a bounded cache of encoded keys. */
 export class KeyGroup {
   /** The group's head key (`group ‖ 0xFF`), with this thread's cache of its slot. */
@@ -57,8 +73,7 @@ export class KeyGroup {
     private readonly maxKeyBytes: number,
   ) {
     const idBytes = utf8.encode(id)
-    if (idBytes.length > MAX_ID_BYTES)
-      throw new StateKeyError(`${scope} id is ${idBytes.length} bytes; at most ${MAX_ID_BYTES}`)
+    if (idBytes.length > MAX_ID_BYTES) throw idTooLong(scope, idBytes.length)
     this.prefix = new Uint8Array(GROUP_OVERHEAD + idBytes.length)
     this.prefix[0] = ScopeCode[scope]
     this.prefix[1] = idBytes.length & 0xff

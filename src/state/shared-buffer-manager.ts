@@ -16,9 +16,9 @@ import { InvalidArgumentError } from '../errors.js'
 import { ShmStore } from '../shm/index.js'
 import { BufferCore } from './buffer-core.js'
 import {
+  checkGroupId,
   decodeMeta,
   decodeName,
-  encodeMeta,
   GROUP_OVERHEAD,
   KeyGroup,
   MAX_ID_BYTES,
@@ -34,7 +34,6 @@ import type {
   StateHandles,
   StateHooks,
   StateManagerOptions,
-  StateScope,
   StateStats,
 } from './types.js'
 
@@ -129,11 +128,8 @@ export class SharedBufferManager {
   ): StreamBuffer {
     const levels = resolveIsolation(isolation)
     const h = this.handles
-    const groups: Record<StateScope, KeyGroup> = {
-      execution: new KeyGroup('execution', idArg('executionId', executionId), h.maxKeyBytes),
-      stream: this.streamGroup(idArg('streamId', streamId)),
-      global: this.globalGroup,
-    }
+    checkGroupId('execution', idArg('executionId', executionId))
+    const groups = { stream: this.streamGroup(idArg('streamId', streamId)), global: this.globalGroup }
     const core = new BufferCore(
       this.store,
       this.codec,
@@ -141,11 +137,19 @@ export class SharedBufferManager {
       streamId,
       groups,
       levels,
-      encodeMeta(executionId, streamId),
+      h.maxKeyBytes,
       hooks,
       h.mainSpinMs,
     )
     return new StreamBuffer(core)
+  }
+
+  /**
+   * Frees what `buffer`'s execution stored in its execution scope, like {@link cleanupExecution}, and
+   * nothing at all when it never used that scope. Same threads and blocking as `cleanupExecution`.
+   */
+  releaseBuffer(buffer: StreamBuffer): void {
+    if (buffer.executionScopeUsed) this.cleanupExecution(buffer.executionId)
   }
 
   /**

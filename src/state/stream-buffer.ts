@@ -53,6 +53,11 @@ export class StreamBuffer {
     return this.core.executionId
   }
 
+  /** @internal Whether the execution scope was used at all (if not, nothing of it was stored). */
+  get executionScopeUsed(): boolean {
+    return this.core.executionScopeUsed
+  }
+
   /** The stream (entry point) this buffer belongs to. */
   get streamId(): string {
     return this.core.streamId
