@@ -265,14 +265,14 @@ const badConfigs: Array<[string, unknown, string, string, unknown?]> = [
   [
     'goal target over 100%',
     { goal: goal({ target: '120%' }), entryPoints: [ep()] },
-    'goal.successCriteria[0]!.target',
+    'goal.successCriteria[0].target',
     "or a percentage such as '90%'",
     '120%',
   ],
   [
     'goal target over 1',
     { goal: goal({ target: 1.5 }), entryPoints: [ep()] },
-    'goal.successCriteria[0]!.target',
+    'goal.successCriteria[0].target',
     'must be a number in [0, 1]',
     1.5,
   ],
