@@ -10,20 +10,18 @@
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import {
-  driveClosedLoop,
+  measureRuntimePoint,
   type PlannedPoint,
   type PointDurations,
-  percentile,
   pointDurations,
   runSweep,
   type SweepPoint,
   writeSweepReport,
 } from '../src/sweep/index.js'
-import { EXIT, offeredLoad, parseSweepArgs, runCommand, SWEEP_USAGE } from './harness/index.js'
+import { EXIT, parseSweepArgs, runCommand, SWEEP_USAGE } from './harness/index.js'
 import { startTicketRuntime, TICKET_ENTRY, TicketSource } from './workloads/ticket-runtime.js'
 
 const SEED = 20261125
-const MiB = 1024 * 1024
 
 // A full collection before each point frees what the runtimes measured before it left behind, so their
 // garbage is not counted again (RSS can still include memory the allocator has not returned to the system).
@@ -34,33 +32,8 @@ const collectGarbage = runInNewContext('gc') as () => void
 async function measurePoint(p: PlannedPoint, durations: PointDurations): Promise<SweepPoint> {
   collectGarbage()
   const runtime = await startTicketRuntime({ ...p, isolation: { stream: p.isolation, global: p.isolation } })
-  try {
-    const offered = offeredLoad(p)
-    const conflictsBefore = runtime.state.stats().conflicts
-    const source = new TicketSource(SEED)
-    const load = await driveClosedLoop(runtime, {
-      entry: TICKET_ENTRY,
-      inflight: offered,
-      ...durations,
-      next: () => source.next(),
-    })
-    const memory = process.memoryUsage()
-    const conflicts = runtime.state.stats().conflicts - conflictsBefore
-    return {
-      ...p,
-      offered,
-      throughput: (load.completed * 1000) / load.windowMs,
-      p50Ms: percentile(load.latenciesMs, 50),
-      p99Ms: percentile(load.latenciesMs, 99),
-      completed: load.completed,
-      failed: load.failed,
-      conflictRate: load.totalCompleted > 0 ? conflicts / load.totalCompleted : 0,
-      rssMb: memory.rss / MiB,
-      heapUsedMb: memory.heapUsed / MiB,
-    }
-  } finally {
-    await runtime.stop({ drain: true })
-  }
+  const source = new TicketSource(SEED)
+  return measureRuntimePoint(runtime, TICKET_ENTRY, () => source.next(), p, durations)
 }
 
 async function main(argv: readonly string[]): Promise<number> {

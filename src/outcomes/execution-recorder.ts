@@ -101,21 +101,7 @@ class Recorder implements ExecutionRecorder {
   decide(decision: DecisionInput): string {
     const d = checkDecision(decision)
     const seq = this.seq
-    const record: DecisionRecord = {
-      k: 'decision',
-      executionId: this.executionId,
-      streamId: this.streamId,
-      attempt: this.attempt,
-      seq,
-      correlationId: this.correlationId,
-      intent: d.intent,
-      options: d.options,
-      chosen: d.chosen,
-      reasoning: d.reasoning,
-      criteria: d.criteria,
-      timestamp: Date.now(),
-    }
-    if (d.context !== undefined) record.context = d.context
+    const record = decisionRecord(this.executionId, this.streamId, this.attempt, seq, this.correlationId, d)
     this.send('decide', record)
     this.seq++
     if (this.decided === undefined) this.decided = [d.criteria]
@@ -265,9 +251,10 @@ function requireString(call: string, field: string, value: unknown): string {
   return value
 }
 
-export function checkDecision(
-  d: DecisionInput,
-): Required<Omit<DecisionInput, 'context'>> & { context?: unknown } {
+/** A decision whose fields {@link checkDecision} checked, `criteria` defaulted. */
+export type CheckedDecision = Required<Omit<DecisionInput, 'context'>> & { context?: unknown }
+
+export function checkDecision(d: DecisionInput): CheckedDecision {
   if (d === null || typeof d !== 'object') {
     throw new InvalidArgumentError(
       `ctx.decide takes { intent, options, chosen, reasoning, criteria? } (got ${describeValue(d)})`,
@@ -306,6 +293,33 @@ export function checkDecision(
     criteria,
     context: d.context,
   }
+}
+
+/** The wire record of the checked decision `d`, the `seq`th of attempt `attempt` of `executionId`. */
+export function decisionRecord(
+  executionId: string,
+  streamId: string,
+  attempt: number,
+  seq: number,
+  correlationId: string,
+  d: CheckedDecision,
+): DecisionRecord {
+  const record: DecisionRecord = {
+    k: 'decision',
+    executionId,
+    streamId,
+    attempt,
+    seq,
+    correlationId,
+    intent: d.intent,
+    options: d.options,
+    chosen: d.chosen,
+    reasoning: d.reasoning,
+    criteria: d.criteria,
+    timestamp: Date.now(),
+  }
+  if (d.context !== undefined) record.context = d.context
+  return record
 }
 
 // Loops rather than \`every\` with an arrow: these run on every decision, and an arrow is a new closure per call.

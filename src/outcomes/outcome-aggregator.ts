@@ -18,7 +18,7 @@ import {
   type ViolationRecord,
 } from '../protocol.js'
 import { DecisionRing, OutcomeState, StreamCounters } from './decision-ring.js'
-import { checkDecision, checkOutcome, copyOutcomeFields } from './execution-recorder.js'
+import { checkDecision, checkOutcome, copyOutcomeFields, decisionRecord } from './execution-recorder.js'
 import { resolveAggregatorOptions } from './goal.js'
 import type {
   ConstraintViolationSummary,
@@ -281,22 +281,8 @@ export class OutcomeAggregator {
     this.mainSeqs.set(executionId, seq + 1)
     // Bounded: an execution id unused for long restarts at the next free number of its attempt 0.
     if (this.mainSeqs.size > MAIN_EXECUTIONS_KEPT) this.mainSeqs.delete(this.mainSeqs.keys().next().value!)
-    const record: DecisionRecord = {
-      k: 'decision',
-      executionId,
-      streamId,
-      // Attempt 0: a main-thread decision; a handler's attempts count from 1.
-      attempt: 0,
-      seq,
-      correlationId: executionId,
-      intent: d.intent,
-      options: d.options,
-      chosen: d.chosen,
-      reasoning: d.reasoning,
-      criteria: d.criteria,
-      timestamp: Date.now(),
-    }
-    if (d.context !== undefined) record.context = d.context
+    // Attempt 0: a main-thread decision; a handler's attempts count from 1.
+    const record = decisionRecord(executionId, streamId, 0, seq, executionId, d)
     this.ingest(record)
     return decisionId(executionId, 0, seq)
   }

@@ -47,4 +47,10 @@ export {
 export { writeSweepReport } from './report.js'
 export { type MeasurePoint, runSweep, type SweepOptions } from './run.js'
 export { median, percentile } from './stats.js'
-export { measureWorkloadPoint, pointConfig, readInputs, type Workload } from './workload.js'
+export {
+  measureRuntimePoint,
+  measureWorkloadPoint,
+  pointConfig,
+  readInputs,
+  type Workload,
+} from './workload.js'

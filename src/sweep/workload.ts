@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import type { ResolvedRuntimeConfig } from '../config/index.js'
 import { InvalidArgumentError } from '../errors.js'
-import { runtimeOf } from '../runtime/index.js'
+import { type AgentRuntime, runtimeOf } from '../runtime/index.js'
 import type { SweepPoint } from './analysis.js'
 import { cycle, driveClosedLoop } from './load.js'
 import { offeredLoad, type PlannedPoint, type PointDurations } from './plan.js'
@@ -85,18 +85,28 @@ export async function measureWorkloadPoint(
 ): Promise<SweepPoint> {
   const runtime = runtimeOf(pointConfig(w, p))
   await runtime.start()
+  return measureRuntimePoint(runtime, w.entry, cycle(w.inputs), p, durations)
+}
+
+/**
+ * Drives `entry` of the started `runtime` in a closed loop at the point's offered load, with `next`
+ * giving each input, and measures throughput, latency, conflict rate and memory. Stops the runtime
+ * (draining) whatever happens. A point where no execution completes fails, saying why.
+ */
+export async function measureRuntimePoint(
+  runtime: AgentRuntime,
+  entry: string,
+  next: () => unknown,
+  p: PlannedPoint,
+  durations: PointDurations,
+): Promise<SweepPoint> {
   try {
     const conflictsBefore = runtime.state.stats().conflicts
     const offered = offeredLoad(p)
-    const load = await driveClosedLoop(runtime, {
-      entry: w.entry,
-      inflight: offered,
-      ...durations,
-      next: cycle(w.inputs),
-    })
+    const load = await driveClosedLoop(runtime, { entry, inflight: offered, ...durations, next })
     if (load.totalCompleted === 0) {
       const why = load.firstError ? `${load.firstError.code}: ${load.firstError.message}` : 'none ended'
-      throw new Error(`no execution of ${w.entry} completed (${why})`)
+      throw new Error(`no execution of ${entry} completed (${why})`)
     }
     const memory = process.memoryUsage()
     const conflicts = runtime.state.stats().conflicts - conflictsBefore
