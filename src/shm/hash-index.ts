@@ -10,11 +10,14 @@
  * moves only the member's). A whole-group read that finds the head's seq and every member's seq unchanged
  * after its walk saw one snapshot.
  *
- * Slot layout (16 Int32 words = one 64-byte cache line per slot; slot `s` starts at word `16s`):
+ * Region layout: `slots` slots of 16 Int32 words (one 64-byte cache line each; slot `s` starts at word
+ * `16s`), then one more cache line whose first word is the move counter (even when no move is in flight).
+ *
+ * Slot layout:
  *
  * | word  | name   | meaning                                                                              |
  * |-------|--------|--------------------------------------------------------------------------------------|
- * | 0     | hash   | 0 = EMPTY (ends a probe), 1 = TOMBSTONE (deleted, probes continue), else the key hash |
+ * | 0     | hash   | 0 = EMPTY (ends a probe), 1 = TOMBSTONE (deleted in this commit), else the key hash   |
  * | 1     | seq    | sequence lock: odd while a commit changes this slot; +2 per change, never reset        |
  * | 2     | key    | > 0: data-region block holding the key bytes; < 0: minus the length of an inline key   |
  * | 3     | tag    | {@link ValueTag} of the value                                                         |
@@ -28,8 +31,29 @@
  * key block): with a million keys the index is far bigger than the caches, and that second miss was
  * most of a lookup. Inline key bytes are written only into a fresh slot, before its hash publishes it.
  *
- * Deletion leaves a tombstone; a tombstone followed by an EMPTY slot is turned back to EMPTY (with the
- * tombstones before it), which no probe can notice. Inserts reuse the first tombstone on their probe.
+ * Deletion never leaves anything behind (backward-shift deletion). Inside a commit a deleted slot is a
+ * tombstone (probes continue past it, inserts of the same commit may reuse it); before the commit point
+ * {@link HashIndex.compact} closes every hole: the live keys after it in its probe run that may legally
+ * sit in the hole move back into it, one at a time, until the hole reaches a slot nothing needs, which
+ * becomes EMPTY. After every commit the index holds exactly the live keys and the group heads — no
+ * tombstones — so unique-key churn runs at a steady speed for ever, whatever the live-key count.
+ *
+ * Why moving live keys is safe for lock-free readers (and why not a rehash): a move touches both slots'
+ * seq words (odd for the whole commit, then +2), so a reader that copies either slot retries, and a
+ * version (slot, seq) a transaction holds for a moved key no longer validates (a conflict, retried like
+ * any other; never a wrong value). The one thing a seqlock per slot cannot show is a key missed because
+ * it moved from ahead of a probe to behind it; the index's move counter covers that: a commit that moves
+ * a key makes the counter odd before its first move and even after the commit point, and a reader that
+ * concludes "absent" (or walks a group list) accepts that only if the counter was even and unchanged
+ * around its probe. A present key found is proven by its slot's seq alone, so reads of present keys never
+ * look at the counter twice. A rehash into a fresh table would need a second index region (the index is
+ * the store's biggest region) and a pause proportional to the table under the lock; moving only the keys a
+ * delete displaces costs O(run length) per delete.
+ *
+ * Sizing: a group head exists only while its group has a member, so heads never outnumber live keys; the
+ * table has room for `maxKeys` keys plus as many heads at a fill of at most {@link MAX_LOAD}, and the slot
+ * count need not be a power of two (the home slot is `hash × slots / 2³²`). `maxKeys` therefore bounds
+ * only the keys a user stores, and the index cannot fill before it.
  *
  * Thread contract: `find`, `keyAt`, `keyBytes`, `keyEquals` — any thread, lock-free, never block (they
  * return `RETRY` rather than wait). Every method that changes a slot — only the commit lock holder,
@@ -67,18 +91,29 @@ export function hashBytes(bytes: Uint8Array, len: number): number {
   return h >>> 0 < 2 ? h + 2 : h | 0
 }
 
-/** Slots for a table that holds `keys` live keys (and their group heads) at a load factor ≤ 0.67. */
+/** Fill the index is sized for: `maxKeys` keys plus as many group heads use at most this share of the slots. */
+export const MAX_LOAD = 0.9
+
+/** Slots for a table that holds `keys` live keys and up to as many group heads at a fill ≤ {@link MAX_LOAD}. */
 export function indexSlotsFor(keys: number): number {
-  let n = 64
-  while (n < keys * 1.5) n *= 2
-  return n
+  return Math.max(64, Math.ceil((2 * keys) / MAX_LOAD))
+}
+
+/** Bytes of an index region of `slots` slots (the slots, then the move counter's cache line). */
+export function indexBytes(slots: number): number {
+  return (slots + 1) * SLOT_BYTES
 }
 
 export class HashIndex {
   readonly slots: number
-  private readonly mask: number
+  /** Word of the move counter (after the last slot). */
+  private readonly movesAt: number
   /** Byte view of the index region (inline keys). */
   readonly u8: Uint8Array
+  /** Lock holder: slots deleted in the commit in progress, closed by {@link compact}. */
+  private holes: number[] = []
+  /** Lock holder: keys moved by the last {@link compact}. */
+  moved = 0
 
   constructor(
     /** Int32 view of the index region. */
@@ -87,27 +122,48 @@ export class HashIndex {
     private readonly heap: BlockAllocator,
     private readonly journal: UndoJournal,
   ) {
-    this.slots = i32.length / SLOT_WORDS
-    if (!Number.isInteger(this.slots) || (this.slots & (this.slots - 1)) !== 0) {
-      throw new RangeError(`index region holds ${this.slots} slots; must be a power of two`)
+    this.slots = i32.length / SLOT_WORDS - 1
+    if (!Number.isInteger(this.slots) || this.slots < 2) {
+      throw new RangeError(`index region of ${i32.byteLength} bytes is not a whole number of slots`)
     }
-    this.mask = this.slots - 1
+    this.movesAt = this.slots * SLOT_WORDS
     this.u8 = new Uint8Array(i32.buffer, i32.byteOffset, i32.byteLength)
   }
 
   /** The (even) sequence number at which the last successful {@link find} on this thread validated its slot. */
   lastSeq = 0
 
+  /** The home slot of `hash` (the high bits of hash × slots, so any slot count works). */
+  home(hash: number): number {
+    return Math.floor(((hash >>> 0) * this.slots) / 4294967296)
+  }
+
+  /** Any thread. The move counter; odd while a commit moves keys. Sample before a probe or walk. */
+  moves(): number {
+    return Atomics.load(this.i32, this.movesAt)
+  }
+
+  /**
+   * Any thread. Whether an "absent" answer (or a group walk) that began when the counter read `m` still
+   * stands: no move was in flight then and none happened since.
+   */
+  unmoved(m: number): boolean {
+    return (m & 1) === 0 && Atomics.load(this.i32, this.movesAt) === m
+  }
+
   /**
    * Any thread, lock-free. The slot holding `key`, `-1` if absent, or `-2` (retry) when a commit touched
-   * a slot on the way. Validates each candidate with its sequence word.
+   * a slot on the way. Validates each candidate with its sequence word, and an absent answer with the
+   * move counter.
    */
   find(key: Uint8Array, len: number, hash: number): number {
     const a = this.i32
-    for (let n = 0, s = hash & this.mask; n < this.slots; n++, s = (s + 1) & this.mask) {
+    const n = this.slots
+    const m = this.moves()
+    for (let i = 0, s = this.home(hash); i < n; i++, s = s + 1 === n ? 0 : s + 1) {
       const at = s * SLOT_WORDS
       const h = Atomics.load(a, at)
-      if (h === EMPTY) return -1
+      if (h === EMPTY) return this.unmoved(m) ? -1 : -2
       if (h !== hash) continue
       // Seqlock read: an even seq before and the same seq after means key and hash belonged together.
       const seq = Atomics.load(a, at + Slot.SEQ)
@@ -119,7 +175,7 @@ export class HashIndex {
         return s
       }
     }
-    return -1
+    return this.unmoved(m) ? -1 : -2
   }
 
   /**
@@ -181,8 +237,9 @@ export class HashIndex {
   /** Lock holder. The slot holding `key` (≥ 0), or `-(slot + 1)` of where to insert it. */
   findForInsert(key: Uint8Array, len: number, hash: number): number {
     const a = this.i32
+    const n = this.slots
     let free = -1
-    for (let n = 0, s = hash & this.mask; n < this.slots; n++, s = (s + 1) & this.mask) {
+    for (let i = 0, s = this.home(hash); i < n; i++, s = s + 1 === n ? 0 : s + 1) {
       const h = a[s * SLOT_WORDS]!
       if (h === EMPTY) return -((free >= 0 ? free : s) + 1)
       if (h === TOMBSTONE) {
@@ -191,7 +248,7 @@ export class HashIndex {
         return s
       }
     }
-    return free >= 0 ? -(free + 1) : -(this.slots + 1)
+    return free >= 0 ? -(free + 1) : -(n + 1)
   }
 
   /** Any thread. Whether slot `s` is EMPTY (so inserting there consumes a fresh slot). */
@@ -238,22 +295,80 @@ export class HashIndex {
   }
 
   /**
-   * Lock holder, after touching `s`. Marks `s` deleted, then turns a trailing run of tombstones back to
-   * EMPTY. Returns how many slots became EMPTY (fresh again).
+   * Lock holder, after touching `s`. Marks `s` deleted (a tombstone until {@link compact} closes it, before
+   * this commit's commit point).
    */
-  remove(s: number): number {
+  remove(s: number): void {
     this.set(s, Slot.HASH, TOMBSTONE)
     this.set(s, Slot.KEY, 0)
     this.set(s, Slot.TAG, ValueTag.NONE)
     this.set(s, Slot.NEXT, 0)
     this.set(s, Slot.PREV, 0)
-    if (this.get((s + 1) & this.mask, Slot.HASH) !== EMPTY) return 0
-    let freed = 0
-    for (let t = s; freed < this.slots && this.get(t, Slot.HASH) === TOMBSTONE; t = (t - 1) & this.mask) {
-      this.touch(t)
-      this.set(t, Slot.HASH, EMPTY)
-      freed++
+    this.holes.push(s)
+  }
+
+  /** Lock holder: forgets the holes of a commit that is being rolled back. */
+  discardHoles(): void {
+    this.holes.length = 0
+  }
+
+  /**
+   * Lock holder, before the commit point: closes every hole this commit's deletes left (backward-shift
+   * deletion; see the module doc). Returns how many slots became EMPTY; {@link moved} says how many keys
+   * moved (their slots changed: callers that noted a slot for a key in this commit look it up again).
+   */
+  compact(): number {
+    this.moved = 0
+    let emptied = 0
+    const holes = this.holes
+    for (let i = 0; i < holes.length; i++) {
+      const s = holes[i]!
+      // A later insert of the same commit may have reused the tombstone.
+      if (this.get(s, Slot.HASH) === TOMBSTONE) {
+        this.close(s)
+        emptied++
+      }
     }
-    return freed
+    holes.length = 0
+    return emptied
+  }
+
+  /** Closes the hole (a tombstone) at `hole`: moves back each later key of its run that may sit there. */
+  private close(hole: number): void {
+    const n = this.slots
+    for (let j = hole + 1 === n ? 0 : hole + 1; ; j = j + 1 === n ? 0 : j + 1) {
+      const h = this.get(j, Slot.HASH)
+      if (h === EMPTY) break
+      // Another tombstone of this commit stays where it is (it is closed in its own turn).
+      if (h === TOMBSTONE) continue
+      const home = this.home(h)
+      // The key at j may move to `hole` unless its home lies cyclically in (hole, j].
+      const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j
+      if (stays) continue
+      this.move(j, hole)
+      hole = j
+    }
+    this.touch(hole)
+    this.set(hole, Slot.HASH, EMPTY)
+    this.set(hole, Slot.KEY, 0)
+    this.set(hole, Slot.TAG, ValueTag.NONE)
+    this.set(hole, Slot.NEXT, 0)
+    this.set(hole, Slot.PREV, 0)
+  }
+
+  /** Moves the entry of slot `from` into the hole `to`, keeping its group list linked. */
+  private move(from: number, to: number): void {
+    if (this.moved++ === 0) this.journal.beginSeq(this.region, this.movesAt)
+    this.touch(from)
+    this.touch(to)
+    const a = this.i32
+    const f = from * SLOT_WORDS
+    for (let w = Slot.KEY; w < SLOT_WORDS; w++) this.set(to, w, a[f + w]!)
+    this.set(to, Slot.HASH, a[f]!)
+    const next = a[f + Slot.NEXT]!
+    const prev = a[f + Slot.PREV]!
+    if (prev !== 0) this.set(prev - 1, Slot.NEXT, to + 1)
+    if (next !== 0) this.set(next - 1, Slot.PREV, to + 1)
+    this.set(from, Slot.HASH, TOMBSTONE)
   }
 }

@@ -134,6 +134,11 @@ export class UndoJournal {
     Atomics.store(view, index, old + 1)
   }
 
+  /** Whether the commit in progress has used more than half the journal (bulk commits stop there). */
+  nearlyFull(): boolean {
+    return this.log[LENGTH]! > this.cap >> 1
+  }
+
   /** The commit point: from here on the commit stands even if this thread dies. */
   commitPoint(): void {
     Atomics.store(this.log, STATE, JournalState.DONE)

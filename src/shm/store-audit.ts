@@ -11,6 +11,8 @@ import { C_KEYS, C_USED_SLOTS } from './store-layout.js'
 /** Lock holder. The problems found; an empty list means consistent. */
 export function auditRegions(index: HashIndex, heap: BlockAllocator, ctrl: Int32Array): string[] {
   const problems: string[] = []
+  // Another thread may have grown the data region since this thread last looked: see all of it.
+  heap.refresh()
   const ix = index
   const allocated: [number, number][] = []
   const blockOf = (b: number) => [b, heap.i32[2 * b]!] as [number, number]
@@ -22,7 +24,17 @@ export function auditRegions(index: HashIndex, heap: BlockAllocator, ctrl: Int32
     if (h === 0) continue
     used++
     if (ix.get(s, Slot.SEQ) & 1) problems.push(`slot ${s} has an odd seq`)
-    if (h === 1) continue
+    if (h === 1) {
+      problems.push(`slot ${s} is a tombstone outside a commit`)
+      continue
+    }
+    // The probe invariant: no EMPTY slot between a key's home and its slot (else lookups would miss it).
+    for (let t = ix.home(h); t !== s; t = t + 1 === ix.slots ? 0 : t + 1) {
+      if (ix.get(t, Slot.HASH) === 0) {
+        problems.push(`slot ${s} is unreachable from its home ${ix.home(h)} (slot ${t} is empty)`)
+        break
+      }
+    }
     if (ix.get(s, Slot.KEY) > 0) allocated.push(blockOf(ix.get(s, Slot.KEY)))
     const tag = ix.get(s, Slot.TAG)
     if (tag === ValueTag.BYTES) allocated.push(blockOf(ix.get(s, Slot.V0)))
@@ -44,6 +56,7 @@ export function auditRegions(index: HashIndex, heap: BlockAllocator, ctrl: Int32
         problems.push(`slot ${s} is in no group list`)
     }
   }
+  if (ix.moves() & 1) problems.push('the index move counter is odd outside a commit')
   if (live !== ctrl[C_KEYS]) problems.push(`keys counter ${ctrl[C_KEYS]}, live slots ${live}`)
   if (used !== ctrl[C_USED_SLOTS])
     problems.push(`used-slots counter ${ctrl[C_USED_SLOTS]}, non-empty ${used}`)

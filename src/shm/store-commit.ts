@@ -23,7 +23,7 @@
  * @module
  */
 import { AllocatorFullError } from './allocator.js'
-import { SLOT_WORDS, Slot, ValueTag } from './hash-index.js'
+import { MAX_LOAD, SLOT_WORDS, Slot, ValueTag } from './hash-index.js'
 import type { RawValue } from './history-ring.js'
 import { JournalFullError } from './journal.js'
 import {
@@ -38,7 +38,6 @@ import {
   f64,
   f64Words,
   type HeadRef,
-  MAX_FILL,
   R_CONTROL,
   R_INDEX,
   type ReadCheck,
@@ -170,17 +169,19 @@ export class StoreCommitter extends StoreReader {
         if (head < 0) return true
         this.journal.begin()
         try {
-          for (let n = 0; n < DELETE_CHUNK; n++) {
+          for (let n = 0; n < DELETE_CHUNK && !this.journal.nearlyFull(); n++) {
             const first = ix.get(head, Slot.NEXT)
             if (first === 0) break
             ix.touch(first - 1)
             ix.touch(head)
             this.deleteSlot(first - 1, head)
           }
+          this.closeHoles(undefined)
           this.flushFrees()
           this.bumpVersion()
         } catch (err) {
           this.freeCount = 0
+          ix.discardHoles()
           this.journal.rollback()
           throw err
         }
@@ -315,6 +316,7 @@ export class StoreCommitter extends StoreReader {
     j.begin()
     try {
       for (const w of writes) this.apply(w)
+      this.closeHoles(writes)
       this.flushFrees()
       const version = this.bumpVersion()
       this.lastVersion = version
@@ -326,6 +328,7 @@ export class StoreCommitter extends StoreReader {
       }
     } catch (err) {
       this.freeCount = 0
+      this.index.discardHoles()
       j.rollback()
       if (err instanceof StoreFull) return err.status
       if (err instanceof AllocatorFullError) return CommitStatus.FULL_BYTES
@@ -426,10 +429,11 @@ export class StoreCommitter extends StoreReader {
   /** Turns findForInsert's "insert at" answer into a slot, counting a fresh slot against the fill limit. */
   protected claimSlot(r: number): number {
     const s = -r - 1
-    if (r >= 0 || s >= this.index.slots) throw new StoreFull(CommitStatus.FULL_KEYS)
+    if (r >= 0 || s >= this.index.slots) throw new StoreFull(CommitStatus.FULL_INDEX)
     if (this.index.isEmpty(s)) {
       const used = this.ctrl[C_USED_SLOTS]! + 1
-      if (used > this.index.slots * MAX_FILL) throw new StoreFull(CommitStatus.FULL_KEYS)
+      // Cannot happen while heads ≤ keys ≤ maxKeys (the index is sized for that); a guard, not a limit.
+      if (used > this.index.slots * MAX_LOAD) throw new StoreFull(CommitStatus.FULL_INDEX)
       this.journal.set(R_CONTROL, C_USED_SLOTS, used)
     }
     return s
@@ -464,15 +468,35 @@ export class StoreCommitter extends StoreReader {
     if (ix.get(s, Slot.KEY) > 0) this.deferFree(ix.get(s, Slot.KEY))
     if (ix.get(s, Slot.TAG) === ValueTag.BYTES) this.deferFree(ix.get(s, Slot.V0))
     ix.unlink(s)
-    let freed = ix.remove(s)
+    ix.remove(s)
     this.journal.set(R_CONTROL, C_KEYS, this.ctrl[C_KEYS]! - 1)
     const count = ix.get(head, Slot.V0) - 1
     ix.set(head, Slot.V0, count)
     if (count === 0) {
       if (ix.get(head, Slot.KEY) > 0) this.deferFree(ix.get(head, Slot.KEY))
-      freed += ix.remove(head)
+      ix.remove(head)
     }
-    if (freed > 0) this.journal.set(R_CONTROL, C_USED_SLOTS, this.ctrl[C_USED_SLOTS]! - freed)
+  }
+
+  /**
+   * Before the commit point: closes the holes this commit's deletes left in the index (keys after them
+   * may move back; see `HashIndex.compact`), and re-finds the slot of every written key that moved.
+   */
+  protected closeHoles(writes: readonly WriteOp[] | undefined): void {
+    const ix = this.index
+    const emptied = ix.compact()
+    if (emptied === 0) return
+    this.journal.set(R_CONTROL, C_USED_SLOTS, this.ctrl[C_USED_SLOTS]! - emptied)
+    if (ix.moved === 0 || writes === undefined) return
+    for (const w of writes) {
+      if (w.outSlot < 0) continue
+      const at = w.outSlot * SLOT_WORDS
+      if (ix.i32[at] === w.hash && ix.keyAt(at, w.key, w.keyLen)) continue
+      const s = ix.findForInsert(w.key, w.keyLen, w.hash)
+      w.outSlot = s
+      // Moved into a touched slot: its seq is odd now, and finish() makes it even.
+      w.outSeq = ix.get(s, Slot.SEQ) + 1
+    }
   }
 
   /** Frees the blocks this commit replaced — last, so that no block is reused within the commit. */

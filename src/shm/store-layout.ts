@@ -30,7 +30,7 @@
  * @module
  */
 import { ALLOCATOR_WORDS, BlockAllocator } from './allocator.js'
-import { HashIndex, indexSlotsFor, SLOT_BYTES, ValueTag } from './hash-index.js'
+import { HashIndex, indexBytes, indexSlotsFor, ValueTag } from './hash-index.js'
 import { HistoryRing, historyBytes, historyEntryBytes, type RawValue } from './history-ring.js'
 import { journalBytes, UndoJournal } from './journal.js'
 import { AtomicsLock, DEAD_TABLE_WORDS, DeadThreadTable, LOCK_WORDS } from './lock.js'
@@ -59,8 +59,6 @@ export const DELETE_CHUNK = 256
 export const READ_SPINS_BEFORE_CHECK = 1 << 12
 /** Lock-free walks of a group before {@link ShmStore.readGroup} walks it under the commit lock. */
 export const READ_GROUP_TRIES = 16
-/** Slots that may be non-EMPTY, as a fraction of all slots. */
-export const MAX_FILL = 0.9
 
 /** `expectSlot` of a write or check: no expectation (a blind write). */
 export const EXPECT_ANY = -1
@@ -76,7 +74,7 @@ export const CommitStatus = {
   BUSY: 2,
   /** The data region reached its maximum. Nothing was written. */
   FULL_BYTES: 3,
-  /** `maxKeys` live keys, or the index has no free slot. Nothing was written. */
+  /** `maxKeys` live keys. Nothing was written. */
   FULL_KEYS: 4,
   /** The commit touches more words than the journal holds. Nothing was written. */
   TOO_LARGE: 5,
@@ -84,6 +82,8 @@ export const CommitStatus = {
   REENTRANT: 6,
   /** {@link ShmStore.updateInline} only: the key holds no inline number (or the step gave none). Nothing was written. */
   NOT_INLINE: 7,
+  /** The index has no free slot (cannot happen while group heads ≤ live keys; a guard). Nothing was written. */
+  FULL_INDEX: 8,
 } as const
 export type CommitStatus = (typeof CommitStatus)[keyof typeof CommitStatus]
 
@@ -296,7 +296,7 @@ export function createRegions(o: StoreOptions): StoreHandles {
   const entryBytes = historyEntryBytes(o.maxKeyBytes, o.maxMetaBytes)
   const fixed = {
     control: CONTROL_WORDS * 4,
-    index: slots * SLOT_BYTES,
+    index: indexBytes(slots),
     journal: journalBytes(JOURNAL_ENTRIES),
     history: historyBytes(o.historySize, entryBytes),
   }

@@ -74,18 +74,21 @@ export class StoreReader extends StoreRecovery {
     const ix = this.index
     const a = ix.i32
     for (let attempt = 1; attempt <= READ_GROUP_TRIES; attempt++) {
+      const moves = ix.moves()
       const head = ix.find(headKey, headKey.length, headHash)
       if (head === -2) continue
       if (head === -1) return []
       const hseq = Atomics.load(a, head * SLOT_WORDS + Slot.SEQ)
       if (hseq & 1) continue
       const members = this.walkGroup(head, headKey.length - 1)
-      // The head's seq moves on every membership change and each member's seq on every change to its value:
-      // all of them unchanged after the walk means every member held what the walk copied at one instant.
+      // The head's seq moves on every membership change, each member's seq on every change to its value,
+      // and the move counter whenever a delete moved a key to another slot: all of them unchanged after
+      // the walk means every member held what the walk copied, in the slots it copied, at one instant.
       if (
         members !== undefined &&
         Atomics.load(a, head * SLOT_WORDS + Slot.SEQ) === hseq &&
-        this.membersUnchanged(members)
+        this.membersUnchanged(members) &&
+        ix.unmoved(moves)
       )
         return members
     }
@@ -182,11 +185,13 @@ export class StoreReader extends StoreRecovery {
   protected probe(key: Uint8Array, len: number, hash: number, out: ReadOut): number {
     const ix = this.index
     const a = ix.i32
-    const mask = ix.slots - 1
-    for (let n = 0, s = hash & mask; n < ix.slots; n++, s = (s + 1) & mask) {
+    const n = ix.slots
+    const m = ix.moves()
+    for (let i = 0, s = ix.home(hash); i < n; i++, s = s + 1 === n ? 0 : s + 1) {
       const at = s * SLOT_WORDS
       const h = Atomics.load(a, at)
-      if (h === 0) return -1
+      // Absent only if no commit moved a key meanwhile (it might have moved from ahead of us to behind).
+      if (h === 0) return ix.unmoved(m) ? -1 : -2
       if (h !== hash) continue
       const seq = Atomics.load(a, at + Slot.SEQ)
       if (seq & 1) return -2
@@ -199,7 +204,7 @@ export class StoreReader extends StoreRecovery {
         return s
       }
     }
-    return -1
+    return ix.unmoved(m) ? -1 : -2
   }
 
   /** Copies the value of the slot at word `at` into `out` (tag, num, bytes in scratch). */

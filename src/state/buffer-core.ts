@@ -336,15 +336,30 @@ export class BufferCore {
       case CommitStatus.FULL_BYTES: {
         const s = this.store.stats()
         throw new StateCapacityError(
-          `state is full: ${operation} needs more than the ${s.capacity} bytes the value region may use (state.maxBytes); nothing was written`,
-          { operation, capacity: s.capacity, bytesUsed: s.bytesUsed },
+          `state is full: ${operation} needs a block the value region cannot supply (data bytes full: ${s.bytesUsed} of ${s.capacity} bytes in use by ${s.keys} live keys, state.maxBytes); nothing was written`,
+          { operation, full: 'bytes', capacity: s.capacity, bytesUsed: s.bytesUsed, keys: s.keys },
         )
       }
-      case CommitStatus.FULL_KEYS:
+      case CommitStatus.FULL_KEYS: {
+        const s = this.store.stats()
         throw new StateCapacityError(
-          `state is full: ${operation} would exceed ${this.store.stats().maxKeys} live keys (state.maxKeys); nothing was written`,
-          { operation, maxKeys: this.store.stats().maxKeys },
+          `state is full: ${operation} would exceed ${s.maxKeys} live keys (maxKeys full: ${s.keys} live, state.maxKeys); nothing was written`,
+          { operation, full: 'keys', maxKeys: s.maxKeys, keys: s.keys },
         )
+      }
+      case CommitStatus.FULL_INDEX: {
+        const s = this.store.stats()
+        throw new StateCapacityError(
+          `state is full: ${operation} finds no free index slot (index slots full: ${s.indexSlotsInUse} of ${s.indexSlots} in use by ${s.keys} live keys and their group heads); nothing was written`,
+          {
+            operation,
+            full: 'index',
+            indexSlots: s.indexSlots,
+            indexSlotsInUse: s.indexSlotsInUse,
+            keys: s.keys,
+          },
+        )
+      }
       case CommitStatus.TOO_LARGE:
         throw new StateCapacityError(`${operation} touches too many keys for one atomic commit; split it`, {
           operation,
