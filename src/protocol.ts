@@ -110,6 +110,10 @@ export interface StateChangeRecord extends RecordBase {
   timestamp: number
   /** The commit's position in the global commit order: orders changes of one key that arrive out of order. */
   version?: number
+  /** A side over 16 KiB stored was left out (`old` / `new` undefined); the sizes say how big each was. */
+  truncated?: boolean
+  oldBytes?: number
+  newBytes?: number
 }
 
 /**

@@ -318,6 +318,9 @@ function stateHooks(task: Job, conflicted: (info: StateConflictInfo) => void): S
         new: change.new,
         timestamp: change.timestamp,
         version: change.version,
+        truncated: change.truncated,
+        oldBytes: change.oldBytes,
+        newBytes: change.newBytes,
       })
     },
     onConflict(info) {

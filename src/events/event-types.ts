@@ -46,9 +46,17 @@ export interface BuiltInEvents {
   state_changed: {
     key: string
     scope: 'execution' | 'stream' | 'global'
+    /** `undefined` when absent, or when left out for size (`truncated`). */
     old: unknown
+    /** `undefined` when deleted, or when left out for size (`truncated`). */
     new: unknown
     attempt: number
+    /** A side whose stored form is over 16 KiB was left out; `oldBytes` / `newBytes` say how big each was. */
+    truncated?: true
+    /** Bytes the old value took in the store (a number: 8; absent: 0). */
+    oldBytes?: number
+    /** Bytes the new value takes in the store (a number: 8; deleted: 0). */
+    newBytes?: number
   }
   /** A synchronized write was refused because the key changed since the execution read it. */
   state_conflict: {

@@ -83,6 +83,8 @@ export function routeRecord(
           old: record.old,
           new: record.new,
           attempt: record.attempt,
+          ...(record.truncated ? { truncated: true } : {}),
+          ...(record.oldBytes !== undefined ? { oldBytes: record.oldBytes, newBytes: record.newBytes } : {}),
         },
         timestamp: record.timestamp,
       })

@@ -36,7 +36,7 @@ import { SerializableLog, SerializableView } from './level-serializable.js'
 import { SharedView } from './level-shared.js'
 import { SynchronizedView } from './level-synchronized.js'
 import { isThenable, type ScopeView } from './scope-view.js'
-import type { StateChange, StateHooks } from './types.js'
+import { CHANGE_VALUE_MAX_BYTES, type StateChange, type StateHooks } from './types.js'
 
 const NO_CHECKS: readonly ReadCheck[] = []
 
@@ -376,16 +376,21 @@ export class BufferCore {
     sc.committed(name, op)
     const onChange = this.hooks?.onChange
     if (onChange === undefined || !op.record || (op.del && op.found < 0)) return
+    const oldBytes = storedBytes(op.old)
+    const newBytes = op.del ? 0 : storedBytes(op)
     const change: StateChange = {
       key: name,
       scope: sc.group.scope as 'stream' | 'global',
-      old: this.codec.decode(op.old),
-      new: op.del ? undefined : this.codec.decode(op),
+      old: oldBytes > CHANGE_VALUE_MAX_BYTES ? undefined : this.codec.decode(op.old),
+      new: op.del || newBytes > CHANGE_VALUE_MAX_BYTES ? undefined : this.codec.decode(op),
       executionId: this.executionId,
       streamId: this.streamId,
       timestamp: this.store.lastTimestamp,
       version: this.store.lastVersion,
+      oldBytes,
+      newBytes,
     }
+    if (oldBytes > CHANGE_VALUE_MAX_BYTES || newBytes > CHANGE_VALUE_MAX_BYTES) change.truncated = true
     onChange(change)
   }
 
@@ -403,6 +408,12 @@ export class BufferCore {
     })
     return new StateConflictError(name, scope, { executionId: this.executionId, streamId: this.streamId })
   }
+}
+
+/** Bytes a raw value takes in the store: its encoded bytes, 8 for an inline number, 0 when absent. */
+function storedBytes(raw: RawValue): number {
+  if (raw.tag === ValueTag.BYTES) return raw.bytes?.length ?? 0
+  return raw.tag === ValueTag.INT || raw.tag === ValueTag.F64 ? 8 : 0
 }
 
 /** `current + delta` for `increment`: an absent key counts as 0; anything but a number is refused. */

@@ -74,6 +74,7 @@ export class KeyGroup {
   ) {
     const idBytes = utf8.encode(id)
     if (idBytes.length > MAX_ID_BYTES) throw idTooLong(scope, idBytes.length)
+    if (idBytes.length !== id.length && !id.isWellFormed()) throw notWellFormed(`${scope} id`, id)
     this.prefix = new Uint8Array(GROUP_OVERHEAD + idBytes.length)
     this.prefix[0] = ScopeCode[scope]
     this.prefix[1] = idBytes.length & 0xff
@@ -116,6 +117,8 @@ export class KeyGroup {
       key = this.scratchKey(p + name.length * 3)
     }
     const written = encodeName(name, key, p)
+    // Non-ASCII only: a lone surrogate would be encoded as U+FFFD, so '\uD800' and '\uDC00' would alias.
+    if (written !== name.length && !name.isWellFormed()) throw notWellFormed('state key', name)
     if (written > this.maxKeyBytes) throw tooLong(name, this.maxKeyBytes, written)
     const keyLen = p + written
     const hash = hashBytes(key, keyLen)
@@ -186,6 +189,13 @@ function encodeName(name: string, out: Uint8Array, at: number): number {
     out[at + i] = c
   }
   return n
+}
+
+function notWellFormed(what: string, name: string): StateKeyError {
+  return new StateKeyError(
+    `${what} ${describeValue(name)} is not well-formed UTF-16 (it has a lone surrogate); keys are stored as UTF-8`,
+    { key: name.slice(0, 80) },
+  )
 }
 
 function tooLong(name: string, max: number, atLeast: number): StateKeyError {
@@ -283,6 +293,10 @@ export function noneValue(): RawValue {
 
 function checkStorable(key: string, v: unknown, depth: number, path: unknown[]): void {
   const t = typeof v
+  if (t === 'string') {
+    if (!(v as string).isWellFormed()) throw loneSurrogate(key, v as string)
+    return
+  }
   if (t === 'function' || t === 'symbol') {
     throw new StateValueError(
       `value for key ${describeValue(key)} contains ${describeValue(v)}, which cannot be stored`,
@@ -305,7 +319,15 @@ function checkStorable(key: string, v: unknown, depth: number, path: unknown[]):
   if (ArrayBuffer.isView(v) || v instanceof Date) return
   path.push(v)
   if (Array.isArray(v)) {
-    for (const x of v) checkStorable(key, x, depth + 1, path)
+    for (let i = 0; i < v.length; i++) {
+      if (!(i in v)) {
+        throw new StateValueError(
+          `value for key ${describeValue(key)} is an array with a hole at index ${i}, which msgpack cannot carry (it would come back undefined); fill it`,
+          { key, index: i },
+        )
+      }
+      checkStorable(key, v[i], depth + 1, path)
+    }
   } else if (v instanceof Map) {
     for (const [k, x] of v) {
       checkStorable(key, k, depth + 1, path)
@@ -315,13 +337,20 @@ function checkStorable(key: string, v: unknown, depth: number, path: unknown[]):
     for (const x of v) checkStorable(key, x, depth + 1, path)
   } else {
     const proto = Object.getPrototypeOf(v)
-    if (proto !== Object.prototype && proto !== null) {
+    if (proto === null) {
+      throw new StateValueError(
+        `value for key ${describeValue(key)} contains a null-prototype object, which would come back as a plain object; store a plain object ({ ...value })`,
+        { key },
+      )
+    }
+    if (proto !== Object.prototype) {
       throw new StateValueError(
         `value for key ${describeValue(key)} contains an instance of ${proto?.constructor?.name ?? 'a class'}; store plain objects, arrays, Map, Set, Date, bigint or typed arrays`,
         { key },
       )
     }
     for (const k of Object.keys(v as object)) {
+      if (!k.isWellFormed()) throw loneSurrogate(key, k)
       if (k === '__proto__') {
         throw new StateValueError(
           `value for key ${describeValue(key)} has an own property "__proto__", which msgpack decoding renames`,
@@ -340,4 +369,11 @@ function checkStorable(key: string, v: unknown, depth: number, path: unknown[]):
     }
   }
   path.pop()
+}
+
+function loneSurrogate(key: string, s: string): StateValueError {
+  return new StateValueError(
+    `value for key ${describeValue(key)} contains the string ${describeValue(s.slice(0, 40))}, which is not well-formed UTF-16 (a lone surrogate would come back as U+FFFD)`,
+    { key },
+  )
 }

@@ -39,9 +39,24 @@ export interface StateChange {
   timestamp: number
   /** The commit's position in the global commit order (1, 2, …). */
   version: number
-  /** True when the values were too large for the history entry and were left out (only in `recentChanges`). */
+  /**
+   * True when a value was left out (`old` / `new` then `undefined` for that side): in a `state_changed`
+   * event, a side whose stored form is over {@link CHANGE_VALUE_MAX_BYTES}; in `recentChanges`, both sides
+   * when they did not fit the history entry. `oldBytes` / `newBytes` still say how big they were.
+   */
   truncated?: boolean
+  /** Bytes the old value takes in the store (a number: 8; absent: 0). */
+  oldBytes?: number
+  /** Bytes the new value takes in the store (a number: 8; deleted: 0). */
+  newBytes?: number
 }
+
+/**
+ * Largest stored value (in bytes) a `state_changed` event carries; a larger old or new value is left out
+ * and the change flagged `truncated`, so the record of any change the store accepts fits the record
+ * channel, and a write never fails after its commit.
+ */
+export const CHANGE_VALUE_MAX_BYTES = 16 * 1024
 
 /** A `synchronized` write refused, or a `serializable` execution's conflict, because a key it read changed. */
 export interface StateConflictInfo {
