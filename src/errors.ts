@@ -38,6 +38,10 @@ export const ErrorCode = {
   PORT_IN_USE: 'AGENTPOOL_PORT_IN_USE',
   /** The run log (`durability`) cannot be opened, written or read. */
   DURABILITY: 'AGENTPOOL_DURABILITY',
+  /** A state write through the `ctx.state` of an execution that has already ended. */
+  EXECUTION_ENDED: 'AGENTPOOL_EXECUTION_ENDED',
+  /** A function run under the state commit lock held it past `state.lockBudgetMs`; its thread was stopped. */
+  STATE_LOCK_BUDGET: 'AGENTPOOL_STATE_LOCK_BUDGET',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
@@ -272,6 +276,36 @@ export class StateBusyError extends AgentPoolError {
 }
 
 /**
+ * A state write through the `ctx.state` of an execution that has ended (it completed, failed, timed out or
+ * was cancelled) — typically from a timer or promise the handler left running. Nothing was written: an
+ * ended execution's state is freed, and a late write must not bring it back.
+ */
+export class ExecutionEndedError extends AgentPoolError {
+  constructor(executionId: string, operation = 'write') {
+    super(
+      ErrorCode.EXECUTION_ENDED,
+      `state ${operation} refused: execution ${executionId} has ended (a timer or promise its handler left running?); nothing was written`,
+      { details: { executionId, operation } },
+    )
+  }
+}
+
+/**
+ * An execution held the state commit lock (inside an `update`/`transaction` function, which runs with the
+ * lock held) for longer than `state.lockBudgetMs`: every other commit was waiting for it. Its thread was
+ * stopped, the lock recovered (its commit rolled back) and the execution failed with this error.
+ */
+export class StateLockBudgetError extends AgentPoolError {
+  constructor(executionId: string, budgetMs: number) {
+    super(
+      ErrorCode.STATE_LOCK_BUDGET,
+      `execution ${executionId} held the state commit lock for more than state.lockBudgetMs (${budgetMs} ms) — an update() or transaction() function that never returns? Its thread was stopped and its commit rolled back`,
+      { details: { executionId, lockBudgetMs: budgetMs } },
+    )
+  }
+}
+
+/**
  * The run log cannot be used: its file cannot be created or written (permissions, a full disk), is not an
  * SQLite database or is damaged, is in use by another process, or better-sqlite3 is not installed. Names the file.
  */
@@ -314,6 +348,8 @@ for (const cls of [
   RecordInvalidError,
   StateBusyError,
   DurabilityError,
+  ExecutionEndedError,
+  StateLockBudgetError,
 ]) {
   classesByCode[cls.name] = cls as never
 }

@@ -32,6 +32,11 @@ export interface ExecutionTask {
   correlationId?: string
   /** Absent when it is {@link API_META}. */
   meta?: Record<string, unknown>
+  /**
+   * The attempt's state lease (`SharedBufferManager.openLease`): its `ctx.state` commits nothing once the
+   * main thread ends it. Absent only for tasks sent without a runtime (tests).
+   */
+  lease?: { slot: number; gen: number }
 }
 
 /** What a thread needs to know of each entry point, sent once in `workerData`. */

@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto'
-import { BroadcastChannel } from 'node:worker_threads'
 import { afterEach, describe, expect, it } from 'vitest'
+import { listen as listenOn } from './helpers/listen.js'
 import { api, startRuntime } from './helpers/runtime.js'
 
 const cleanups: (() => Promise<void>)[] = []
@@ -8,18 +7,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c()
 })
 
-/** Resolves with the first message posted on a fresh BroadcastChannel; the channel's name. */
-function listen(): { name: string; message: Promise<unknown> } {
-  const name = `leftover-${randomUUID()}`
-  const channel = new BroadcastChannel(name)
-  const message = new Promise((resolve) => {
-    channel.onmessage = (event) => {
-      channel.close()
-      resolve((event as { data: unknown }).data)
-    }
-  })
-  cleanups.push(async () => channel.close())
-  return { name, message }
+function listen() {
+  return listenOn((fn) => cleanups.push(fn))
 }
 
 describe('work a handler leaves behind', () => {

@@ -67,6 +67,8 @@ interface Job {
   turnTag: number
   input: unknown
   meta: Readonly<Record<string, unknown>>
+  /** The attempt's state lease: once the main thread ends it, `ctx.state` commits nothing. */
+  lease: ExecutionTask['lease']
 }
 
 function jobOf(task: ExecutionTask): Job {
@@ -85,6 +87,7 @@ function jobOf(task: ExecutionTask): Job {
     turnTag: 0,
     input: task.input,
     meta: task.meta ?? API_META,
+    lease: task.lease,
   }
 }
 /** Executions running on this thread, by id. */
@@ -245,6 +248,7 @@ class ExecutionContext implements HandlerContext {
       stateHooks(this.task, (info) => {
         this.lastConflict = info
       }),
+      this.task.lease,
     )
     return this.buffer
   }
@@ -296,7 +300,10 @@ class ExecutionContext implements HandlerContext {
     return { rerun, error }
   }
 
-  /** After the end: late calls (from timers the handler left behind) are refused; state is freed. */
+  /**
+   * After the end: late calls (from timers the handler left behind) are refused — `ctx.state` writes with
+   * `ExecutionEndedError` — and the execution scope is freed.
+   */
   close(): void {
     this.recorder?.close()
     if (this.buffer !== undefined) state.releaseBuffer(this.buffer)

@@ -41,7 +41,7 @@ export interface Batch {
 }
 
 export interface DispatchHooks {
-  /** `e` is on its way to a thread (its first or a later attempt). */
+  /** `e` is on its way to a thread (its first or a later attempt); called before its task is built. */
   onStart(e: Execution): void
   /** A pool message settled: with `result`, or with `err` when its thread died or was terminated. */
   onSettled(batch: Batch, err: unknown, result: BatchResult | undefined): void
@@ -220,16 +220,18 @@ export class Dispatcher {
     for (const e of executions) {
       if (e.startedAt === 0) e.startedAt = now
       this.batchOf.set(e.id, batch)
+      // First: it opens the attempt's state lease, which the task carries.
+      this.hooks.onStart(e)
       const task: ExecutionTask = {
         executionId: e.id,
         entryPoint: e.stream.index,
         attempt: e.attempt,
         input: e.input,
+        lease: e.lease,
       }
       if (e.correlationId !== e.id) task.correlationId = e.correlationId
       if (e.meta !== API_META) task.meta = e.meta
       tasks.push(task)
-      this.hooks.onStart(e)
     }
     this.messagesInFlight++
     this.messagesBusy++

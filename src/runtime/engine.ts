@@ -24,6 +24,7 @@ import {
 } from '../errors.js'
 import type { EventBus, EventData } from '../events/index.js'
 import type { BatchResult, EndOp, EndRecord, Recovery, WireRecord } from '../protocol.js'
+import type { Lease } from '../state/index.js'
 import { Admission, type Journal } from './admission.js'
 import { judgeThreadExit, triageUnfinished } from './crash-triage.js'
 import { type Batch, Dispatcher } from './dispatch.js'
@@ -42,7 +43,8 @@ const RETRY_MAX_MS = 1000
 
 /** What the engine needs from the state layer (kept narrow so the engine knows nothing of its insides). */
 export interface StateCleanup {
-  cleanupExecution(executionId: string): void
+  openLease(): Lease
+  endLease(lease: Lease, executionId: string): void
   threadExited(threadId: number): void
 }
 
@@ -248,6 +250,7 @@ export class RuntimeEngine {
   }
 
   private onStart(e: Execution): void {
+    e.lease = this.state.openLease()
     if (e.timeoutMs > 0) e.deadline = this.timeouts.add(e, e.timeoutMs)
     this.hooks.journal?.({ op: 'start', id: e.id, attempt: e.attempt, startedAt: e.startedAt })
     // publishRecord: no checks (the engine's events are well formed) and no id string while nobody listens.
@@ -282,7 +285,7 @@ export class RuntimeEngine {
     for (const e of batch.executions) {
       if (batch.ended.has(e.id) || e.phase !== 'running') continue
       // Still running after its message ended: its thread died (or the message was aborted) before its end.
-      this.state.cleanupExecution(e.id)
+      this.endLease(e)
       this.clearTimer(e)
       e.stream.running--
       const crash = triageUnfinished(batch, e, err)
@@ -298,6 +301,7 @@ export class RuntimeEngine {
     const e = this.executions.get(r.executionId)
     // An end for an attempt that is no longer current (timed out, cancelled, or re-run) changes nothing.
     if (e === undefined || e.phase !== 'running' || e.attempt !== r.attempt) return
+    this.endLease(e)
     if (r.conflicts !== undefined) {
       e.conflicts += r.conflicts
       e.stream.conflicts += r.conflicts
@@ -380,6 +384,8 @@ export class RuntimeEngine {
   ): void {
     if (e.phase === 'done') return
     const wasRunning = e.phase === 'running'
+    // However the attempt ends, nothing of it is written from now on (and its execution scope is freed).
+    if (wasRunning) this.endLease(e)
     if (wasRunning && status !== 'completed' && status !== 'failed') {
       e.stream.running--
       const reason = status === 'timed_out' ? 'timeout' : this.admission.accepting ? 'cancelled' : 'stopping'
@@ -419,6 +425,13 @@ export class RuntimeEngine {
         data: { attempt: e.attempt, status: r.status as 'failed', error: r.error!, durationMs: r.durationMs },
       })
     }
+  }
+
+  /** The running attempt is over for the main thread: its state lease ends (see `StateCleanup.endLease`). */
+  private endLease(e: Execution): void {
+    if (e.lease === undefined) return
+    this.state.endLease(e.lease, e.id)
+    e.lease = undefined
   }
 
   private clearTimer(e: Execution): void {

@@ -6,6 +6,7 @@
  * @module
  */
 import type { ResolvedEntryPoint } from '../config/index.js'
+import type { Lease } from '../state/index.js'
 import { LatencyWindow } from './latency-window.js'
 import type { TimeoutEntry } from './timeouts.js'
 import type { ExecutionResult, StreamStats, TriggerOptions } from './types.js'
@@ -44,6 +45,8 @@ export interface Execution {
   timer: NodeJS.Timeout | undefined
   /** The running attempt's timeout. */
   deadline: TimeoutEntry<Execution> | undefined
+  /** The running attempt's state lease (see `SharedBufferManager.openLease`); ended with the attempt. */
+  lease: Lease | undefined
   detachSignal: (() => void) | undefined
 }
 
@@ -79,6 +82,7 @@ export function newExecution(
     promise: undefined,
     timer: undefined,
     deadline: undefined,
+    lease: undefined,
     detachSignal: undefined,
   }
 }

@@ -1,12 +1,13 @@
 /**
  * SharedArrayBuffer structures: lock, journal, allocator, hash index, history ring, the store that
- * combines them, and the frame ring. Knows nothing about agents.
+ * combines them, the frame ring and the lease table. Knows nothing about agents.
  *
  * @module
  */
 export * from './frame-ring.js'
 export type { HistoryEntry, RawValue } from './history-ring.js'
-export { AtomicsLock, DEAD_TABLE_WORDS, DeadThreadTable, LOCK_WORDS } from './lock.js'
+export { type Lease, LeaseEnd, LeaseTable, MAX_LEASES } from './lease-table.js'
+export { AtomicsLock, DEAD_TABLE_WORDS, DeadThreadTable, LOCK_WORDS, ownerThread } from './lock.js'
 export {
   CommitStatus,
   EXPECT_ABSENT,

@@ -6,7 +6,9 @@
  *
  * | word | name    | meaning                                                                      |
  * |------|---------|------------------------------------------------------------------------------|
- * | 0    | owner   | 0 = free; otherwise `threadId + 1` of the holder (main thread = 1)            |
+ * | 0    | owner   | 0 = free; otherwise the holder's tag: bits 0..20 `threadId + 1` (main thread = 1), |
+ * |      |         | bits 21..31 the holder's acquisition count (wraps): one holding keeps one value, |
+ * |      |         | so a watcher that sees the same word over time knows it is one long holding    |
  * | 1    | waiters | bits 0..29: threads parked (in `Atomics.wait` on word 2); bit 30 (WAKING): a  |
  * |      |         | wake is in flight. Release notifies only if some thread is parked and no wake  |
  * |      |         | is in flight; the woken thread clears WAKING                                   |
@@ -22,6 +24,11 @@
  *
  * Thread ids are never reused within a process, so "this owner is in the dead table" is a stable fact.
  *
+ * A thread may arm a one-shot {@link AtomicsLock.guard} before a critical section: the next `acquire`
+ * runs it right after taking the lock, with the owner word it stored, and releases the lock again if the
+ * guard throws. That is how a caller checks a condition that must hold *under* the lock (an execution
+ * that ended must not commit) without a second lock.
+ *
  * @module
  */
 
@@ -33,6 +40,9 @@ export const DEAD_RING_SIZE = 64
 export const DEAD_TABLE_WORDS = 1 + DEAD_RING_SIZE
 
 const OWNER = 0
+/** Bits of the owner word that hold `threadId + 1`; the bits above count acquisitions. */
+const THREAD_BITS = 21
+const THREAD_MASK = (1 << THREAD_BITS) - 1
 const WAITERS = 1
 const WAKES = 2
 /** Bit of the waiters word: a notify was sent and its thread has not run yet. */
@@ -86,12 +96,28 @@ export class DeadThreadTable {
   }
 }
 
+/** The thread id of an owner word (see the layout table); -1 for a free lock. */
+export function ownerThread(word: number): number {
+  return (word & THREAD_MASK) - 1
+}
+
 /**
  * The mutex. Held only inside synchronous critical sections (never across an `await`), so one owner per
  * thread is exact even when a thread runs several executions.
  */
 export class AtomicsLock {
+  /** `threadId + 1`: the thread bits of this thread's owner words. */
   private readonly tag: number
+  /** Acquisitions by this thread so far: the count bits of its next owner word. */
+  private count = 0
+  /** The owner word of this thread's current holding (valid while it holds the lock). */
+  private held = 0
+  /**
+   * One-shot: the next {@link acquire} on this thread takes it (whether or not it gets the lock) and, once
+   * it holds the lock, calls it with the owner word it stored. If it throws, the lock is released and the
+   * error propagates from `acquire`. Set it right before the call that acquires; it never outlives that call.
+   */
+  guard: ((ownerWord: number) => void) | undefined = undefined
   /** This thread's own word for {@link pause}: an Atomics load the compiler cannot drop. */
   private readonly idle = new Int32Array(1)
 
@@ -105,6 +131,8 @@ export class AtomicsLock {
     private readonly isMain: boolean,
   ) {
     if (base < 0 || base + LOCK_WORDS > i32.length) throw new RangeError(`lock at ${base} out of bounds`)
+    if (threadId + 1 > THREAD_MASK)
+      throw new RangeError(`thread id ${threadId} does not fit a lock's owner word`)
     this.tag = threadId + 1
   }
 
@@ -117,8 +145,17 @@ export class AtomicsLock {
 
   /** Any thread. Never blocks. True when this thread now holds the lock. */
   tryAcquire(): boolean {
+    const word = this.nextWord()
     // CAS is the acquire fence: everything the previous owner stored before its release store is visible.
-    return Atomics.compareExchange(this.i32, this.base + OWNER, 0, this.tag) === 0
+    if (Atomics.compareExchange(this.i32, this.base + OWNER, 0, word) !== 0) return false
+    this.held = word
+    return true
+  }
+
+  /** This thread's next owner word: its thread bits and a new acquisition count. */
+  private nextWord(): number {
+    this.count = (this.count + 1) & (0xffffffff >>> THREAD_BITS)
+    return this.tag | (this.count << THREAD_BITS)
   }
 
   /**
@@ -129,8 +166,23 @@ export class AtomicsLock {
    * already (not re-entrant) instead of waiting for itself forever.
    */
   acquire(): boolean {
+    const guard = this.guard
+    this.guard = undefined
+    if (!this.take()) return false
+    if (guard !== undefined) {
+      try {
+        guard(this.held)
+      } catch (err) {
+        this.release()
+        throw err
+      }
+    }
+    return true
+  }
+
+  private take(): boolean {
     if (this.tryAcquire()) return true
-    if (Atomics.load(this.i32, this.base + OWNER) === this.tag) {
+    if ((Atomics.load(this.i32, this.base + OWNER) & THREAD_MASK) === this.tag) {
       throw new Error('AtomicsLock is not re-entrant: this thread already holds it')
     }
     // Spin for about SPIN_TRIES pause units in all, looking at the lock word between pauses.
@@ -173,14 +225,25 @@ export class AtomicsLock {
 
   /** Any thread. The holder's thread id, or -1 when free. */
   owner(): number {
-    return Atomics.load(this.i32, this.base + OWNER) - 1
+    return ownerThread(Atomics.load(this.i32, this.base + OWNER))
+  }
+
+  /**
+   * Any thread. The whole owner word (0 when free): the same non-zero word seen twice means one holding
+   * lasted from the first look to the second (see the layout table). For a watchdog.
+   */
+  ownerWord(): number {
+    return Atomics.load(this.i32, this.base + OWNER)
   }
 
   /** Any thread. Never blocks. If the lock's owner is recorded dead, take the lock over from it. */
   takeOverIfDead(): boolean {
     const cur = Atomics.load(this.i32, this.base + OWNER)
-    if (cur === 0 || cur === this.tag || !this.dead.has(cur - 1)) return false
-    return Atomics.compareExchange(this.i32, this.base + OWNER, cur, this.tag) === cur
+    if (cur === 0 || (cur & THREAD_MASK) === this.tag || !this.dead.has(ownerThread(cur))) return false
+    const word = this.nextWord()
+    if (Atomics.compareExchange(this.i32, this.base + OWNER, cur, word) !== cur) return false
+    this.held = word
+    return true
   }
 
   private spinBounded(): boolean {

@@ -33,6 +33,23 @@ export class StoreRecovery extends StoreRegions {
     return this.lock.owner()
   }
 
+  /**
+   * Any thread, never blocks. The commit lock's whole owner word (0 when free): the same word seen twice
+   * means one holding lasted between the looks (see `AtomicsLock.ownerWord`). For the lock watchdog.
+   */
+  lockWord(): number {
+    return this.lock.ownerWord()
+  }
+
+  /**
+   * Any thread. Arms the commit lock's one-shot guard for this thread's next commit (see
+   * `AtomicsLock.guard`): it runs holding the lock, before anything is written, and a throw aborts the
+   * commit with nothing written. Disarm (`undefined`) after the call, in case it returned before locking.
+   */
+  armGuard(guard: ((ownerWord: number) => void) | undefined): void {
+    this.lock.guard = guard
+  }
+
   protected acquire(): boolean {
     if (!this.lock.acquire()) return false
     // A non-idle journal under a freshly taken lock means its last holder died mid-commit.

@@ -8,10 +8,18 @@
  * the store's commit lock for a few microseconds (on the main thread: a bounded spin, then
  * `StateBusyError`).
  *
+ * Ending. Every commit goes through {@link BufferCore.commit}, {@link BufferCore.commitLocked} or the
+ * inline update, which arm the commit lock's guard: holding the lock, before anything is written, it
+ * refuses the commit with `ExecutionEndedError` once the buffer was ended on its thread ({@link end}) or its
+ * attempt's lease was ended by the main thread (a timeout, a cancellation, a stop). Checked under the lock,
+ * the answer cannot change before the commit point: a late write never lands after its execution's
+ * state was freed.
+ *
  * @module
  */
 import type { IsolationLevel } from '../config/index.js'
 import {
+  ExecutionEndedError,
   InvalidArgumentError,
   StateBusyError,
   StateCapacityError,
@@ -22,6 +30,8 @@ import {
   CommitStatus,
   EXPECT_ABSENT,
   EXPECT_ANY,
+  type Lease,
+  type LeaseTable,
   type RawValue,
   type ReadCheck,
   ReadOut,
@@ -80,6 +90,12 @@ export class UpdateStep {
   }
 }
 
+/** An attempt's lease and the table it lives in. */
+export interface LeaseRef {
+  table: LeaseTable
+  lease: Lease
+}
+
 /** Everything the buffers of one execution share (narrowed buffers share their parent's core). */
 export class BufferCore {
   readonly out = new ReadOut()
@@ -101,6 +117,7 @@ export class BufferCore {
     private readonly maxKeyBytes: number,
     readonly hooks: StateHooks | undefined,
     readonly mainSpinMs: number,
+    readonly lease: LeaseRef | undefined,
   ) {
     const needsLog = levels.stream === 'serializable' || levels.global === 'serializable'
     this.serializable = needsLog ? new SerializableLog() : undefined
@@ -121,6 +138,45 @@ export class BufferCore {
     return this.executionView !== undefined
   }
 
+  private ended = false
+
+  /** Ends the buffer on its own thread: every later write is refused. Idempotent. */
+  end(): void {
+    this.ended = true
+  }
+
+  /** Throws `ExecutionEndedError` once the buffer has ended (on its own thread). */
+  assertOpen(operation: string): void {
+    if (this.ended) throw new ExecutionEndedError(this.executionId, operation)
+  }
+
+  /** The commit lock's guard for this buffer's commits (see the module doc). */
+  private readonly guard = (ownerWord: number): void => {
+    const l = this.lease
+    if (this.ended || (l !== undefined && !l.table.admit(l.lease, ownerWord)))
+      throw new ExecutionEndedError(this.executionId)
+  }
+
+  /** `ShmStore.commit` of this buffer's ops, refused once the buffer has ended. */
+  commit(writes: readonly WriteOp[], checks: readonly ReadCheck[], retry?: () => void): CommitStatus {
+    this.store.armGuard(this.guard)
+    try {
+      return this.store.commit(writes, checks, this.meta, retry)
+    } finally {
+      this.store.armGuard(undefined)
+    }
+  }
+
+  /** `ShmStore.commitLocked` for this buffer, refused once the buffer has ended. */
+  commitLocked(build: () => { writes: readonly WriteOp[]; checks: readonly ReadCheck[] }): CommitStatus {
+    this.store.armGuard(this.guard)
+    try {
+      return this.store.commitLocked(build, this.meta)
+    } finally {
+      this.store.armGuard(undefined)
+    }
+  }
+
   private makeView(group: KeyGroup, level: IsolationLevel): ScopeView {
     switch (level) {
       case 'isolated':
@@ -136,11 +192,15 @@ export class BufferCore {
 
   view(scope: unknown): ScopeView {
     if (scope === 'execution') {
-      // Only its own execution reaches the execution scope: it behaves as `shared`.
-      this.executionView ??= new SharedView(
-        new KeyGroup('execution', this.executionId, this.maxKeyBytes),
-        'shared',
-      )
+      if (this.executionView === undefined) {
+        // Before anything can be stored there: the main thread then knows to free it if it ends the lease.
+        if (this.lease !== undefined) this.lease.table.markUsed(this.lease.lease)
+        // Only its own execution reaches the execution scope: it behaves as `shared`.
+        this.executionView = new SharedView(
+          new KeyGroup('execution', this.executionId, this.maxKeyBytes),
+          'shared',
+        )
+      }
       return this.executionView
     }
     const v = scope === 'stream' || scope === 'global' ? this.views[scope] : undefined
@@ -306,7 +366,13 @@ export class BufferCore {
     op.record = sc.group.scope !== 'execution'
     op.hint = r.slot
     op.hintSeq = r.seq
-    const status = this.store.updateInline(op, this.meta, step.numberStep)
+    this.store.armGuard(this.guard)
+    let status: CommitStatus
+    try {
+      status = this.store.updateInline(op, this.meta, step.numberStep)
+    } finally {
+      this.store.armGuard(undefined)
+    }
     if (status === CommitStatus.NOT_INLINE) return false
     if (status !== CommitStatus.OK) this.check(status, `update(${JSON.stringify(step.key)})`)
     r.slot = op.outSlot
@@ -316,7 +382,7 @@ export class BufferCore {
 
   /** Commits the single op (`retry`: see `ShmStore.commit`). */
   commitSingle(retry?: () => void): CommitStatus {
-    return this.store.commit(this.singleList, NO_CHECKS, this.meta, retry)
+    return this.commit(this.singleList, NO_CHECKS, retry)
   }
 
   /**

@@ -208,8 +208,8 @@ export class SerializableLog {
       const checks = this.checks()
       const status =
         adds === 0
-          ? c.store.commit(ops, checks.list, c.meta)
-          : c.store.commitLocked(() => this.withIncrements(c, ops, owners, checks.list), c.meta)
+          ? c.commit(ops, checks.list)
+          : c.commitLocked(() => this.withIncrements(c, ops, owners, checks.list))
       if (status === CommitStatus.CONFLICT) {
         const at = c.store.conflictAt
         const who = at < ops.length ? owners[at]! : checks.owners[at - ops.length]

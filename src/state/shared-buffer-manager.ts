@@ -6,14 +6,21 @@
  * `recentChanges`, `stats` — any thread, never block. `cleanupExecution` / `cleanupStream` — any thread;
  * on a worker they may block briefly on the commit lock; on the main thread they never block (if a live
  * worker holds the lock past the spin budget, the cleanup is retried on a timer). `threadExited` — the
- * main thread, never blocks.
+ * main thread, never blocks. `openLease` / `endLease` — the main thread, never block.
+ *
+ * Execution ends. The main thread opens a lease (`LeaseTable`) for each execution attempt it sends to a
+ * worker and ends it when, for the main thread, that attempt is over — however it ended, its thread
+ * terminated included. A buffer made with a lease checks it under the commit lock before every commit, so
+ * once the lease is ended nothing more of that attempt is written (`ExecutionEndedError`), and the main
+ * thread frees the execution scope if the buffer had used it. A worker that ends an attempt itself frees
+ * that scope at once (`releaseBuffer`) and tells the lease, so the main thread has nothing left to do.
  *
  * @module
  */
 import { isMainThread, threadId } from 'node:worker_threads'
 import type { IsolationLevel } from '../config/index.js'
 import { InvalidArgumentError } from '../errors.js'
-import { ShmStore } from '../shm/index.js'
+import { CommitStatus, type Lease, LeaseEnd, LeaseTable, ShmStore } from '../shm/index.js'
 import { BufferCore } from './buffer-core.js'
 import {
   checkGroupId,
@@ -43,6 +50,14 @@ const DEFAULT_MAIN_SPIN_MS = 50
 const MAIN_RETRY_MS = 5
 /** Stream key groups cached per thread. */
 const MAX_CACHED_STREAMS = 1024
+const NO_META = new Uint8Array(0)
+const NO_OPS = { writes: [], checks: [] }
+
+/** A cleanup the main thread had to defer; `barrier`: take the commit lock once first (see `endLease`). */
+interface PendingCleanup {
+  group: KeyGroup
+  barrier: boolean
+}
 
 /** The shared state of one runtime: every thread attaches the same regions. */
 export class SharedBufferManager {
@@ -52,16 +67,18 @@ export class SharedBufferManager {
   /** Turns of `serializable` executions that keep conflicting (see `ConflictTurns`). */
   readonly turns: ConflictTurns
   private readonly codec: ValueCodec
+  private readonly leases: LeaseTable
   private readonly globalGroup: KeyGroup
   /** Stream groups of this thread, shared by all its buffers so their key and head caches stay warm. */
   private readonly streamGroups = new Map<string, KeyGroup>()
-  private readonly pendingCleanups = new Map<string, KeyGroup>()
+  private readonly pendingCleanups = new Map<string, PendingCleanup>()
   private retryTimer: ReturnType<typeof setTimeout> | undefined
   private settledWaiters: (() => void)[] = []
 
-  private constructor(handles: StateHandles, store: ShmStore) {
+  private constructor(handles: StateHandles, store: ShmStore, leases: LeaseTable) {
     this.handles = handles
     this.store = store
+    this.leases = leases
     this.turns = new ConflictTurns(handles.turns, threadId)
     this.codec = new ValueCodec(handles.maxValueBytes)
     this.globalGroup = new KeyGroup('global', '', handles.maxKeyBytes)
@@ -98,16 +115,19 @@ export class SharedBufferManager {
         throw new InvalidArgumentError(`state options: ${err.message}`, { maxBytes, maxKeys })
       throw err
     }
+    const leases = LeaseTable.create()
     return new SharedBufferManager(
       {
         store: store.handles,
         turns: ConflictTurns.allocate(),
+        leases: leases.buffer,
         maxValueBytes,
         maxKeyBytes,
         historySize,
         mainSpinMs,
       },
       store,
+      leases,
     )
   }
 
@@ -116,15 +136,19 @@ export class SharedBufferManager {
     if (!handles?.store?.control)
       throw new InvalidArgumentError('SharedBufferManager.attach: not state handles')
     const store = ShmStore.attach(handles.store, { threadId, isMainThread, mainSpinMs: handles.mainSpinMs })
-    return new SharedBufferManager(handles, store)
+    return new SharedBufferManager(handles, store, LeaseTable.attach(handles.leases))
   }
 
-  /** A buffer for one execution of one stream. Any thread; cheap (no shared memory is touched). */
+  /**
+   * A buffer for one execution of one stream. Any thread; cheap (no shared memory is touched). `lease`
+   * (internal): the attempt's lease from {@link openLease}; once it is ended the buffer writes nothing.
+   */
   createBuffer(
     executionId: string,
     streamId: string,
     isolation: BufferIsolation,
     hooks?: StateHooks,
+    lease?: Lease,
   ): StreamBuffer {
     const levels = resolveIsolation(isolation)
     const h = this.handles
@@ -140,16 +164,40 @@ export class SharedBufferManager {
       h.maxKeyBytes,
       hooks,
       h.mainSpinMs,
+      lease === undefined ? undefined : { table: this.leases, lease },
     )
     return new StreamBuffer(core)
   }
 
   /**
-   * Frees what `buffer`'s execution stored in its execution scope, like {@link cleanupExecution}, and
-   * nothing at all when it never used that scope. Same threads and blocking as `cleanupExecution`.
+   * Ends `buffer`: from now on every write through it (or a narrowed copy) throws `ExecutionEndedError`
+   * and stores nothing. Then frees what its execution stored in its execution scope, like
+   * {@link cleanupExecution}, and nothing at all when it never used that scope. Same threads and blocking
+   * as `cleanupExecution`.
    */
   releaseBuffer(buffer: StreamBuffer): void {
-    if (buffer.executionScopeUsed) this.cleanupExecution(buffer.executionId)
+    const core = buffer.core
+    core.end()
+    if (!core.executionScopeUsed) return
+    this.cleanupExecution(core.executionId)
+    // Freed here: the main thread need not free it again when it ends the lease.
+    if (core.lease !== undefined) core.lease.table.clearUsed(core.lease.lease)
+  }
+
+  /** Main thread, never blocks. Opens the lease of one execution attempt (pass it to `createBuffer`). */
+  openLease(): Lease {
+    return this.leases.open()
+  }
+
+  /**
+   * Main thread, never blocks. Ends `lease`: no buffer made with it commits anything from now on. If its
+   * buffer used the execution scope and did not free it, frees `executionId`'s execution scope — after
+   * taking the commit lock once, so that a commit admitted just before the end has landed and is freed too
+   * (deferred to a timer if a live worker holds the lock past the spin budget). Idempotent.
+   */
+  endLease(lease: Lease, executionId: string): void {
+    if (this.leases.end(lease) !== LeaseEnd.USED) return
+    this.cleanupGroup(new KeyGroup('execution', executionId, this.handles.maxKeyBytes), true)
   }
 
   /**
@@ -236,19 +284,27 @@ export class SharedBufferManager {
     return g
   }
 
-  private cleanupGroup(group: KeyGroup): void {
-    if (this.store.deleteGroup(group.head)) return
-    // Main thread only (workers block instead): retry later rather than block the event loop.
-    this.pendingCleanups.set(`${group.scope}:${group.id}`, group)
+  /**
+   * Deletes `group`'s keys. `barrier`: takes the commit lock once first, so every commit that took it
+   * before (and may be adding to the group) has landed.
+   */
+  private cleanupGroup(group: KeyGroup, barrier = false): void {
+    const done =
+      (!barrier || this.store.commitLocked(() => NO_OPS, NO_META) !== CommitStatus.BUSY) &&
+      this.store.deleteGroup(group.head)
+    if (done) return
+    // Main thread only (workers block instead): retry later rather than block the event loop. A barrier
+    // that passed is not needed again, but taking the lock twice costs nothing worth a second flag.
+    this.pendingCleanups.set(`${group.scope}:${group.id}`, { group, barrier })
     this.retryTimer ??= setTimeout(() => this.retryCleanups(), MAIN_RETRY_MS)
     this.retryTimer.unref?.()
   }
 
   private retryCleanups(): void {
     this.retryTimer = undefined
-    const groups = [...this.pendingCleanups.values()]
+    const pending = [...this.pendingCleanups.values()]
     this.pendingCleanups.clear()
-    for (const g of groups) this.cleanupGroup(g)
+    for (const p of pending) this.cleanupGroup(p.group, p.barrier)
     if (this.pendingCleanups.size > 0) return
     const waiters = this.settledWaiters
     this.settledWaiters = []

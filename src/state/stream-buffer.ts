@@ -44,18 +44,14 @@ const MERGE_ORDER: readonly StateScope[] = ['global', 'stream', 'execution']
 export class StreamBuffer {
   /** @internal */
   constructor(
-    private readonly core: BufferCore,
+    /** @internal */
+    readonly core: BufferCore,
     private readonly perms: Permissions = new Permissions(),
   ) {}
 
   /** The execution this buffer belongs to. */
   get executionId(): string {
     return this.core.executionId
-  }
-
-  /** @internal Whether the execution scope was used at all (if not, nothing of it was stored). */
-  get executionScopeUsed(): boolean {
-    return this.core.executionScopeUsed
   }
 
   /** The stream (entry point) this buffer belongs to. */
@@ -101,6 +97,7 @@ export class StreamBuffer {
   write(key: string, value: unknown, opts?: ScopeOption): void {
     this.perms.allow('write', key)
     const c = this.core
+    c.assertOpen('write')
     const sc = c.view(opts?.scope ?? 'execution')
     const r = sc.group.ref(key, true)
     const raw = typeof value === 'number' ? c.numberRaw(value) : c.codec.encode(key, value)
@@ -111,6 +108,7 @@ export class StreamBuffer {
   delete(key: string, opts?: ScopeOption): boolean {
     this.perms.allow('write', key)
     const c = this.core
+    c.assertOpen('delete')
     const sc = c.view(opts?.scope ?? 'execution')
     return sc.put(c, key, undefined, 'delete', sc.group.ref(key, true))
   }
@@ -130,6 +128,7 @@ export class StreamBuffer {
     if (typeof fn !== 'function')
       throw new InvalidArgumentError(`update(${JSON.stringify(key)}): fn must be a function`)
     const c = this.core
+    c.assertOpen('update')
     const step = c.updateStep
     if (step.fn !== undefined) {
       throw new InvalidArgumentError(
@@ -161,6 +160,7 @@ export class StreamBuffer {
         { key },
       )
     const c = this.core
+    c.assertOpen('increment')
     const sc = c.view(opts?.scope ?? 'execution')
     sc.group.ref(key, true)
     sc.increment(c, key, delta)
@@ -177,6 +177,7 @@ export class StreamBuffer {
   transaction<R>(fn: (tx: StateTransaction) => R): R {
     if (typeof fn !== 'function') throw new InvalidArgumentError('transaction(fn): fn must be a function')
     const c = this.core
+    c.assertOpen('transaction')
     for (let attempt = 0; attempt < OPTIMISTIC_TRIES; attempt++) {
       const tx = new StateTransaction(c, this.perms)
       const result = fn(tx)
@@ -194,12 +195,12 @@ export class StreamBuffer {
     const c = this.core
     let tx: StateTransaction | undefined
     let result: R | undefined
-    const status = c.store.commitLocked(() => {
+    const status = c.commitLocked(() => {
       tx = new StateTransaction(c, this.perms)
       result = fn(tx)
       if (isThenable(result)) throw notSync('transaction fn')
       return tx.build()
-    }, c.meta)
+    })
     c.check(status, 'transaction')
     // Under the lock nothing read inside `fn` can change; a conflict can only come from a key read before
     // the transaction (`synchronized`), for which settle() throws.

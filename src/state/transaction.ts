@@ -119,7 +119,7 @@ export class StateTransaction {
       this.handOver()
       return true
     }
-    return this.settle(this.core.store.commit(writes, checks, this.core.meta))
+    return this.settle(this.core.commit(writes, checks))
   }
 
   /**

@@ -100,6 +100,8 @@ export interface StateHandles {
   store: StoreHandles
   /** The `serializable` turn table (see `ConflictTurns`). */
   turns: SharedArrayBuffer
+  /** The execution lease table (see `LeaseTable`). */
+  leases: SharedArrayBuffer
   maxValueBytes: number
   maxKeyBytes: number
   historySize: number
