@@ -56,6 +56,13 @@ const badConfigs: Array<[string, unknown, string, string, unknown?]> = [
     './noop.py',
   ],
   [
+    'lock budget below 10 ms',
+    { entryPoints: [ep()], state: { lockBudgetMs: 5 } },
+    'state.lockBudgetMs',
+    'must be an integer >= 10',
+    5,
+  ],
+  [
     'negative maxQueue',
     { entryPoints: [ep(), ep({ id: 'b', maxQueue: -1 })] },
     'entryPoints[1].maxQueue',
@@ -354,6 +361,7 @@ describe('config validation', () => {
       maxBytes: 256 * 1024 * 1024,
       maxKeys: 1_048_576,
       historySize: 1000,
+      lockBudgetMs: 250,
     })
     expect(r.idempotency).toEqual({ ttlMs: 300_000, maxKeys: 10_000 })
     expect(r.webhook).toEqual({ host: '127.0.0.1', port: 0, bodyLimitBytes: 1_048_576 })

@@ -17,6 +17,9 @@ import type {
   ScopeIsolation,
 } from './types.js'
 
+/** `state.lockBudgetMs` when not set: far above any commit's time, short enough that a stall is noticed. */
+const DEFAULT_LOCK_BUDGET_MS = 250
+
 /** Options of {@link resolveConfig}. */
 export interface ResolveOptions {
   /** Folder against which `baseDir` and relative handler paths resolve. @default process.cwd() */
@@ -74,6 +77,7 @@ function fill(
       maxBytes: c.state?.maxBytes ?? 256 * 1024 * 1024,
       maxKeys: c.state?.maxKeys ?? 1_048_576,
       historySize: c.state?.historySize ?? 1000,
+      lockBudgetMs: c.state?.lockBudgetMs ?? DEFAULT_LOCK_BUDGET_MS,
     },
     idempotency: { ttlMs: c.idempotency?.ttlMs ?? 300_000, maxKeys: c.idempotency?.maxKeys ?? 10_000 },
     webhook: {

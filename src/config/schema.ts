@@ -188,6 +188,7 @@ export const runtimeConfigSchema = z.strictObject(
           maxBytes: int(4096).optional(),
           maxKeys: int(1).optional(),
           historySize: int(0).optional(),
+          lockBudgetMs: int(10).optional(),
         },
         says('must be an object'),
       )

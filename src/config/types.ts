@@ -79,6 +79,13 @@ export interface StateOptions {
   maxKeys?: number
   /** How many recent changes `recentChanges()` keeps. @default 1000 */
   historySize?: number
+  /**
+   * Longest time one execution may hold the state commit lock, in ms (≥ 10). An `update` or
+   * `transaction` function runs with that lock held, and every other commit waits for it: one that is
+   * still running past this budget (an endless loop, say) has its thread stopped, its commit rolled back
+   * and its execution failed with `AGENTPOOL_STATE_LOCK_BUDGET`. @default 250
+   */
+  lockBudgetMs?: number
 }
 
 export interface IdempotencyOptions {
@@ -261,6 +268,7 @@ export interface ResolvedRuntimeConfig {
     maxBytes: number
     maxKeys: number
     historySize: number
+    lockBudgetMs: number
   }
   idempotency: { ttlMs: number; maxKeys: number }
   webhook: { host: string; port: number; bodyLimitBytes: number }

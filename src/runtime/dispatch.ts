@@ -14,6 +14,7 @@
 import { BroadcastChannel } from 'node:worker_threads'
 import type { BatchResult, ControlMessage, EndRecord, ExecutionTask } from '../protocol.js'
 import { API_META, controlChannelName } from '../protocol.js'
+import type { Lease } from '../state/index.js'
 import type { Execution, ExecutionStream } from './execution-stream.js'
 import { ABORT_GRACE_MS, MAX_BATCH } from './limits.js'
 import type { WorkerPool } from './worker-pool.js'
@@ -21,6 +22,8 @@ import type { WorkerPool } from './worker-pool.js'
 /** One pool message in flight. */
 export interface Batch {
   executions: Execution[]
+  /** The state lease each execution's attempt carried (same order); released when the message settles. */
+  leases: (Lease | undefined)[]
   /** The pool's message slot, which tells the thread running it. */
   slot: number
   /** Runs alone on its thread (a suspect after a thread death): if that thread dies, this message killed it. */
@@ -100,15 +103,36 @@ export class Dispatcher {
    * ring: the end then waits for its message's result.
    */
   noteEnd(r: EndRecord): boolean {
-    const batch = this.batchOf.get(r.executionId)
-    if (batch === undefined) return true
-    batch.ended.add(r.executionId)
-    if (batch.ended.size === batch.executions.length) this.release(batch)
+    this.markEnded(r.executionId)
     if (r.largeOutput === true) {
+      const batch = this.batchOf.get(r.executionId)
+      if (batch === undefined) return true
       batch.largeEnds.push(r)
       return false
     }
     return true
+  }
+
+  /**
+   * Notes that an execution's attempt is over although its thread did not say so (the engine ended it):
+   * when its message settles, it is not taken for unfinished.
+   */
+  markEnded(executionId: string): void {
+    const batch = this.batchOf.get(executionId)
+    if (batch === undefined) return
+    batch.ended.add(executionId)
+    if (batch.ended.size === batch.executions.length) this.release(batch)
+  }
+
+  /**
+   * Terminates thread `threadId` on the engine's own account: the unfinished executions of its messages
+   * re-run (none of them is taken for the culprit of a crash).
+   */
+  stopThread(threadId: number): void {
+    for (const other of this.inFlight) {
+      if (this.pool!.threadOf(other.slot) === threadId) other.killedByUs = true
+    }
+    this.pool!.terminateThread(threadId)
   }
 
   /** Forgets which message carried the executions of a settled `batch`. */
@@ -206,6 +230,7 @@ export class Dispatcher {
     const now = Date.now()
     const batch: Batch = {
       executions,
+      leases: [],
       slot: this.pool!.takeSlot(),
       alone: executions.length === 1 && executions[0]!.solo,
       started: false,
@@ -222,6 +247,7 @@ export class Dispatcher {
       this.batchOf.set(e.id, batch)
       // First: it opens the attempt's state lease, which the task carries.
       this.hooks.onStart(e)
+      batch.leases.push(e.lease)
       const task: ExecutionTask = {
         executionId: e.id,
         entryPoint: e.stream.index,
@@ -271,9 +297,6 @@ export class Dispatcher {
       batch.killTimer.unref()
       return
     }
-    for (const other of this.inFlight) {
-      if (this.pool!.threadOf(other.slot) === threadId) other.killedByUs = true
-    }
-    this.pool!.terminateThread(threadId)
+    this.stopThread(threadId)
   }
 }

@@ -19,16 +19,18 @@ import {
   ErrorCode,
   ExecutionCancelledError,
   ExecutionTimeoutError,
+  StateLockBudgetError,
   serializeError,
   WorkerCrashedError,
 } from '../errors.js'
 import type { EventBus, EventData } from '../events/index.js'
 import type { BatchResult, EndOp, EndRecord, Recovery, WireRecord } from '../protocol.js'
-import type { Lease } from '../state/index.js'
+import { type Lease, ownerThread } from '../state/index.js'
 import { Admission, type Journal } from './admission.js'
 import { judgeThreadExit, triageUnfinished } from './crash-triage.js'
 import { type Batch, Dispatcher } from './dispatch.js'
 import type { Execution, ExecutionStream } from './execution-stream.js'
+import { LockWatchdog } from './lock-watchdog.js'
 import { buildResult, type EndError, ResultStore } from './result-store.js'
 import { Timeouts } from './timeouts.js'
 import type { ExecutionResult, ExecutionStatus, RuntimeStats, StopOptions, TriggerOptions } from './types.js'
@@ -45,6 +47,9 @@ const RETRY_MAX_MS = 1000
 export interface StateCleanup {
   openLease(): Lease
   endLease(lease: Lease, executionId: string): void
+  releaseLease(lease: Lease, executionId: string): void
+  lockWord(): number
+  leaseHolds(lease: Lease, ownerWord: number): boolean
   threadExited(threadId: number): void
 }
 
@@ -63,6 +68,7 @@ export class RuntimeEngine {
   private readonly executions = new Map<string, Execution>()
   private readonly results = new ResultStore()
   private readonly timeouts = new Timeouts<Execution>((e) => this.onTimeout(e))
+  private readonly watchdog: LockWatchdog
   private pool: WorkerPool | undefined
   private idleWaiters: (() => void)[] = []
   /** Executions admitted and not yet final. */
@@ -86,6 +92,11 @@ export class RuntimeEngine {
       onStart: (e) => this.onStart(e),
       onSettled: (batch, err, result) => this.onSettled(batch, err, result),
     })
+    this.watchdog = new LockWatchdog(
+      () => this.state.lockWord(),
+      config.state.lockBudgetMs,
+      (word) => this.onLockOverrun(word),
+    )
   }
 
   get streams(): ReadonlyMap<string, ExecutionStream> {
@@ -96,6 +107,7 @@ export class RuntimeEngine {
     this.pool = pool
     this.dispatcher.attach(pool)
     this.admission.accepting = true
+    this.watchdog.start()
   }
 
   /** Admits one execution; returns its id, or the remembered id for a repeated idempotency key. */
@@ -246,6 +258,7 @@ export class RuntimeEngine {
     }
     this.hooks.drainRecords()
     this.timeouts.clear()
+    this.watchdog.stop()
     this.dispatcher.close()
   }
 
@@ -292,6 +305,10 @@ export class RuntimeEngine {
       if (crash === undefined) e.stream.enqueue(e)
       else this.failAttempt(e, crash)
     }
+    // The message's thread is done with its leases (it finished them, or it is gone).
+    batch.leases.forEach((lease, i) => {
+      if (lease !== undefined) this.state.releaseLease(lease, batch.executions[i]!.id)
+    })
     this.dispatcher.schedule()
     this.checkIdle()
   }
@@ -343,6 +360,37 @@ export class RuntimeEngine {
       return
     }
     this.finish(e, 'failed', error)
+  }
+
+  /**
+   * The commit lock has been held past `state.lockBudgetMs` by one holding (`word`): every other commit is
+   * waiting. Its thread is stopped (the main thread then recovers the lock and rolls the commit back, see
+   * `threadExited`). The execution whose lease was admitted with that holding fails with
+   * `AGENTPOOL_STATE_LOCK_BUDGET` (or retries, within `maxRetries`); the others on that thread re-run. When
+   * no lease names the holder, the thread's death is judged like a crash.
+   */
+  private onLockOverrun(word: number): void {
+    const threadId = ownerThread(word)
+    if (threadId <= 0 || this.pool === undefined) return
+    let culprit: Execution | undefined
+    for (const batch of this.dispatcher.batchesOn(threadId)) {
+      batch.leases.forEach((lease, i) => {
+        if (lease !== undefined && this.state.leaseHolds(lease, word)) culprit = batch.executions[i]
+      })
+    }
+    if (culprit === undefined) {
+      this.pool.terminateThread(threadId)
+      return
+    }
+    this.dispatcher.stopThread(threadId)
+    const e = culprit
+    if (e.phase !== 'running' || e.lease === undefined || !this.state.leaseHolds(e.lease, word)) return
+    this.dispatcher.markEnded(e.id)
+    e.stream.running--
+    this.clearTimer(e)
+    this.endLease(e)
+    this.failAttempt(e, new StateLockBudgetError(e.id, this.config.state.lockBudgetMs))
+    this.dispatcher.schedule()
   }
 
   private onTimeout(e: Execution): void {

@@ -145,7 +145,8 @@ export class WorkerPool {
    * about, but the engine knows sooner: a message whose ends were all consumed frees its thread before
    * Piscina's reply arrives. Balancing on that stale count piles consecutive messages onto one thread
    * while another idles (with synchronous handlers a thread runs its messages one after another), so the
-   * thread holding the fewest of the engine's busy messages wins, Piscina's count breaking ties. No thread
+   * thread holding the fewest of the engine's busy messages wins, Piscina's count breaking ties. A thread
+   * still starting takes nothing (it would hold the message for its whole start-up). No thread
    * takes more than `maximumUsage` messages; a message that runs alone only goes to an idle thread, and a
    * thread running one takes nothing else until it is idle again. Returns null when no thread can take it
    * now (Piscina asks again when a thread frees up).
@@ -160,7 +161,10 @@ export class WorkerPool {
     let best: BalancedWorker | null = null
     let bestBusy = Number.POSITIVE_INFINITY
     for (const w of workers) {
-      if (w.terminating || w.destroyed) continue
+      // Piscina also offers threads still starting (a replacement for one that died): a message sent there
+      // waits for the start-up, seconds on a loaded machine, while a ready thread may idle. `live` holds
+      // only threads that have started (Piscina reports a replacement once it is ready).
+      if (w.terminating || w.destroyed || !this.live.has(w.id)) continue
       const usage = w.currentUsage
       if (this.runningAlone.has(w.id)) {
         if (usage > 0) continue

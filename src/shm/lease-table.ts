@@ -18,7 +18,11 @@
  * | 16s + 1       | hold  | the commit lock's owner word at the lease's last admitted acquire       |
  * | 16s + 2..15   | —     | padding                                                                |
  *
- * Thread contract: `open`, `end`, `holds` — the main thread, never block. `admit`, `markUsed`,
+ * A slot is opened again only after {@link LeaseTable.release}: the main thread releases a lease once its
+ * job's thread can no longer use it (the message that carried it settled), so a lease that names the
+ * holder of the commit lock ({@link LeaseTable.holds}) still names the same job, ended or not.
+ *
+ * Thread contract: `open`, `end`, `release`, `holds` — the main thread, never block. `admit`, `markUsed`,
  * `clearUsed` — the worker running the lease's job, never block.
  *
  * @module
@@ -93,9 +97,9 @@ export class LeaseTable {
   }
 
   /**
-   * Main thread, never blocks. Ends `lease` (its job may not write any more) and frees its slot. Returns
-   * whether its job had marked it used — then the caller cleans up after the job, after making sure no
-   * commit admitted before the end is still in flight (take the commit lock once).
+   * Main thread, never blocks. Ends `lease`: its job may not write any more. Returns whether its job had
+   * marked it used — then the caller cleans up after the job, after making sure no commit admitted before
+   * the end is still in flight (take the commit lock once). The slot stays taken until {@link release}.
    */
   end(lease: Lease): LeaseEnd {
     const at = lease.slot * SLOT_WORDS + STATE
@@ -104,11 +108,16 @@ export class LeaseTable {
       const cur = Atomics.load(this.words, at)
       if ((cur & ~USED) !== mine) return LeaseEnd.STALE
       // CAS, not OR: the worker may set USED at the same moment, and must not miss that it ended.
-      if (Atomics.compareExchange(this.words, at, cur, cur | ENDED) === cur) {
-        this.free.push(lease.slot)
+      if (Atomics.compareExchange(this.words, at, cur, cur | ENDED) === cur)
         return (cur & USED) !== 0 ? LeaseEnd.USED : LeaseEnd.CLEAN
-      }
     }
+  }
+
+  /** Main thread, never blocks. Frees an ended lease's slot for {@link open}. Call once per lease. */
+  release(lease: Lease): void {
+    if ((Atomics.load(this.words, lease.slot * SLOT_WORDS + STATE) & ENDED) === 0)
+      throw new Error('LeaseTable.release: the lease has not ended')
+    this.free.push(lease.slot)
   }
 
   /** Main thread. Whether `lease`'s job was the one admitted under the lock holding it with `ownerWord`. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-export type { Lease } from '../shm/index.js'
+export { type Lease, ownerThread } from '../shm/index.js'
 export { ConflictTurns, TURN_AFTER } from './conflict-turns.js'
 export { SharedBufferManager } from './shared-buffer-manager.js'
 export { StreamBuffer } from './stream-buffer.js'

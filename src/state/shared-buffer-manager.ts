@@ -201,6 +201,28 @@ export class SharedBufferManager {
   }
 
   /**
+   * Main thread, never blocks. Ends `lease` like {@link endLease} (if it is not ended yet) and frees it for
+   * reuse: call once the thread that ran its attempt can no longer use it. Once per lease.
+   */
+  releaseLease(lease: Lease, executionId: string): void {
+    this.endLease(lease, executionId)
+    this.leases.release(lease)
+  }
+
+  /**
+   * Main thread, never blocks. The commit lock's owner word (0 when free): the same word seen twice means
+   * one holding lasted between the looks. With {@link leaseHolds}, for a lock watchdog.
+   */
+  lockWord(): number {
+    return this.store.lockWord()
+  }
+
+  /** Main thread. Whether the attempt of `lease` is the holder of the commit lock's `ownerWord`. */
+  leaseHolds(lease: Lease, ownerWord: number): boolean {
+    return this.leases.holds(lease, ownerWord)
+  }
+
+  /**
    * Frees every execution-scope key of `executionId`. Idempotent; a lock-free lookup and nothing else
    * when the execution stored nothing.
    */

@@ -1,0 +1,54 @@
+/**
+ * The lock watchdog: notices one holder keeping the state commit lock past `state.lockBudgetMs`. Main
+ * thread only; a timer, nothing blocks.
+ *
+ * Every acquisition stores a new owner word (the holder's thread and its acquisition count, see
+ * `AtomicsLock`), so the same non-zero word seen at two looks means one holding lasted from the first to
+ * the second. The watchdog looks every tenth of the budget and reports a holding once, as soon as it has
+ * lasted the budget (so at most 1.2 × the budget after it began); what to do is the engine's part.
+ *
+ * @module
+ */
+
+/** Looks per budget: a holding is reported at most 2 / LOOKS budgets late. */
+const LOOKS = 10
+
+export class LockWatchdog {
+  private word = 0
+  private since = 0
+  private reported = 0
+  private timer: NodeJS.Timeout | undefined
+
+  constructor(
+    /** The commit lock's owner word, 0 when free. */
+    private readonly ownerWord: () => number,
+    private readonly budgetMs: number,
+    /** Called once per holding that outlasts the budget, with its owner word. */
+    private readonly onOverrun: (ownerWord: number) => void,
+  ) {}
+
+  start(): void {
+    if (this.timer !== undefined) return
+    this.timer = setInterval(() => this.look(performance.now()), Math.max(1, this.budgetMs / LOOKS))
+    // The watchdog must not keep a process alive on its own.
+    this.timer.unref()
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    this.timer = undefined
+  }
+
+  /** One look at the lock at time `now` (ms, `performance.now()`). */
+  look(now: number): void {
+    const word = this.ownerWord()
+    if (word === 0 || word !== this.word) {
+      this.word = word
+      this.since = now
+      return
+    }
+    if (word === this.reported || now - this.since < this.budgetMs) return
+    this.reported = word
+    this.onOverrun(word)
+  }
+}
