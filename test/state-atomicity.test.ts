@@ -8,6 +8,39 @@ function manager(): SharedBufferManager {
   return SharedBufferManager.create({ maxBytes: 16 << 20, maxKeys: 4096, historySize: 100 })
 }
 
+/**
+ * Two threads make `transfers` bank transfers each among `accounts` accounts of 100 while one auditor thread
+ * per `auditors` entry (its `audit` scenario params) sums them with readAll: every audit finds the total.
+ */
+async function auditWhileTransferring(
+  accounts: number,
+  transfers: number,
+  auditors: Record<string, unknown>[],
+): Promise<void> {
+  const mgr = manager()
+  const setup = mgr.createBuffer('setup', 'bank', 'shared')
+  for (let k = 0; k < accounts; k++) setup.write(`acct:${k}`, 100, { scope: 'global' })
+  const total = accounts * 100
+  const flags = new Int32Array(new SharedArrayBuffer(8))
+  const spawned = auditors.map((p) => spawn(mgr, 'audit', { total, accounts, ...p }, flags))
+  try {
+    await runAll(
+      mgr,
+      'bank',
+      Array.from({ length: 2 }, (_, t) => ({ level: 'shared', seed: 5 + t, accounts, transfers, total })),
+    )
+    Atomics.store(flags, 0, 1)
+    for (const r of await Promise.all(spawned.map((a) => a.result))) {
+      expect(r.audits).toBeGreaterThan(0)
+      expect(r.bad).toBe(0)
+    }
+  } finally {
+    await Promise.all(spawned.map((a) => a.worker.terminate()))
+  }
+  const all = setup.readAll({ scope: 'global' }) as Record<string, number>
+  expect(Object.values(all).reduce((a, b) => a + b, 0)).toBe(total)
+}
+
 describe('update() and transaction() are exact across threads', () => {
   for (const level of ['isolated', 'shared', 'synchronized'] as const) {
     it(`update() of one hot key from ${THREADS} threads counts every increment under ${level}`, async () => {
@@ -61,32 +94,14 @@ describe('update() and transaction() are exact across threads', () => {
   })
 
   it('readAll() snapshots stay consistent (the bank total holds) while other threads transfer', async () => {
-    const mgr = manager()
-    const accounts = 300
-    const setup = mgr.createBuffer('setup', 'bank', 'shared')
-    for (let k = 0; k < accounts; k++) setup.write(`acct:${k}`, 100, { scope: 'global' })
-    const total = accounts * 100
-    const flags = new Int32Array(new SharedArrayBuffer(8))
-    const auditor = spawn(mgr, 'audit', { total, accounts }, flags)
-    try {
-      await runAll(
-        mgr,
-        'bank',
-        Array.from({ length: 2 }, (_, t) => ({
-          level: 'shared',
-          seed: 77 + t,
-          accounts,
-          transfers: 8000,
-          total,
-        })),
-      )
-      Atomics.store(flags, 0, 1)
-      const r = await auditor.result
-      expect(r.audits).toBeGreaterThan(0)
-      expect(r.bad).toBe(0)
-    } finally {
-      await auditor.worker.terminate()
-    }
+    await auditWhileTransferring(300, 8000, [{ seed: 77 }])
+  })
+
+  it('readAll() under isolated is one snapshot too: the bank total holds while the auditor itself and other threads transfer', async () => {
+    await auditWhileTransferring(60, 4000, [
+      { level: 'isolated', transfer: true, seed: 0 },
+      { level: 'isolated', transfer: true, seed: 1 },
+    ])
   })
 
   it('a transaction that throws commits nothing; one that returns a promise is refused', () => {

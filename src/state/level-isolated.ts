@@ -5,6 +5,12 @@
  * atomically (so counters stay exact), and afterwards the private view shows the committed result for the
  * keys they wrote (a private write to such a key is replaced).
  *
+ * `readAll()` is one consistent snapshot: the scope's committed keys at one instant (one group read),
+ * with this execution's private writes over them. Pins taken earlier may come from other instants (a
+ * first read, a commit of this execution), so they cannot join it: the snapshot replaces every pin, and
+ * the view stays that snapshot afterwards — a later read of a key it did not hold finds it absent — until
+ * the next `readAll` or one of this execution's own commits moves a key.
+ *
  * @module
  */
 import { type RawValue, ValueTag, type WriteOp } from '../shm/index.js'
@@ -18,6 +24,8 @@ export class IsolatedView extends ScopeView {
   private readonly pinned = new Map<string, RawValue>()
   /** This execution's private writes (NONE = deleted). */
   private readonly overlay = new Map<string, RawValue>()
+  /** Set by `readAll`: the pins are one whole snapshot of the scope; a key not pinned was absent in it. */
+  private whole = false
 
   lookup(c: BufferCore, name: string): unknown {
     const raw = this.overlay.get(name) ?? this.pin(c, name)
@@ -27,19 +35,18 @@ export class IsolatedView extends ScopeView {
   private pin(c: BufferCore, name: string): RawValue {
     let raw = this.pinned.get(name)
     if (raw === undefined) {
-      raw = c.fetchRaw(this, name)
+      raw = this.whole ? noneValue() : c.fetchRaw(this, name)
       this.pinned.set(name, raw)
     }
     return raw
   }
 
   entries(c: BufferCore): Map<string, RawValue> {
-    const all = new Map<string, RawValue>()
-    for (const m of readMembers(c, this)) {
-      const name = decodeName(m.name, 0)
-      if (!this.pinned.has(name)) this.pinned.set(name, m.value)
-    }
-    for (const [name, raw] of this.pinned) all.set(name, raw)
+    const members = readMembers(c, this)
+    this.pinned.clear()
+    this.whole = true
+    for (const m of members) this.pinned.set(decodeName(m.name, 0), m.value)
+    const all = new Map<string, RawValue>(this.pinned)
     for (const [name, raw] of this.overlay) all.set(name, raw)
     for (const [name, raw] of all) if (raw.tag === ValueTag.NONE) all.delete(name)
     return all
