@@ -41,7 +41,10 @@ function leftovers(rt: AgentRuntime, executionId: string) {
 describe('an execution that ends frees its execution scope, however it ends', () => {
   it('frees the execution scope of a handler that ignores its signal and is timed out, and its thread terminated', async () => {
     const rt = await runtime()
-    const result = await rt.triggerAndWait('late', { mode: 'spin', keys: 20 }, { timeoutMs: 150 })
+    const { flag, written } = writtenFlag()
+    const id = await rt.trigger('late', { mode: 'spin', keys: 20, flag }, { timeoutMs: 1000 })
+    await written
+    const result = await rt.waitForExecution(id)
     expect(result.status).toBe('timed_out')
     expect(rt.state.createBuffer('check', 'late', 'shared').read('written', g)).toBe(1)
     // Only the global counter is left.

@@ -255,9 +255,15 @@ export class WorkerPool {
     return this.piscina.threads.length
   }
 
+  /**
+   * Terminates every thread at once. The engine calls it once nothing it sent is left running (or after
+   * cancelling what was): Piscina's own `close` would wait for its queue, then leave a timer of
+   * `closeTimeout` (30 s) pending that keeps the pool — and through `workerData` every SharedArrayBuffer of
+   * the runtime — alive that long after the stop.
+   */
   async close(): Promise<void> {
     this.closing = true
-    await this.piscina.close({ force: true })
+    await this.piscina.destroy()
   }
 
   static defaultThreads(): number {
