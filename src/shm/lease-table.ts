@@ -38,8 +38,8 @@ const GEN_SHIFT = 2
 /** Generations wrap below 2^29 (they must fit bits 2..30 and stay ≥ 1). */
 const GEN_LIMIT = 1 << 29
 const INITIAL_SLOTS = 256
-/** Most leases open at once (the buffer grows up to this many slots). */
-export const MAX_LEASES = 1 << 16
+/** Most leases open at once (the buffer grows up to this many slots: 16 MiB reserved, 16 KiB used at first). */
+export const MAX_LEASES = 1 << 18
 
 /** One lease: its slot and the generation it was opened with. Structured-clonable. */
 export interface Lease {
