@@ -394,7 +394,8 @@ export interface RunRow {
 
 /** Main thread → writer. */
 export type WriterRequest =
-  | { kind: 'ops'; batch: number; ops: LogOp[] }
+  /** `bytes`: the batch's operations encoded by `src/durability/codec.ts` (`encodeBatch`), transferred. */
+  | { kind: 'ops'; batch: number; bytes: Uint8Array }
   | { kind: 'recover'; request: number }
   | { kind: 'lookup'; request: number; executionId: string }
   | { kind: 'close'; request: number }

@@ -12,8 +12,8 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DurabilityError } from '../errors.js'
-import type { LogOp, Recovery, RunRow, UnfinishedRun } from '../protocol.js'
-import { pack, unpack } from './codec.js'
+import type { Recovery, RunRow, UnfinishedRun } from '../protocol.js'
+import { type LogRow, Row, unpack } from './codec.js'
 import { type Database, type Statement, sqlite } from './sqlite.js'
 
 const SCHEMA_VERSION = 1
@@ -86,7 +86,7 @@ interface RunColumns {
 
 export class LogStore {
   private readonly s: Record<string, Statement>
-  private readonly tx: (ops: readonly LogOp[]) => void
+  private readonly tx: (rows: readonly LogRow[]) => void
   /** This process's boot number: with a commit's version it orders changes of one key across restarts. */
   readonly boot: number
 
@@ -97,7 +97,7 @@ export class LogStore {
     boot: number,
   ) {
     this.boot = boot
-    this.tx = db.transaction((ops: readonly LogOp[]) => this.write(ops))
+    this.tx = db.transaction((rows: readonly LogRow[]) => this.write(rows))
     const p = (sql: string) => db.prepare(sql)
     this.s = lock === undefined ? {} : writeStatements(p)
     Object.assign(this.s, {
@@ -168,70 +168,49 @@ export class LogStore {
     }
   }
 
-  /** Writes `ops` in one transaction, in order. */
-  apply(ops: readonly LogOp[]): void {
-    this.tx(ops)
+  /** Writes a batch's rows (see `codec.ts`) in one transaction, in order. */
+  apply(rows: readonly LogRow[]): void {
+    this.tx(rows)
   }
 
-  private write(ops: readonly LogOp[]): void {
+  private write(rows: readonly LogRow[]): void {
     const s = this.s
-    for (const o of ops) {
-      switch (o.op) {
-        case 'admit': {
-          // Admitted and ended within one batch: the final row, written once.
-          const end = o.end
+    for (const r of rows) {
+      switch (r[0]) {
+        case Row.RUN:
           s.admit!.run(
-            o.id,
-            o.entryPointId,
-            end?.status ?? 'queued',
-            end?.attempts ?? 0,
-            o.priority,
-            o.correlationId,
-            o.timeoutMs,
-            o.depth,
-            pack(o.input),
-            pack(o.meta),
-            end?.output === undefined ? null : pack(end.output),
-            end?.error === undefined ? null : pack(end.error),
-            o.admittedAt,
-            end?.startedAt ?? null,
-            end?.completedAt ?? null,
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            r[11],
+            r[12],
+            r[13],
+            r[14],
+            r[15],
           )
-          if (o.idempotency !== undefined)
-            s.idempotency!.run(o.idempotency.key, o.id, o.idempotency.expiresAt)
-          if (end === undefined && o.start !== undefined) this.write([o.start])
+          if (r[16] !== null) s.idempotency!.run(r[16], r[1], r[17])
           break
-        }
-        case 'start':
-          s.start!.run(o.attempt, o.startedAt, o.id)
+        case Row.START:
+          s.start!.run(r[1], r[2], r[3])
           break
-        case 'end':
-          s.end!.run(
-            o.status,
-            o.attempts,
-            o.output === undefined ? null : pack(o.output),
-            o.error === undefined ? null : pack(o.error),
-            o.startedAt,
-            o.completedAt,
-            o.id,
-          )
+        case Row.END:
+          s.end!.run(r[1], r[2], r[3], r[4], r[5], r[6], r[7])
           break
-        case 'state':
-          s.state!.run(
-            o.scope,
-            o.streamId,
-            o.key,
-            o.deleted ? null : pack(o.value),
-            o.deleted ? 1 : 0,
-            this.boot,
-            o.version,
-          )
+        case Row.STATE:
+          s.state!.run(r[1], r[2], r[3], r[4], r[5], this.boot, r[6])
           break
-        case 'record':
-          s.record!.run(o.executionId, (o.record as { k: string }).k, pack(o.record))
+        case Row.RECORD:
+          s.record!.run(r[1], r[2], r[3])
           break
-        case 'timer':
-          s.timer!.run(o.entryPointId, o.firedAt)
+        case Row.TIMER:
+          s.timer!.run(r[1], r[2])
           break
       }
     }

@@ -8,6 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { DurabilityError, serializeError } from '../errors.js'
 import type { WriterReply, WriterRequest } from '../protocol.js'
+import { decodeBatch } from './codec.js'
 import { describe, LogStore } from './log-store.js'
 
 /** What the main thread hands the writer at start. */
@@ -42,7 +43,7 @@ port.on('message', (m: WriterRequest) => {
   switch (m.kind) {
     case 'ops':
       try {
-        log.apply(m.ops)
+        log.apply(decodeBatch(m.bytes))
         reply({ kind: 'committed', batch: m.batch })
       } catch (err) {
         reply({

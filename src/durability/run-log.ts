@@ -2,15 +2,32 @@
  * `RunLog`: the main thread's side of the run log. Operations are appended in the order they happen and
  * sent to the writer thread in batches (group commit): a batch goes out `syncMs` after its first
  * operation (or at the end of the event loop turn when `syncMs` is 0) and is committed as one
- * transaction. {@link RunLog.committed} resolves once everything appended so far is on disk, which is
- * what `trigger()` and the webhook's `202` wait for. Main thread only; nothing here blocks.
+ * transaction. One batch is in flight at a time: whatever arrives while the writer commits goes out as
+ * the next batch the moment it is done, so batches grow with the load and the writer's cost per
+ * operation falls as it rises. {@link RunLog.committed} resolves once everything appended so far is on
+ * disk, which is what `trigger()` and the webhook's `202` wait for. Main thread only; nothing here blocks.
+ *
+ * A batch is encoded once, here, into one buffer transferred to the writer (`codec.ts`); within a
+ * batch, an execution's start and end fold into its admission while that waits, and a state key keeps
+ * only its latest version. The batch is one transaction, so what it commits is the same as writing each
+ * operation on its own (`test/durability-batching.test.ts` holds the two side by side).
  *
  * @module
  */
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { DurabilityError } from '../errors.js'
-import type { AdmitOp, LogOp, Recovery, RunRow, StartOp, WriterReply, WriterRequest } from '../protocol.js'
+import type {
+  AdmitOp,
+  LogOp,
+  Recovery,
+  RunRow,
+  StartOp,
+  StateOp,
+  WriterReply,
+  WriterRequest,
+} from '../protocol.js'
+import { encodeBatch } from './codec.js'
 import type { WriterSetup } from './log-writer.js'
 
 /** The resolved `durability` options. */
@@ -47,6 +64,12 @@ const bootstrapFile = fileURLToPath(
 
 export class RunLog {
   private pending: LogOp[] = []
+  /**
+   * State changes waiting, by key: only the latest version of a key is written (the batch is one
+   * transaction, so what it commits is the same), which turns a counter bumped by every execution of a
+   * batch into one row.
+   */
+  private pendingState = new Map<string, StateOp>()
   /**
    * Admissions and starts in `pending`, by execution id: a start or end that arrives while they still
    * wait is folded into them, so an execution admitted and ended within one window is one row written once.
@@ -105,7 +128,8 @@ export class RunLog {
 
   /** Appends one operation; it is committed with the next batch. */
   append(op: LogOp): void {
-    if (!this.fold(op)) this.pending.push(op)
+    if (op.op === 'state') this.keepLatest(op)
+    else if (!this.fold(op)) this.pending.push(op)
     if (this.flushTimer === undefined) {
       this.flushTimer =
         this.opts.syncMs === 0
@@ -120,7 +144,7 @@ export class RunLog {
    */
   committed(): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure)
-    if (this.pending.length === 0) return this.lastSent
+    if (this.pending.length === 0 && this.pendingState.size === 0) return this.lastSent
     this.pendingDone ??= deferred()
     return this.pendingDone.promise
   }
@@ -138,9 +162,15 @@ export class RunLog {
   /** Commits what is pending, closes the file and stops the writer thread. */
   async close(): Promise<void> {
     this.flush()
-    await this.lastSent.catch(() => {})
+    await this.committed().catch(() => {})
     await this.request((request) => ({ kind: 'close', request })).catch(() => {})
     await this.worker.terminate()
+  }
+
+  private keepLatest(op: StateOp): void {
+    const key = `${op.scope}\u0000${op.streamId}\u0000${op.key}`
+    const earlier = this.pendingState.get(key)
+    if (earlier === undefined || op.version >= earlier.version) this.pendingState.set(key, op)
   }
 
   /**
@@ -155,7 +185,8 @@ export class RunLog {
       case 'start': {
         const earlier = this.pendingRuns.get(op.id)
         if (earlier?.op === 'admit') {
-          earlier.start = op
+          // A later attempt within the window: its number, with the first attempt's start time.
+          earlier.start = earlier.start === undefined ? op : { ...op, startedAt: earlier.start.startedAt }
           return true
         }
         this.pendingRuns.set(op.id, op)
@@ -169,9 +200,9 @@ export class RunLog {
           earlier.end = op
           return true
         }
-        // A pending start is superseded: the end carries the attempts and start time.
+        // A pending start is superseded: the end carries the attempts, and the start's time.
         const i = this.pending.lastIndexOf(earlier)
-        if (i >= 0) this.pending[i] = op
+        if (i >= 0) this.pending[i] = { ...op, startedAt: earlier.startedAt }
         return i >= 0
       }
       default:
@@ -185,16 +216,32 @@ export class RunLog {
       clearImmediate(this.flushTimer as NodeJS.Immediate)
       this.flushTimer = undefined
     }
-    if (this.pending.length === 0) return
+    // One batch in flight at a time: what arrives meanwhile waits and goes out as one batch when it commits.
+    if ((this.pending.length === 0 && this.pendingState.size === 0) || this.inFlight.size > 0) return
     const batch = this.nextBatch++
     const done = this.pendingDone ?? deferred<void>()
     this.inFlight.set(batch, done)
     this.lastSent = done.promise
-    const message: WriterRequest = { kind: 'ops', batch, ops: this.pending }
+    const ops = this.pendingState.size === 0 ? this.pending : [...this.pending, ...this.pendingState.values()]
     this.pending = []
+    this.pendingState = new Map()
     this.pendingRuns = new Map()
     this.pendingDone = undefined
-    this.worker.postMessage(message)
+    let bytes: Uint8Array<ArrayBuffer>
+    try {
+      bytes = encodeBatch(ops)
+    } catch (err) {
+      this.fail(
+        new DurabilityError(
+          this.opts.path,
+          `a value could not be encoded for the log (${(err as Error).message})`,
+          err,
+        ),
+      )
+      return
+    }
+    const message: WriterRequest = { kind: 'ops', batch, bytes }
+    this.worker.postMessage(message, [bytes.buffer])
   }
 
   private request<T>(make: (request: number) => WriterRequest): Promise<T> {
@@ -211,6 +258,7 @@ export class RunLog {
       case 'committed':
         this.inFlight.get(m.batch)?.resolve()
         this.inFlight.delete(m.batch)
+        this.flush()
         break
       case 'write_failed':
         this.fail(new DurabilityError(this.opts.path, stripPrefix(m.problem, this.opts.path)))

@@ -1,0 +1,179 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type BetterSqlite3 from 'better-sqlite3'
+import fc from 'fast-check'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { decodeBatch, encodeBatch } from '../src/durability/codec.js'
+import { LogStore, RunLog } from '../src/durability/index.js'
+import type { LogOp } from '../src/protocol.js'
+
+const Sqlite = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3
+
+/** What a script does: an operation to append, or a wait until everything appended so far is committed. */
+type Step = LogOp | 'committed'
+
+const command = fc.oneof(
+  { arbitrary: fc.constant<'admit'>('admit'), weight: 3 },
+  { arbitrary: fc.constant<'start'>('start'), weight: 3 },
+  { arbitrary: fc.constant<'end'>('end'), weight: 3 },
+  { arbitrary: fc.record({ key: fc.integer({ min: 0, max: 3 }), late: fc.boolean() }), weight: 4 },
+  { arbitrary: fc.constant<'record'>('record'), weight: 2 },
+  { arbitrary: fc.constant<'timer'>('timer'), weight: 1 },
+  { arbitrary: fc.constant<'committed'>('committed'), weight: 2 },
+)
+
+/**
+ * Turns drawn commands into a script as the runtime would journal it: executions admitted, started (more
+ * than once, as retries), ended; state changes with versions rising per key, some delivered after a newer
+ * one (two threads' record rings); records; timer fires. Names carry `run` so runs share one file.
+ */
+function script(run: number, commands: readonly unknown[], pick: (n: number) => number): Step[] {
+  const steps: Step[] = []
+  const open: { id: string; attempts: number; firstStart?: number; admittedAt: number }[] = []
+  const versions = new Map<string, number>()
+  let clock = 1_000
+  let n = 0
+  for (const c of commands) {
+    clock += 7
+    if (c === 'committed') steps.push('committed')
+    else if (c === 'admit' || open.length === 0) {
+      const id = `r${run}-e${n++}`
+      open.push({ id, attempts: 0, admittedAt: clock })
+      steps.push({
+        op: 'admit',
+        id,
+        entryPointId: `ep${n % 2}`,
+        input: { n, text: 'ticket '.repeat(n % 5), when: new Date(clock) },
+        priority: n % 3,
+        correlationId: `c-${id}`,
+        meta: { trigger: 'api' },
+        timeoutMs: 30_000,
+        depth: 0,
+        admittedAt: clock,
+        ...(n % 4 === 0 ? { idempotency: { key: `r${run}\u0000k${n}`, expiresAt: clock + 60_000 } } : {}),
+      })
+    } else {
+      const e = open[pick(open.length)]!
+      if (c === 'start') {
+        e.attempts++
+        e.firstStart ??= clock
+        steps.push({ op: 'start', id: e.id, attempt: e.attempts, startedAt: clock })
+      } else if (c === 'end') {
+        open.splice(open.indexOf(e), 1)
+        steps.push({
+          op: 'end',
+          id: e.id,
+          status: e.attempts === 0 ? 'cancelled' : 'completed',
+          attempts: e.attempts,
+          ...(e.attempts === 0 ? {} : { output: { done: e.id, at: clock } }),
+          startedAt: e.firstStart ?? e.admittedAt,
+          completedAt: clock,
+        })
+      } else if (c === 'record') {
+        steps.push({
+          op: 'record',
+          executionId: e.id,
+          record: { k: 'decision', executionId: e.id, n: clock },
+        })
+      } else if (c === 'timer') {
+        steps.push({ op: 'timer', entryPointId: `r${run}-timer`, firedAt: clock })
+      } else {
+        const { key, late } = c as { key: number; late: boolean }
+        const name = `r${run}-k${key}`
+        const v = versions.get(name) ?? 0
+        // Late: the change after next arrives first, as when two threads' rings are read out of order.
+        const order = late ? [v + 2, v + 1] : [v + 1]
+        versions.set(name, order[0]!)
+        for (const version of order) {
+          steps.push({
+            op: 'state',
+            scope: key % 2 === 0 ? 'global' : 'stream',
+            streamId: key % 2 === 0 ? '' : 'ep1',
+            key: name,
+            value: version % 3 === 0 ? undefined : { v: version },
+            deleted: version % 3 === 0,
+            version,
+          })
+        }
+      }
+    }
+  }
+  return steps
+}
+
+/** Every row of `run` in the log, in a comparable shape (`seq` columns left out: they count all runs). */
+function dump(path: string, run: number) {
+  const db = new Sqlite(path, { readonly: true })
+  const like = `r${run}-%`
+  try {
+    return {
+      runs: db
+        .prepare(
+          `SELECT id, entry_point, status, attempts, priority, correlation_id, timeout_ms, depth, input, meta,
+             output, error, admitted_at, started_at, completed_at FROM runs WHERE id LIKE ? ORDER BY seq`,
+        )
+        .all(like),
+      records: db
+        .prepare('SELECT execution_id, kind, body FROM records WHERE execution_id LIKE ? ORDER BY seq')
+        .all(like),
+      state: db
+        .prepare(
+          'SELECT scope, stream_id, key, value, deleted, version FROM state WHERE key LIKE ? ORDER BY key',
+        )
+        .all(like),
+      idempotency: db.prepare('SELECT * FROM idempotency WHERE key LIKE ? ORDER BY key').all(like),
+      timers: db.prepare('SELECT * FROM timers WHERE entry_point LIKE ?').all(like),
+    }
+  } finally {
+    db.close()
+  }
+}
+
+describe('durable runs: group commit writes what one-by-one writing would', () => {
+  let dir: string
+  let log: RunLog
+  let plain: LogStore
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'agentpool-batching-'))
+    log = await RunLog.open({
+      path: join(dir, 'batched.db'),
+      syncMs: 1,
+      retainRunsMs: 3_600_000,
+      synchronous: 'normal',
+    })
+    plain = LogStore.open(join(dir, 'plain.db'), 'normal')
+  })
+  afterAll(async () => {
+    await log?.close()
+    plain?.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('folds starts and ends into waiting admissions, keeps the latest version of a key, and loses nothing', async () => {
+    let run = 0
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(command, { minLength: 1, maxLength: 60 }),
+        fc.infiniteStream(fc.nat()),
+        async (commands, picks) => {
+          run++
+          const draws = picks[Symbol.iterator]()
+          const steps = script(run, commands, (n) => draws.next().value % n)
+          for (const s of steps) {
+            if (s === 'committed') await log.committed()
+            else {
+              log.append(s)
+              // The plain way: each operation in a transaction of its own, nothing folded or dropped.
+              plain.apply(decodeBatch(encodeBatch([s])))
+            }
+          }
+          await log.committed()
+          expect(dump(join(dir, 'batched.db'), run)).toEqual(dump(join(dir, 'plain.db'), run))
+        },
+      ),
+      { numRuns: 40, seed: 20261204 },
+    )
+  })
+})
