@@ -345,6 +345,7 @@ export interface RecordOp {
 export interface TimerOp {
   op: 'timer'
   entryPointId: string
+  /** The slot it fired for (its `scheduledAt`, epoch ms): a restart carries the schedule on from it. */
   firedAt: number
 }
 

@@ -196,7 +196,13 @@ export class AgentRuntime {
           const { depth, onAdmitted, ...rest } = opts
           const executionId = this.engine.admit(id, input, rest, depth ?? 0)
           if (this.log !== undefined && rest.meta?.trigger === 'timer') {
-            this.log.append({ op: 'timer', entryPointId: id, firedAt: Date.now() })
+            // The slot it fired for: a restart carries the schedule on from there.
+            const slot = rest.meta.scheduledAt
+            this.log.append({
+              op: 'timer',
+              entryPointId: id,
+              firedAt: typeof slot === 'number' ? slot : Date.now(),
+            })
           }
           onAdmitted?.(executionId)
           await this.log?.committed()
@@ -208,6 +214,7 @@ export class AgentRuntime {
         depthOf: (id) => this.engine.depthOf(id),
       },
       this.config,
+      recovery?.timers,
     )
     this.phase = 'running'
   }

@@ -42,10 +42,15 @@ export interface Triggers {
  * and — when any entry point has a webhook trigger — the webhook server, and — with `metrics` in the
  * config — the metrics server, both listening before this resolves. Without a server the metrics are made
  * on the first {@link Triggers.metrics} call (execution durations are observed from then on).
+ * @param lastFires each timer's last fire before a restart (its slot, epoch ms), from the run log.
  * @throws {ConfigError} when a webhook's `secretEnv` variable is unset; nothing is left running then.
  * @throws {PortInUseError} when a server's port is taken; nothing is left running then.
  */
-export async function startTriggers(host: TriggerHost, config: ResolvedRuntimeConfig): Promise<Triggers> {
+export async function startTriggers(
+  host: TriggerHost,
+  config: ResolvedRuntimeConfig,
+  lastFires?: Readonly<Record<string, number>>,
+): Promise<Triggers> {
   const needsServer = config.entryPoints.some((ep) => ep.trigger.type === 'webhook')
   let timers: Timers | undefined
   let metrics: TriggerMetrics | undefined
@@ -64,7 +69,7 @@ export async function startTriggers(host: TriggerHost, config: ResolvedRuntimeCo
     metrics?.close()
     throw err
   }
-  const started = new Timers(host, config.entryPoints)
+  const started = new Timers(host, config.entryPoints, lastFires)
   timers = started
   const events = new EventTriggers(host, config.entryPoints)
   return {

@@ -30,8 +30,12 @@ type TimerTrigger = Extract<ResolvedEntryPoint['trigger'], { type: 'timer' }>
 
 /** The schedule behind one timer: an interval or a cron job. */
 interface Schedule {
-  /** Arms the schedule; `fire(scheduledAt)` is called on each tick. */
-  start(): void
+  /**
+   * Arms the schedule; `fire(scheduledAt)` is called on each tick. With `last`, the slot of the last fire
+   * before a restart, it carries on from that slot instead of from now, and returns the latest slot that
+   * passed while the process was down (to fire once, at once), if any.
+   */
+  start(last?: number): number | undefined
   stop(): void
   nextFireAt(): number | null
 }
@@ -45,9 +49,19 @@ class IntervalSchedule implements Schedule {
     private readonly fire: (scheduledAt: number) => void,
   ) {}
 
-  start(): void {
-    this.next = Date.now() + this.intervalMs
+  start(last?: number): number | undefined {
+    const now = Date.now()
+    const due = last === undefined ? now + this.intervalMs : last + this.intervalMs
+    if (due > now) {
+      this.next = due
+      this.arm()
+      return undefined
+    }
+    // Slots passed while down: the latest one fires now, the earlier ones are dropped (as after a stall).
+    const missed = due + Math.floor((now - due) / this.intervalMs) * this.intervalMs
+    this.next = missed + this.intervalMs
     this.arm()
+    return missed
   }
 
   stop(): void {
@@ -85,13 +99,26 @@ class CronSchedule implements Schedule {
     private readonly fire: (scheduledAt: number) => void,
   ) {}
 
-  start(): void {
+  start(last?: number): number | undefined {
     this.job = new Cron(this.pattern, { timezone: this.timezone }, (self: Cron) => {
       const scheduledAt = this.slot?.getTime() ?? Date.now()
       this.slot = self.nextRun()
       this.fire(scheduledAt)
     })
     this.slot = this.job.nextRun()
+    if (last === undefined) return undefined
+    const now = Date.now()
+    let missed: number | undefined
+    // Bounded: a schedule that ran every second through a day-long outage still needs only its latest slot.
+    for (
+      let s = this.job.nextRun(new Date(last)), i = 0;
+      s !== null && s.getTime() <= now && i < 100_000;
+      i++
+    ) {
+      missed = s.getTime()
+      s = this.job.nextRun(s)
+    }
+    return missed
   }
 
   stop(): void {
@@ -123,9 +150,14 @@ class Timer {
         : new IntervalSchedule(trigger.intervalMs as number, fire)
   }
 
-  start(runImmediately: boolean): void {
-    this.schedule.start()
-    if (runImmediately) this.tick(Date.now())
+  /**
+   * Arms the timer. With `last` (its last fire before a restart, from the run log) it keeps that schedule:
+   * no second `runImmediately` tick, and one tick now for the latest slot that passed while down.
+   */
+  start(runImmediately: boolean, last?: number): void {
+    const missed = this.schedule.start(last)
+    if (missed !== undefined) this.tick(missed)
+    else if (runImmediately && last === undefined) this.tick(Date.now())
   }
 
   pause(): void {
@@ -190,12 +222,17 @@ export class Timers {
   private readonly timers = new Map<string, Timer>()
   private stopped = false
 
-  constructor(host: TriggerHost, entryPoints: readonly ResolvedEntryPoint[]) {
+  /** @param lastFires each timer's last fire (its slot, epoch ms) before a restart, from the run log. */
+  constructor(
+    host: TriggerHost,
+    entryPoints: readonly ResolvedEntryPoint[],
+    lastFires: Readonly<Record<string, number>> = {},
+  ) {
     for (const ep of entryPoints) {
       if (ep.trigger.type !== 'timer') continue
       const timer = new Timer(ep, ep.trigger, host)
       this.timers.set(ep.id, timer)
-      timer.start(ep.trigger.runImmediately)
+      timer.start(ep.trigger.runImmediately, lastFires[ep.id])
     }
   }
 
