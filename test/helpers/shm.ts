@@ -81,7 +81,28 @@ export function isPattern(b: Uint8Array): boolean {
 }
 
 const BOOTSTRAP = new URL('../fixtures/state-bootstrap.mjs', import.meta.url)
-const ENTRY = new URL('../fixtures/shm-worker.ts', import.meta.url).href
+const STORE_ENTRY = new URL('../fixtures/shm-worker.ts', import.meta.url).href
+const STRUCTURES_ENTRY = new URL('../fixtures/shm-structures-worker.ts', import.meta.url).href
+
+/** A worker running `entry` with `data`; `result` settles with its answer (or its death). */
+export function startWorker(entry: string, data: Record<string, unknown>) {
+  const worker = new Worker(BOOTSTRAP, { workerData: { entry, ...data } })
+  const exited = new Promise<number>((resolve) => worker.once('exit', resolve))
+  const result = new Promise<any>((resolve, reject) => {
+    worker.once('message', (m: { ok: boolean; result?: unknown; error?: string }) =>
+      m.ok ? resolve(m.result) : reject(new Error(m.error)),
+    )
+    worker.once('error', reject)
+    worker.once('exit', (code) => reject(new Error(`worker exited with ${code} before answering`)))
+  })
+  result.catch(() => {})
+  return { worker, result, exited }
+}
+
+/** Runs one `shm-structures-worker.ts` scenario per job, each on its own thread. */
+export function startStructureWorker(scenario: string, params: Record<string, unknown>) {
+  return startWorker(STRUCTURES_ENTRY, { scenario, params })
+}
 
 /** Runs one `shm-worker.ts` scenario per params entry, each on its own thread; resolves with every result. */
 export async function runShm(
@@ -89,24 +110,11 @@ export async function runShm(
   jobs: { scenario: string; params: Record<string, unknown> }[],
   flags = new Int32Array(new SharedArrayBuffer(16)),
 ): Promise<any[]> {
-  const workers = jobs.map(
-    (j) => new Worker(BOOTSTRAP, { workerData: { entry: ENTRY, handles: store.handles, flags, ...j } }),
-  )
+  const workers = jobs.map((j) => startWorker(STORE_ENTRY, { handles: store.handles, flags, ...j }))
   try {
-    return await Promise.all(
-      workers.map(
-        (w) =>
-          new Promise((resolve, reject) => {
-            w.once('message', (m: { ok: boolean; result?: unknown; error?: string }) =>
-              m.ok ? resolve(m.result) : reject(new Error(m.error)),
-            )
-            w.once('error', reject)
-            w.once('exit', (code) => reject(new Error(`worker exited with ${code} before answering`)))
-          }),
-      ),
-    )
+    return await Promise.all(workers.map((w) => w.result))
   } finally {
     Atomics.store(flags, 0, 1)
-    await Promise.all(workers.map((w) => w.terminate()))
+    await Promise.all(workers.map((w) => w.worker.terminate()))
   }
 }
