@@ -97,6 +97,21 @@ describe('state at its limits, end to end', () => {
     expect(rt.state.stats().keys).toBe(out.written)
   })
 
+  it('a full value region is refused before the commit, saying how many keys are live and that the data bytes are full', async () => {
+    const rt = await startRuntime(
+      { entryPoints: [api('limits', 'state-limits')], state: { maxBytes: 16 << 20, maxKeys: 100 } },
+      onCleanup,
+    )
+    const r = await rt.triggerAndWait('limits', { kind: 'fillBytes', chars: 900_000 })
+    expect(r.status).toBe('completed')
+    const out = r.output as any
+    expect(out.code).toBe('AGENTPOOL_STATE_CAPACITY')
+    expect(out.written).toBeGreaterThan(2)
+    expect(out.lastAbsent).toBe(true)
+    expect(out.message).toMatch(/data bytes full/)
+    expect(out.details).toMatchObject({ full: 'bytes', keys: out.written })
+  })
+
   it('maxKeys 1000: 1000 executions each holding one execution-scope key at once all complete (group heads do not count)', async () => {
     const rt = await startRuntime(
       {

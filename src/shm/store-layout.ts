@@ -10,7 +10,7 @@
  * | id | region  | holds                                                                   |
  * |----|---------|-------------------------------------------------------------------------|
  * | 0  | control | the commit lock, dead-thread table, counters, allocator words (below)   |
- * | 1  | index   | the {@link HashIndex} slots (fixed size, from `maxKeys`)                |
+ * | 1  | index   | the {@link HashIndex} slots (fixed size, from `maxKeys`), then its move counter |
  * | 2  | data    | key and value blocks ({@link BlockAllocator}); growable up to the rest of `maxBytes` |
  * | 3  | history | the {@link HistoryRing} of recent commits                               |
  * | —  | journal | the {@link UndoJournal} of the commit in progress                       |
@@ -23,7 +23,7 @@
  * | 3..67     | dead-thread table ({@link DeadThreadTable})                  |
  * | 68, 69    | commit version, high and low 32 bits (journaled)             |
  * | 70        | live keys (group heads not counted; journaled)               |
- * | 71        | index slots not EMPTY (live, heads, tombstones; journaled)   |
+ * | 71        | index slots not EMPTY (live keys and group heads; journaled) |
  * | 72        | conflicts reported (`Atomics.add`, not part of any commit)   |
  * | 80..113   | allocator words ({@link BlockAllocator})                     |
  *
