@@ -63,4 +63,23 @@ describe('the lock watchdog', () => {
     looks(610, 720)
     expect(reported).toEqual([5 | (1 << 21), 9])
   })
+
+  it("starts a holding's clock again after a look a whole budget late (a starved process), not after a shorter gap", () => {
+    let word = 3
+    const reported: number[] = []
+    const dog = new LockWatchdog(
+      () => word,
+      100,
+      (w) => reported.push(w),
+    )
+    // A 60 ms gap (the main thread spun for the lock itself) still counts as watching: reported at 100.
+    for (const t of [0, 10, 20, 30, 40, 100]) dog.look(t)
+    expect(reported).toEqual([3])
+    // A 150 ms gap (the main thread did not run for longer than the budget) starts the clock again.
+    word = 4
+    for (const t of [110, 120, 130, 280, 290, 300, 310, 320, 330, 340, 350, 360, 370]) dog.look(t)
+    expect(reported).toEqual([3])
+    dog.look(380)
+    expect(reported).toEqual([3, 4])
+  })
 })
