@@ -42,6 +42,8 @@ export const ErrorCode = {
   EXECUTION_ENDED: 'AGENTPOOL_EXECUTION_ENDED',
   /** A function run under the state commit lock held it past `state.lockBudgetMs`; its thread was stopped. */
   STATE_LOCK_BUDGET: 'AGENTPOOL_STATE_LOCK_BUDGET',
+  /** Cluster mode: Redis cannot be reached, so nothing can be admitted or awaited through it now. */
+  CLUSTER_UNAVAILABLE: 'AGENTPOOL_CLUSTER_UNAVAILABLE',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
@@ -318,6 +320,21 @@ export class DurabilityError extends AgentPoolError {
   }
 }
 
+/**
+ * Cluster mode: Redis cannot be reached (down, restarting, unreachable), so the execution was not
+ * admitted; nothing already admitted is affected. Retry later: hosts reconnect by themselves.
+ */
+export class ClusterUnavailableError extends AgentPoolError {
+  constructor(what: string, cause?: unknown) {
+    const why = cause instanceof Error ? `: ${cause.message}` : ''
+    super(
+      ErrorCode.CLUSTER_UNAVAILABLE,
+      `${what}: Redis is unavailable, nothing was admitted${why}; retry later (hosts reconnect by themselves)`,
+      { cause },
+    )
+  }
+}
+
 /** An error as it crosses a thread boundary. */
 export interface SerializedError {
   name: string
@@ -350,6 +367,7 @@ for (const cls of [
   DurabilityError,
   ExecutionEndedError,
   StateLockBudgetError,
+  ClusterUnavailableError,
 ]) {
   classesByCode[cls.name] = cls as never
 }

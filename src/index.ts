@@ -5,6 +5,13 @@
  * @module
  */
 export type {
+  ClusterEntryPointStats,
+  ClusterStats,
+  ClusterTimerStats,
+  RuntimeCluster,
+} from './cluster/index.js'
+export type {
+  ClusterOptions,
   Constraint,
   DurabilityOptions,
   EntryPointConfig,
@@ -13,6 +20,7 @@ export type {
   IdempotencyOptions,
   OutcomesOptions,
   PoolOptions,
+  RedisConnectionOptions,
   RuntimeConfig,
   ScopeIsolation,
   StateOptions,

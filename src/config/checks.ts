@@ -137,7 +137,30 @@ export function crossFieldChecks(
     }
   })
   if (isObj(input.goal)) issues.push(...goalIssues(input.goal as unknown as Goal))
+  checkCluster(input, entries, issues)
   return { issues, handlers }
+}
+
+/** Cluster mode and the run log do not mix; an entry point's `cluster` options need cluster mode. */
+function checkCluster(input: Obj, entries: unknown[], issues: ConfigIssue[]): void {
+  if (input.cluster !== undefined && input.durability !== undefined) {
+    issues.push({
+      path: 'durability',
+      message:
+        'cannot be used with cluster: in cluster mode admissions and results are kept in Redis (make Redis durable with appendonly); remove one of the two',
+      value: input.durability,
+    })
+  }
+  if (input.cluster !== undefined) return
+  entries.forEach((e, i) => {
+    if (isObj(e) && e.cluster !== undefined) {
+      issues.push({
+        path: `entryPoints[${i}].cluster`,
+        message: 'needs a top-level cluster section',
+        value: e.cluster,
+      })
+    }
+  })
 }
 
 function checkDuplicates(
@@ -251,17 +274,29 @@ export function environmentIssues(
   config: ResolvedRuntimeConfig,
   env: NodeJS.ProcessEnv = process.env,
 ): ConfigIssue[] {
-  return config.entryPoints.flatMap((ep, i) => {
-    const t = ep.trigger
-    if (t.type !== 'webhook' || t.secretEnv === undefined) return []
-    const value = env[t.secretEnv]
-    if (value !== undefined && value !== '') return []
-    return [
-      {
-        path: `entryPoints[${i}].trigger.secretEnv`,
-        message: `environment variable ${t.secretEnv} is not set (or empty); set it to the webhook's signing secret`,
-        value: t.secretEnv,
-      },
-    ]
-  })
+  const cluster = config.cluster
+  const redisMissing =
+    cluster !== undefined && cluster.redis === undefined && (env.REDIS_URL ?? '') === ''
+      ? [
+          {
+            path: 'cluster.redis',
+            message: 'is not set and neither is the REDIS_URL environment variable; set one of them',
+          },
+        ]
+      : []
+  return redisMissing.concat(
+    config.entryPoints.flatMap((ep, i) => {
+      const t = ep.trigger
+      if (t.type !== 'webhook' || t.secretEnv === undefined) return []
+      const value = env[t.secretEnv]
+      if (value !== undefined && value !== '') return []
+      return [
+        {
+          path: `entryPoints[${i}].trigger.secretEnv`,
+          message: `environment variable ${t.secretEnv} is not set (or empty); set it to the webhook's signing secret`,
+          value: t.secretEnv,
+        },
+      ]
+    }),
+  )
 }

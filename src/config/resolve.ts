@@ -99,6 +99,13 @@ function fill(
       retainRunsMs: c.durability.retainRunsMs ?? 7 * 24 * 3_600_000,
       synchronous: c.durability.synchronous ?? 'normal',
     },
+    cluster: c.cluster && {
+      redis: c.cluster.redis,
+      prefix: c.cluster.prefix ?? 'agentpool',
+      name: c.cluster.name ?? c.goal?.id ?? 'agent',
+      stalledMs: c.cluster.stalledMs ?? 30_000,
+      keepResults: c.cluster.keepResults ?? 10_000,
+    },
     entryPoints: c.entryPoints.map(
       (e, i): ResolvedEntryPoint => ({
         id: e.id,
@@ -112,6 +119,7 @@ function fill(
         timeoutMs: e.timeoutMs ?? 30_000,
         maxRetries: e.maxRetries ?? 0,
         maxConflictRetries: e.maxConflictRetries ?? 10,
+        clusterMaxConcurrent: e.cluster?.maxConcurrent,
       }),
     ),
     baseDir,

@@ -162,6 +162,44 @@ const entryPoint = z.strictObject(
     timeoutMs: int(0, MAX_TIMER_MS).optional(),
     maxRetries: int(0, 100).optional(),
     maxConflictRetries: int(0, 1000).optional(),
+    cluster: z.strictObject({ maxConcurrent: int(1).optional() }, says('must be an object')).optional(),
+  },
+  says('must be an object'),
+)
+
+const redisUrl = z.string(says('must be a redis:// or rediss:// URL')).refine(
+  (u) => {
+    try {
+      const url = new URL(u)
+      return url.protocol === 'redis:' || url.protocol === 'rediss:'
+    } catch {
+      return false
+    }
+  },
+  { error: 'must be a redis:// or rediss:// URL' },
+)
+
+const redisParts = z.strictObject(
+  {
+    host: nonEmptyText.optional(),
+    port: int(1, 65535).optional(),
+    username: text.optional(),
+    password: text.optional(),
+    db: int(0, 1_000_000).optional(),
+    tls: z.boolean(says('must be true or false')).optional(),
+  },
+  says('must be an object'),
+)
+
+const cluster = z.strictObject(
+  {
+    redis: z
+      .union([redisUrl, redisParts], says('must be a redis:// URL or { host, port, password, tls }'))
+      .optional(),
+    prefix: id.optional(),
+    name: id.optional(),
+    stalledMs: int(100, MAX_TIMER_MS).optional(),
+    keepResults: int(0).optional(),
   },
   says('must be an object'),
 )
@@ -232,6 +270,7 @@ export const runtimeConfigSchema = z.strictObject(
         says('must be an object'),
       )
       .optional(),
+    cluster: cluster.optional(),
     entryPoints: z.array(entryPoint, says('must be an array of entry points')),
     baseDir: nonEmptyText.optional(),
   },

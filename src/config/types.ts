@@ -113,6 +113,37 @@ export interface DurabilityOptions {
   synchronous?: 'normal' | 'full'
 }
 
+/** How to reach Redis: a `redis://` / `rediss://` URL, or its parts. */
+export interface RedisConnectionOptions {
+  /** @default '127.0.0.1' */
+  host?: string
+  /** @default 6379 */
+  port?: number
+  username?: string
+  password?: string
+  /** Database number. @default 0 */
+  db?: number
+  /** Connect with TLS. @default false */
+  tls?: boolean
+}
+
+/** Cluster mode: every process started with the config is a host of one agent (see `docs/cluster.md`). */
+export interface ClusterOptions {
+  /** Redis holding the queues; when absent, the `REDIS_URL` environment variable at `start()`. */
+  redis?: string | RedisConnectionOptions
+  /** First part of every Redis key. @default 'agentpool' */
+  prefix?: string
+  /** The agent's name in Redis keys: hosts with the same prefix and name share queues. @default the goal's id, else 'agent' */
+  name?: string
+  /**
+   * How long a host may go without renewing its hold on a running job before the job counts as stalled
+   * and runs on another host (also how often hosts look for stalled jobs). @default 30_000
+   */
+  stalledMs?: number
+  /** Finished jobs kept per entry point for `waitForExecution`. @default 10_000 */
+  keepResults?: number
+}
+
 export interface WebhookOptions {
   /** @default '127.0.0.1' */
   host?: string
@@ -187,6 +218,11 @@ export interface EntryPointConfig {
    * (after a short jittered backoff) before it fails with `AGENTPOOL_STATE_CONFLICT`. @default 10
    */
   maxConflictRetries?: number
+  /** Cluster mode only. */
+  cluster?: {
+    /** Executions of this entry point running at once over all hosts (BullMQ global concurrency); none when absent. */
+    maxConcurrent?: number
+  }
 }
 
 /** Limits of the outcome aggregator. */
@@ -219,6 +255,8 @@ export interface RuntimeConfig {
   events?: EventsOptions
   /** Keeps admissions, results, state and goal counters in an SQLite file, so a restart loses nothing acknowledged. */
   durability?: DurabilityOptions
+  /** Runs the agent on several hosts: admission through BullMQ queues on Redis (see `docs/cluster.md`). */
+  cluster?: ClusterOptions
   entryPoints: EntryPointConfig[]
   /** Folder against which relative handler paths resolve. @default the config file's folder, else process.cwd() */
   baseDir?: string
@@ -256,6 +294,8 @@ export interface ResolvedEntryPoint {
   timeoutMs: number
   maxRetries: number
   maxConflictRetries: number
+  /** Cluster-wide limit of running executions; undefined for none. */
+  clusterMaxConcurrent: number | undefined
 }
 
 /** Every option filled in. Internal. */
@@ -279,8 +319,19 @@ export interface ResolvedRuntimeConfig {
   durability:
     | { path: string; syncMs: number; retainRunsMs: number; synchronous: 'normal' | 'full' }
     | undefined
+  /** `redis` undefined: read `REDIS_URL` at `start()`. */
+  cluster: ResolvedClusterOptions | undefined
   entryPoints: ResolvedEntryPoint[]
   baseDir: string
   /** The config file it was read from, named in later errors. */
   source: string | undefined
+}
+
+/** Cluster options with defaults filled in. Internal. */
+export interface ResolvedClusterOptions {
+  redis: string | RedisConnectionOptions | undefined
+  prefix: string
+  name: string
+  stalledMs: number
+  keepResults: number
 }

@@ -5,7 +5,44 @@
  * @module
  */
 import { describeValue, InvalidArgumentError } from '../errors.js'
-import type { OutcomeAggregatorOptions, ResolvedOutcomeAggregatorOptions } from './types.js'
+import type { GoalProgress, OutcomeAggregatorOptions, ResolvedOutcomeAggregatorOptions } from './types.js'
+
+/** One criterion against its target: progress is the success rate over the target, capped at 1. */
+export function criterionStanding(
+  target: number,
+  successes: number,
+  failures: number,
+  minOutcomes: number,
+): { outcomes: number; successRate: number; progress: number; met: boolean } {
+  const outcomes = successes + failures
+  const successRate = outcomes === 0 ? 0 : successes / outcomes
+  const progress = outcomes === 0 ? 0 : target === 0 ? 1 : Math.min(1, successRate / target)
+  const met = outcomes >= minOutcomes && successRate >= target
+  return { outcomes, successRate, progress, met }
+}
+
+/** The recommendation of {@link GoalProgress} from where the goal stands. */
+export function recommendationOf(
+  standing: {
+    hardViolations: number
+    allMet: boolean
+    hasGoal: boolean
+    totalDecisions: number
+    overall: number
+  },
+  opts: Pick<ResolvedOutcomeAggregatorOptions, 'adjustAfterDecisions' | 'lowProgress'>,
+): GoalProgress['recommendation'] {
+  if (standing.hardViolations > 0) return 'adjust'
+  if (standing.allMet) return 'complete'
+  if (
+    standing.hasGoal &&
+    standing.totalDecisions >= opts.adjustAfterDecisions &&
+    standing.overall < opts.lowProgress
+  ) {
+    return 'adjust'
+  }
+  return 'continue'
+}
 
 /**
  * Fills {@link OutcomeAggregatorOptions} defaults.

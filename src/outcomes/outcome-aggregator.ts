@@ -19,7 +19,7 @@ import {
 } from '../protocol.js'
 import { DecisionRing, OutcomeState, StreamCounters } from './decision-ring.js'
 import { checkDecision, checkOutcome, copyOutcomeFields, decisionRecord } from './execution-recorder.js'
-import { resolveAggregatorOptions } from './goal.js'
+import { criterionStanding, recommendationOf, resolveAggregatorOptions } from './goal.js'
 import type {
   ConstraintViolationSummary,
   CriterionProgress,
@@ -537,16 +537,16 @@ export class OutcomeAggregator {
   }
 
   private recommend(overall: number, allMet: boolean): GoalProgress['recommendation'] {
-    if (this.hardViolations > 0) return 'adjust'
-    if (allMet) return 'complete'
-    if (
-      this.goal !== undefined &&
-      this.totalDecisions >= this.opts.adjustAfterDecisions &&
-      overall < this.opts.lowProgress
-    ) {
-      return 'adjust'
-    }
-    return 'continue'
+    return recommendationOf(
+      {
+        hardViolations: this.hardViolations,
+        allMet,
+        hasGoal: this.goal !== undefined,
+        totalDecisions: this.totalDecisions,
+        overall,
+      },
+      this.opts,
+    )
   }
 
   /** Re-evaluates the criteria (cheap: counters only) and publishes only what moved. */
@@ -601,11 +601,7 @@ export class OutcomeAggregator {
 
   /** One criterion against its target: progress is the success rate over the target, capped at 1. */
   private standing(c: NormalizedCriterion, n: CriterionCounters) {
-    const outcomes = n.successes + n.failures
-    const successRate = outcomes === 0 ? 0 : n.successes / outcomes
-    const progress = outcomes === 0 ? 0 : c.target === 0 ? 1 : Math.min(1, successRate / c.target)
-    const met = outcomes >= this.opts.minOutcomes && successRate >= c.target
-    return { outcomes, successRate, progress, met }
+    return criterionStanding(c.target, n.successes, n.failures, this.opts.minOutcomes)
   }
 }
 

@@ -10,6 +10,7 @@ import { NotRunningError, QueueFullError, UnknownEntryPointError } from '../erro
 import type { LogOp, UnfinishedRun } from '../protocol.js'
 import { type Execution, ExecutionStream, newExecution } from './execution-stream.js'
 import { IdempotencyCache } from './idempotency-cache.js'
+import type { RunAs } from './sources.js'
 import type { TriggerOptions } from './types.js'
 
 /** Receives what the run log keeps of the runtime's work (see `src/durability/`), in the order it happens. */
@@ -37,7 +38,9 @@ export class Admission {
 
   /**
    * A new execution for `entryPointId`, counted as admitted by its stream; or, for an idempotency key
-   * seen within its TTL, the id of the execution it started.
+   * seen within its TTL, the id of the execution it started. With `runAs` (a cluster job, already admitted
+   * and deduplicated by its queue) it takes the job's id and attempt, and neither the idempotency cache nor
+   * `maxQueue` applies.
    * @throws UnknownEntryPointError, NotRunningError, QueueFullError (nothing is admitted then).
    */
   admit(
@@ -46,21 +49,29 @@ export class Admission {
     opts: TriggerOptions,
     depth: number,
     delegated: boolean,
+    runAs?: RunAs,
   ): Execution | string {
     const stream = this.streams.get(entryPointId)
     if (stream === undefined) throw new UnknownEntryPointError(entryPointId, [...this.streams.keys()])
     if (!this.accepting) throw new NotRunningError(`trigger(${JSON.stringify(entryPointId)})`)
     // Keys are per entry point: the same delivery id sent to two webhooks starts two executions.
-    const key = opts.idempotencyKey === undefined ? undefined : `${stream.id}\u0000${opts.idempotencyKey}`
+    const key =
+      opts.idempotencyKey === undefined || runAs !== undefined
+        ? undefined
+        : `${stream.id}\u0000${opts.idempotencyKey}`
     if (key !== undefined) {
       const first = this.idempotency.get(key)
       if (first !== undefined) return first
     }
-    if (stream.full) {
+    if (stream.full && runAs === undefined) {
       stream.rejected++
       throw new QueueFullError(stream.id, stream.entryPoint.maxQueue)
     }
-    const e = newExecution(randomUUID(), stream, input, opts, this.seq++, depth, delegated)
+    const e = newExecution(runAs?.id ?? randomUUID(), stream, input, opts, this.seq++, depth, delegated)
+    if (runAs !== undefined) {
+      e.attempt = runAs.attempt
+      e.maxRetries = 0
+    }
     const expiresAt = key === undefined ? 0 : this.idempotency.set(key, e.id)
     stream.admitted++
     if (this.journal !== undefined) {

@@ -7,9 +7,11 @@
  */
 import { randomUUID } from 'node:crypto'
 import { RecordChannel } from '../channel/index.js'
+import { ClusterHost, type RuntimeCluster } from '../cluster/index.js'
 import {
   environmentIssues,
   loadConfigFile,
+  type ResolvedClusterOptions,
   type ResolvedRuntimeConfig,
   type RuntimeConfig,
   resolveConfig,
@@ -29,6 +31,8 @@ import { API_META, MANUAL_META, type Recovery, type RunRow, type WireRecord } fr
 import { SharedBufferManager } from '../state/index.js'
 import { startTriggers, type Triggers } from '../triggers/index.js'
 import { RuntimeEngine } from './engine.js'
+import { LocalSources } from './local-sources.js'
+import type { AdmissionSource, AdmitRequest, ResultSource } from './sources.js'
 import type { ExecutionResult, RuntimeStats, StopOptions, TriggerOptions } from './types.js'
 import { WorkerPool } from './worker-pool.js'
 
@@ -75,6 +79,21 @@ export class AgentRuntime {
   private phase: Phase = 'created'
   /** The run log, when `durability` is configured (opened by `start()`). */
   private log: RunLog | undefined
+  /** Where executions are admitted and results awaited: this process's engine, or the cluster's queues. */
+  private admission: AdmissionSource
+  private results: ResultSource
+  private host: ClusterHost | undefined
+  /**
+   * Cluster mode: the cluster's stats and goal progress over every host, and cluster-wide timer controls.
+   * Its methods reject with `AGENTPOOL_INVALID_ARGUMENT` when the config has no `cluster` section.
+   */
+  readonly cluster: RuntimeCluster = {
+    stats: async () => this.requireHost('cluster.stats').stats(),
+    goalProgress: async () => this.requireHost('cluster.goalProgress').goalProgress(),
+    pauseTimer: async (id) => this.requireHost('cluster.pauseTimer').pauseTimer(id),
+    resumeTimer: async (id) => this.requireHost('cluster.resumeTimer').resumeTimer(id),
+    timerStats: async () => this.requireHost('cluster.timerStats').timerStats(),
+  }
 
   /** @throws ConfigError naming every invalid field and its value. */
   constructor(config: RuntimeConfig) {
@@ -103,6 +122,13 @@ export class AgentRuntime {
       ...(durable ? { journal: (op) => this.log?.append(op) } : {}),
     })
     this.channel.onRecords((records, source) => this.engine.consume(records, source))
+    const local = new LocalSources(
+      this.engine,
+      () => this.log,
+      (id) => this.fromLog(id),
+    )
+    this.admission = local
+    this.results = local
   }
 
   private metaOf(entryPointId: string): Readonly<Record<string, unknown>> {
@@ -171,42 +197,36 @@ export class AgentRuntime {
     )
     await this.warmUp(this.pool)
     this.channel.listen()
-    this.delegation = exposeDelegation(this.runtimeId, async (entryPointId, input, parent) => {
-      const opts = {
-        correlationId: parent.correlationId,
-        meta: { trigger: 'delegation', parentExecutionId: parent.executionId },
-      }
-      const id = this.engine.admit(
+    this.delegation = exposeDelegation(this.runtimeId, (entryPointId, input, parent) =>
+      this.admitAndWait({
         entryPointId,
         input,
-        opts,
-        this.engine.depthOf(parent.executionId) + 1,
-        true,
-      )
-      return this.engine.wait(id)!
-    })
+        opts: {
+          correlationId: parent.correlationId,
+          meta: { trigger: 'delegation', parentExecutionId: parent.executionId },
+        },
+        depth: this.engine.depthOf(parent.executionId) + 1,
+        delegated: true,
+      }),
+    )
     this.engine.attach(this.pool)
     if (recovery !== undefined) this.engine.recover(recovery)
+    if (this.config.cluster !== undefined) await this.joinCluster(this.config.cluster)
     for (const ep of this.config.entryPoints) {
       this.events.publish({ type: 'stream_started', streamId: ep.id, data: { entryPointId: ep.id } })
     }
     this.triggers = await this.startTriggersOrStop(
       {
-        trigger: async (id, input, opts = {}) => {
+        trigger: (id, input, opts = {}) => {
           const { depth, onAdmitted, ...rest } = opts
-          const executionId = this.engine.admit(id, input, rest, depth ?? 0)
-          if (this.log !== undefined && rest.meta?.trigger === 'timer') {
-            // The slot it fired for: a restart carries the schedule on from there.
-            const slot = rest.meta.scheduledAt
-            this.log.append({
-              op: 'timer',
-              entryPointId: id,
-              firedAt: typeof slot === 'number' ? slot : Date.now(),
-            })
-          }
-          onAdmitted?.(executionId)
-          await this.log?.committed()
-          return executionId
+          return this.admission.admit({
+            entryPointId: id,
+            input,
+            opts: rest,
+            depth: depth ?? 0,
+            delegated: false,
+            ...(onAdmitted === undefined ? {} : { onAdmitted }),
+          })
         },
         events: this.events,
         stats: () => this.stats(),
@@ -215,6 +235,8 @@ export class AgentRuntime {
       },
       this.config,
       recovery?.timers,
+      // In cluster mode timers are the queues' job schedulers, not this process's.
+      { timers: this.config.cluster === undefined },
     )
     this.phase = 'running'
   }
@@ -224,11 +246,8 @@ export class AgentRuntime {
    * @throws UnknownEntryPointError, NotRunningError, QueueFullError (nothing admitted is affected).
    */
   async trigger(entryPointId: string, input?: unknown, opts?: TriggerOptions): Promise<string> {
-    checkOptions(opts)
-    const id = this.engine.admit(entryPointId, input, { meta: this.metaOf(entryPointId), ...opts })
-    // Acknowledged means durable: with a run log, the id is returned once the admission is committed.
-    await this.log?.committed()
-    return id
+    this.checkOptions(opts)
+    return this.admission.admit(this.apiRequest(entryPointId, input, opts))
   }
 
   /** Admits one execution and resolves with its result once it is final and its records are consumed. */
@@ -237,11 +256,8 @@ export class AgentRuntime {
     input?: unknown,
     opts?: TriggerOptions,
   ): Promise<ExecutionResult<Output>> {
-    checkOptions(opts)
-    const id = this.engine.admit(entryPointId, input, { meta: this.metaOf(entryPointId), ...opts })
-    const result = await this.engine.wait(id)!
-    await this.log?.committed()
-    return result as ExecutionResult<Output>
+    this.checkOptions(opts)
+    return (await this.admitAndWait(this.apiRequest(entryPointId, input, opts))) as ExecutionResult<Output>
   }
 
   /**
@@ -250,11 +266,65 @@ export class AgentRuntime {
    * @throws InvalidArgumentError for an id this runtime does not know.
    */
   async waitForExecution<Output = unknown>(executionId: string): Promise<ExecutionResult<Output>> {
-    const waiting = this.engine.wait(executionId) ?? (await this.fromLog(executionId))
-    if (waiting === undefined) {
+    if (typeof executionId !== 'string' || executionId === '') {
+      throw new InvalidArgumentError(`execution id must be a non-empty string, got ${String(executionId)}`)
+    }
+    const result = await this.results.wait(executionId)
+    if (result === undefined) {
       throw new InvalidArgumentError(`unknown execution id ${JSON.stringify(executionId)}`, { executionId })
     }
-    return waiting as Promise<ExecutionResult<Output>>
+    return result as ExecutionResult<Output>
+  }
+
+  /** An api (or manual) trigger's admission. */
+  private apiRequest(entryPointId: string, input: unknown, opts: TriggerOptions | undefined): AdmitRequest {
+    return {
+      entryPointId,
+      input,
+      opts: { meta: this.metaOf(entryPointId), ...opts },
+      depth: 0,
+      delegated: false,
+    }
+  }
+
+  /** Admits through the admission source and waits through the result source. */
+  private async admitAndWait(request: AdmitRequest): Promise<ExecutionResult> {
+    const id = await this.admission.admit(request)
+    const result = await this.results.wait(id, request.entryPointId)
+    // The id was just admitted: a source that does not know it lost it.
+    if (result === undefined)
+      throw new InvalidArgumentError(`execution ${id} is not known to its result source`)
+    return result
+  }
+
+  /**
+   * Cluster mode: this process becomes a host. Admission and results go through the cluster's queues;
+   * the jobs this host takes run on its own engine.
+   */
+  private async joinCluster(options: ResolvedClusterOptions): Promise<void> {
+    try {
+      this.host = await ClusterHost.start(this.config, options, {
+        run: (r, runAs) => {
+          const id = this.engine.admit(r.entryPointId, r.input, r.opts, r.depth, r.delegated, runAs)
+          return this.engine.wait(id)!
+        },
+        decisionsOf: (streamId, executionId) => this.outcomes.decisionsByExecution(streamId, executionId),
+      })
+    } catch (err) {
+      this.phase = 'running'
+      await this.stop({ drain: false })
+      throw err
+    }
+    this.admission = this.host
+    this.results = this.host
+  }
+
+  private requireHost(what: string): ClusterHost {
+    if (this.config.cluster === undefined) {
+      throw new InvalidArgumentError(`${what}(): the config has no cluster section`)
+    }
+    if (this.host === undefined) throw new NotRunningError(`${what}()`)
+    return this.host
   }
 
   /** Per-stream counters and latency percentiles, and pool figures. */
@@ -262,13 +332,27 @@ export class AgentRuntime {
     return this.engine.stats()
   }
 
-  /** Stops a timer entry point from firing until {@link resumeTimer}. */
+  /**
+   * Stops a timer entry point from firing until {@link resumeTimer}.
+   * @throws InvalidArgumentError in cluster mode: use `await runtime.cluster.pauseTimer(id)` (cluster-wide).
+   */
   pauseTimer(entryPointId: string): void {
+    this.refuseInCluster('pauseTimer')
     this.requireTriggers('pauseTimer').pauseTimer(entryPointId)
   }
 
   resumeTimer(entryPointId: string): void {
+    this.refuseInCluster('resumeTimer')
     this.requireTriggers('resumeTimer').resumeTimer(entryPointId)
+  }
+
+  /** Timers run cluster-wide in cluster mode: their controls are async and live on `runtime.cluster`. */
+  private refuseInCluster(what: string): void {
+    if (this.config.cluster !== undefined) {
+      throw new InvalidArgumentError(
+        `${what}(): in cluster mode timers are cluster-wide; use await runtime.cluster.${what}(id)`,
+      )
+    }
   }
 
   /** Next fire time and counters of every timer entry point. */
@@ -285,6 +369,8 @@ export class AgentRuntime {
     const wasStarted = this.phase !== 'created'
     this.phase = 'stopping'
     await this.triggers?.stop()
+    // The host stops taking jobs first: with drain, the ones it holds finish and are reported to Redis.
+    await this.host?.stop({ drain: opts.drain ?? true })
     await this.engine.stop({ drain: opts.drain ?? true })
     this.delegation?.close()
     this.channel.close()
@@ -404,6 +490,10 @@ export class AgentRuntime {
     return run === undefined ? undefined : resultOf(run)
   }
 
+  private checkOptions(opts: TriggerOptions | undefined): void {
+    checkOptions(opts, this.config.cluster !== undefined)
+  }
+
   private requireTriggers(what: string): Triggers {
     if (this.triggers === undefined) throw new NotRunningError(`${what}()`)
     return this.triggers
@@ -430,7 +520,7 @@ function createState(config: ResolvedRuntimeConfig): SharedBufferManager {
   }
 }
 
-function checkOptions(opts: TriggerOptions | undefined): void {
+function checkOptions(opts: TriggerOptions | undefined, cluster: boolean): void {
   if (opts === undefined) return
   if (typeof opts !== 'object' || opts === null) {
     throw new InvalidArgumentError(`trigger options must be an object, got ${typeof opts}`)
@@ -452,6 +542,11 @@ function checkOptions(opts: TriggerOptions | undefined): void {
   }
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new InvalidArgumentError('opts.signal must be an AbortSignal')
+  }
+  if (signal !== undefined && cluster) {
+    throw new InvalidArgumentError(
+      'opts.signal is not supported in cluster mode: the execution may run on another host; set timeoutMs instead',
+    )
   }
 }
 

@@ -32,6 +32,7 @@ import { type Batch, Dispatcher } from './dispatch.js'
 import type { Execution, ExecutionStream } from './execution-stream.js'
 import { LockWatchdog } from './lock-watchdog.js'
 import { buildResult, type EndError, ResultStore } from './result-store.js'
+import type { RunAs } from './sources.js'
 import { Timeouts } from './timeouts.js'
 import type { ExecutionResult, ExecutionStatus, RuntimeStats, StopOptions, TriggerOptions } from './types.js'
 import type { WorkerPool } from './worker-pool.js'
@@ -117,8 +118,9 @@ export class RuntimeEngine {
     opts: TriggerOptions = {},
     depth = 0,
     delegated = false,
+    runAs?: RunAs,
   ): string {
-    const e = this.admission.admit(entryPointId, input, opts, depth, delegated)
+    const e = this.admission.admit(entryPointId, input, opts, depth, delegated, runAs)
     if (typeof e === 'string') return e
     this.executions.set(e.id, e)
     this.active++
@@ -132,10 +134,12 @@ export class RuntimeEngine {
 
   /** Resolves when the execution is final (at once if it already is). */
   wait(executionId: string): Promise<ExecutionResult> | undefined {
-    const done = this.results.get(executionId)
-    if (done !== undefined) return Promise.resolve(done)
+    // A live execution first: a cluster job's next attempt runs under the id of the attempt that ended.
     const e = this.executions.get(executionId)
-    if (e === undefined) return undefined
+    if (e === undefined) {
+      const done = this.results.get(executionId)
+      return done === undefined ? undefined : Promise.resolve(done)
+    }
     if (e.promise === undefined) {
       e.promise = new Promise((resolve) => {
         e.settle = resolve
@@ -336,7 +340,7 @@ export class RuntimeEngine {
 
   /** A failed attempt: retry if allowed, else the execution fails. */
   private failAttempt(e: Execution, error: EndError): void {
-    if (e.attempt <= e.stream.entryPoint.maxRetries) {
+    if (e.attempt <= e.maxRetries) {
       e.stream.retried++
       this.bus.publish({
         type: 'execution_retried',

@@ -31,6 +31,8 @@ export interface Execution {
   /** Admission order; ties in priority start first-come. */
   readonly seq: number
   readonly admittedAt: number
+  /** Attempts after the first that this engine may run itself (0 for a cluster job: the queue retries it). */
+  maxRetries: number
   attempt: number
   /** Re-runs after conflicting `serializable` commits, over all attempts. */
   conflicts: number
@@ -73,6 +75,7 @@ export function newExecution(
     delegated,
     seq,
     admittedAt: now,
+    maxRetries: stream.entryPoint.maxRetries,
     attempt: 1,
     conflicts: 0,
     startedAt: 0,

@@ -6,5 +6,7 @@
 export { AgentRuntime, runtimeOf } from './agent-runtime.js'
 export { checkHandlerModules } from './handler-check.js'
 export { ABORT_GRACE_MS, MAX_BATCH } from './limits.js'
+/** @internal The admission and result seam (cluster mode implements it). */
+export type { AdmissionSource, AdmitRequest, LocalRunner, ResultSource, RunAs } from './sources.js'
 export type * from './types.js'
 export type { WorkerSetup } from './worker-pool.js'

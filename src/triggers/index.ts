@@ -17,7 +17,7 @@ export { MAX_EVENT_DEPTH } from './event-triggers.js'
 export type { HostStateStats, HostStats, HostStreamStats, HostTriggerOptions, TriggerHost } from './host.js'
 export { TRIGGER_REFUSED, type TriggerRefusedData } from './refused.js'
 export { SIGNATURE_HEADER, type SignWebhookBodyOptions, signWebhookBody } from './signature.js'
-export type { TimerStats } from './timers.js'
+export { noTimerError, type TimerStats } from './timers.js'
 
 /** The running triggers of one runtime. */
 export interface Triggers {
@@ -50,6 +50,8 @@ export async function startTriggers(
   host: TriggerHost,
   config: ResolvedRuntimeConfig,
   lastFires?: Readonly<Record<string, number>>,
+  /** `timers: false` starts no timers (cluster mode schedules them in the queues). @default { timers: true } */
+  opts: { timers?: boolean } = {},
 ): Promise<Triggers> {
   const needsServer = config.entryPoints.some((ep) => ep.trigger.type === 'webhook')
   let timers: Timers | undefined
@@ -69,7 +71,7 @@ export async function startTriggers(
     metrics?.close()
     throw err
   }
-  const started = new Timers(host, config.entryPoints, lastFires)
+  const started = new Timers(host, opts.timers === false ? [] : config.entryPoints, lastFires)
   timers = started
   const events = new EventTriggers(host, config.entryPoints)
   return {

@@ -265,12 +265,15 @@ export class Timers {
     // A resumed timer after stop would tick into a stopped runtime and keep the process alive.
     if (this.stopped) throw new NotRunningError('pauseTimer/resumeTimer')
     const t = this.timers.get(id)
-    if (t === undefined) {
-      throw new InvalidArgumentError(
-        `no timer trigger for entry point ${JSON.stringify(id)}; timers: ${[...this.timers.keys()].map((k) => JSON.stringify(k)).join(', ') || '(none)'}`,
-        { entryPointId: id },
-      )
-    }
+    if (t === undefined) throw noTimerError(id, this.timers.keys())
     return t
   }
+}
+
+/** The error for a timer control called with an entry point that has no timer trigger. */
+export function noTimerError(id: string, timers: Iterable<string>): InvalidArgumentError {
+  return new InvalidArgumentError(
+    `no timer trigger for entry point ${JSON.stringify(id)}; timers: ${[...timers].map((k) => JSON.stringify(k)).join(', ') || '(none)'}`,
+    { entryPointId: id },
+  )
 }

@@ -11,7 +11,8 @@
  * The contract (docs/architecture.md, "Webhook contract"): `202 {"executionId"}`; `401` for a missing or wrong signature; `413` over
  * the body limit; `400` for a JSON content type with a malformed body; `404` for an unknown path; `405`
  * (with `Allow`) for a method the path does not accept; `429` with `Retry-After` when the stream's queue is
- * full; `503` while the runtime is not running. Every error answer is `{"error": {"code", "message"}}`.
+ * full; `503` while the runtime is not running, and (with `Retry-After`) while Redis is unavailable in cluster
+ * mode. Every error answer is `{"error": {"code", "message"}}`.
  * The input is the parsed JSON body (`+json` types included), any other body as a UTF-8 string, and
  * `null` for an empty body. `ctx.meta` is `{ trigger: 'webhook', path, method, query, headers }` where
  * `headers` lacks the signature. `Idempotency-Key` becomes the trigger's idempotency key and
@@ -30,6 +31,9 @@ import { SIGNATURE_HEADER, verifyWebhookSignature } from './signature.js'
 
 /** Longest `Idempotency-Key` / `X-Correlation-Id` accepted. */
 const MAX_KEY_LENGTH = 256
+
+/** `Retry-After` while Redis is unavailable (cluster mode): hosts reconnect within about a second. */
+const CLUSTER_RETRY_AFTER_S = 1
 
 /** Upper bound of the `Retry-After` estimate, in seconds. */
 const MAX_RETRY_AFTER_S = 60
@@ -293,6 +297,10 @@ function sendTriggerError(
     return reply.code(429).send(errorBody(code, (err as Error).message))
   }
   if (code === ErrorCode.NOT_RUNNING) return reply.code(503).send(errorBody(code, (err as Error).message))
+  if (code === ErrorCode.CLUSTER_UNAVAILABLE) {
+    reply.header('retry-after', String(CLUSTER_RETRY_AFTER_S))
+    return reply.code(503).send(errorBody(code, (err as Error).message))
+  }
   if (code === ErrorCode.INVALID_ARGUMENT)
     return reply.code(400).send(errorBody(code, (err as Error).message))
   return reply.code(500).send(errorBody(ErrorCode.INTERNAL, 'internal error'))

@@ -1,0 +1,88 @@
+/**
+ * The cluster's wire protocol: what a job carries between the host that admits an execution and the host
+ * that runs it, how agentpool's options map onto BullMQ's job options, and the Redis key names. Both sides
+ * import it. Jobs travel as JSON (BullMQ's encoding): inputs and outputs should be JSON values.
+ *
+ * @module
+ */
+import type { Job, JobsOptions } from 'bullmq'
+import type { ResolvedClusterOptions, ResolvedEntryPoint } from '../config/index.js'
+import type { AdmitRequest, ExecutionResult } from '../runtime/index.js'
+
+/** A job's data: the admission, less what BullMQ carries itself (id, priority, idempotency key). */
+export interface JobData {
+  input: unknown
+  correlationId?: string
+  /** The trigger's own priority (added to the entry point's on the host that runs it). */
+  priority?: number
+  timeoutMs?: number
+  meta?: Record<string, unknown>
+  depth: number
+  delegated: boolean
+}
+
+/** A job's return value: the execution's result on the host that ran it. */
+export type JobResult = ExecutionResult
+
+/** BullMQ priorities: 1 is the highest, {@link MAX_PRIORITY} the lowest. */
+const MAX_PRIORITY = 2_097_152
+/** The BullMQ priority of agentpool priority 0; each agentpool point above it is one place higher. */
+const MID_PRIORITY = 1_048_576
+
+/**
+ * BullMQ's priority for an agentpool priority (higher starts first): every job gets one, since BullMQ
+ * starts jobs without a priority before every prioritized job. Fractions are rounded.
+ */
+export function bullPriority(priority: number | undefined): number {
+  return Math.min(MAX_PRIORITY, Math.max(1, MID_PRIORITY - Math.round(priority ?? 0)))
+}
+
+/** Backoff of a retried job: 10 ms doubled per attempt, as the local engine retries. */
+const RETRY_BASE_MS = 10
+
+/** BullMQ's prefix of an agent's keys: every host with the same prefix and name shares its queues. */
+export function keyPrefix(cluster: ResolvedClusterOptions): string {
+  return `${cluster.prefix}:${cluster.name}`
+}
+
+/** The job data of an admission. */
+export function jobDataOf(r: Pick<AdmitRequest, 'input' | 'opts' | 'depth' | 'delegated'>): JobData {
+  const { correlationId, priority, timeoutMs, meta } = r.opts
+  const data: JobData = { input: r.input, depth: r.depth, delegated: r.delegated }
+  if (correlationId !== undefined) data.correlationId = correlationId
+  if (priority !== undefined && priority !== 0) data.priority = priority
+  if (timeoutMs !== undefined) data.timeoutMs = timeoutMs
+  if (meta !== undefined) data.meta = { ...meta }
+  return data
+}
+
+/** BullMQ options of one admission: id, priority, attempts and backoff, deduplication, retention. */
+export function jobOptionsOf(
+  id: string,
+  r: Pick<AdmitRequest, 'opts'>,
+  ep: ResolvedEntryPoint,
+  cluster: ResolvedClusterOptions,
+  ttlMs: number,
+): JobsOptions {
+  const options: JobsOptions = {
+    jobId: id,
+    priority: bullPriority(r.opts.priority),
+    attempts: ep.maxRetries + 1,
+    backoff: { type: 'exponential', delay: RETRY_BASE_MS },
+    removeOnComplete: { count: cluster.keepResults },
+    removeOnFail: { count: cluster.keepResults },
+  }
+  if (r.opts.idempotencyKey !== undefined) {
+    options.deduplication = { id: r.opts.idempotencyKey, ttl: ttlMs }
+  }
+  return options
+}
+
+/**
+ * The slot a scheduler's job was made for: its id ends with the slot's epoch ms (`repeat:<id>:<ms>`); else
+ * when it was due.
+ */
+export function scheduledAtOf(job: Pick<Job, 'id' | 'timestamp' | 'delay'>): number {
+  const slot = Number(job.id?.slice(job.id.lastIndexOf(':') + 1))
+  return Number.isSafeInteger(slot) && slot > 0 ? slot : job.timestamp + (job.delay ?? 0)
+}

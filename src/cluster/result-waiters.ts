@@ -1,0 +1,137 @@
+/**
+ * Waiting from anywhere: a host resolves the results of executions that ran on any host. One
+ * `QueueEvents` reader per entry point follows the queue's event stream (it resumes where it left off
+ * after a reconnection); each waiter is registered before the job is looked up, so a job that finished
+ * before the waiter came is found by the lookup and one that finishes after is found by the event.
+ * Main thread only.
+ *
+ * @module
+ */
+import { type Job, type Queue, QueueEvents, type RedisOptions } from 'bullmq'
+import { ErrorCode } from '../errors.js'
+import type { ExecutionResult } from '../runtime/index.js'
+import type { JobData, JobResult } from './job.js'
+
+/** How often waiters that have waited a while look their job up (events can be trimmed away or missed). */
+const RECHECK_MS = 2000
+
+type Settle = (result: ExecutionResult) => void
+
+export class ResultWaiters {
+  private readonly readers: QueueEvents[] = []
+  /** Waiters by job id; a job id is unique across the agent's queues (a random UUID). */
+  private readonly waiting = new Map<string, { queue: Queue; since: number; settle: Settle[] }>()
+  private readonly recheck: NodeJS.Timeout
+
+  private constructor(private readonly queues: ReadonlyMap<string, Queue>) {
+    this.recheck = setInterval(() => void this.recheckOld(), RECHECK_MS)
+    this.recheck.unref()
+  }
+
+  /** Starts one event reader per queue and waits until each reads. */
+  static async start(
+    queues: ReadonlyMap<string, Queue>,
+    connection: RedisOptions,
+    prefix: string,
+  ): Promise<ResultWaiters> {
+    const waiters = new ResultWaiters(queues)
+    for (const name of queues.keys()) {
+      const reader = new QueueEvents(name, { connection, prefix })
+      reader.on('error', () => {})
+      reader.on('completed', ({ jobId, returnvalue }) => waiters.resolve(jobId, returnvalue as JobResult))
+      reader.on('failed', ({ jobId }) => void waiters.lookUp(jobId))
+      waiters.readers.push(reader)
+    }
+    await Promise.all(waiters.readers.map((r) => r.waitUntilReady()))
+    return waiters
+  }
+
+  /**
+   * The job's result once it is final; undefined when no queue (or not `entryPointId`'s) has the job.
+   * Rejects only when Redis cannot be asked.
+   */
+  async wait(executionId: string, entryPointId?: string): Promise<ExecutionResult | undefined> {
+    const queues = entryPointId === undefined ? [...this.queues.values()] : [this.queues.get(entryPointId)]
+    for (const queue of queues) {
+      if (queue === undefined) continue
+      const result = new Promise<ExecutionResult>((settle) => this.register(executionId, queue, settle))
+      const found = await this.lookUp(executionId, queue)
+      if (found) return result
+      this.forget(executionId, queue)
+    }
+    return undefined
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.recheck)
+    await Promise.all(this.readers.map((r) => r.close()))
+  }
+
+  private register(id: string, queue: Queue, settle: Settle): void {
+    const w = this.waiting.get(id)
+    if (w === undefined) this.waiting.set(id, { queue, since: Date.now(), settle: [settle] })
+    else w.settle.push(settle)
+  }
+
+  private forget(id: string, queue: Queue): void {
+    if (this.waiting.get(id)?.queue === queue) this.waiting.delete(id)
+  }
+
+  private resolve(id: string, result: ExecutionResult): void {
+    const w = this.waiting.get(id)
+    if (w === undefined) return
+    this.waiting.delete(id)
+    for (const settle of w.settle) settle(result)
+  }
+
+  /**
+   * Looks the job up: settles its waiters when it is final. False when the queue does not have it.
+   * A lookup that cannot reach Redis leaves the waiters waiting (the event or a recheck settles them).
+   */
+  private async lookUp(id: string, queue = this.waiting.get(id)?.queue): Promise<boolean> {
+    if (queue === undefined) return true
+    let job: Job<JobData, JobResult> | undefined
+    try {
+      job = await queue.getJob(id)
+    } catch {
+      return true
+    }
+    if (job === undefined) return false
+    if (job.finishedOn !== undefined && job.finishedOn > 0) {
+      this.resolve(id, job.returnvalue ?? failedResult(job))
+    }
+    return true
+  }
+
+  /** Waiters older than {@link RECHECK_MS} look their job up again, a few at a time. */
+  private async recheckOld(): Promise<void> {
+    const before = Date.now() - RECHECK_MS
+    const old: string[] = []
+    for (const [id, w] of this.waiting) {
+      if (w.since < before) old.push(id)
+      if (old.length >= 200) break
+    }
+    await Promise.all(old.map((id) => this.lookUp(id)))
+  }
+}
+
+/**
+ * The result of a job BullMQ failed without a result from a host: it stalled more often than allowed
+ * (its hosts kept dying) or its host could not report it.
+ */
+function failedResult(job: Job<JobData, JobResult>): ExecutionResult {
+  const completedAt = job.finishedOn ?? Date.now()
+  const startedAt = job.processedOn ?? completedAt
+  return {
+    executionId: job.id ?? '',
+    streamId: job.queueName,
+    correlationId: job.data.correlationId ?? job.id ?? '',
+    status: 'failed',
+    error: { code: ErrorCode.WORKER_CRASHED, message: job.failedReason || 'the job failed in the queue' },
+    attempts: Math.max(1, job.attemptsMade),
+    conflicts: 0,
+    startedAt,
+    completedAt,
+    durationMs: completedAt - startedAt,
+  }
+}

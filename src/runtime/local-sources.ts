@@ -1,0 +1,48 @@
+/**
+ * The in-process implementation of the admission and result seam: executions are admitted into this
+ * process's engine and awaited there (and, with a run log, in the log for runs of an earlier process).
+ * Main thread only.
+ *
+ * @module
+ */
+import type { RunLog } from '../durability/index.js'
+import type { RuntimeEngine } from './engine.js'
+import type { AdmissionSource, AdmitRequest, ResultSource } from './sources.js'
+import type { ExecutionResult } from './types.js'
+
+export class LocalSources implements AdmissionSource, ResultSource {
+  constructor(
+    private readonly engine: RuntimeEngine,
+    /** The run log once opened (durability), else undefined. */
+    private readonly log: () => RunLog | undefined,
+    /** A finished run of an earlier process, from the run log. */
+    private readonly fromLog: (executionId: string) => Promise<ExecutionResult | undefined>,
+  ) {}
+
+  async admit(r: AdmitRequest): Promise<string> {
+    const id = this.engine.admit(r.entryPointId, r.input, r.opts, r.depth, r.delegated)
+    const log = this.log()
+    if (log !== undefined && r.opts.meta?.trigger === 'timer') {
+      // The slot it fired for: a restart carries the schedule on from there.
+      const slot = r.opts.meta.scheduledAt
+      log.append({
+        op: 'timer',
+        entryPointId: r.entryPointId,
+        firedAt: typeof slot === 'number' ? slot : Date.now(),
+      })
+    }
+    r.onAdmitted?.(id)
+    // Acknowledged means durable: with a run log, the id is returned once the admission is committed.
+    await log?.committed()
+    return id
+  }
+
+  async wait(executionId: string): Promise<ExecutionResult | undefined> {
+    const waiting = this.engine.wait(executionId)
+    if (waiting === undefined) return this.fromLog(executionId)
+    const result = await waiting
+    // A result is reported once its end is durable too.
+    await this.log()?.committed()
+    return result
+  }
+}

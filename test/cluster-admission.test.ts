@@ -1,0 +1,152 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ClusterStats, ExecutionResult } from '../src/index.js'
+import { Host, WORK, writeClusterConfig } from './helpers/cluster.js'
+import { redisAvailable, startRedis, type TestRedis } from './helpers/redis.js'
+
+type Output = { tag: string; pid: number; attempt: number; delegated?: ExecutionResult<Output> }
+
+const lines = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean)
+
+describe.runIf(redisAvailable())('cluster admission across two host processes', () => {
+  let redis: TestRedis
+  let dir: string
+  let a: Host
+  let b: Host
+  let pids: number[]
+
+  beforeAll(async () => {
+    redis = await startRedis()
+    dir = mkdtempSync(join(tmpdir(), 'agentpool-cluster-'))
+    const config = writeClusterConfig(dir, redis.url, [
+      `{ id: api, handler: ${JSON.stringify(WORK)}, trigger: { type: api }, maxConcurrent: 4, maxRetries: 2 }`,
+      `{ id: helper, handler: ${JSON.stringify(WORK)}, trigger: { type: api }, maxConcurrent: 4 }`,
+      `{ id: small, handler: ${JSON.stringify(WORK)}, trigger: { type: api }, maxConcurrent: 1, maxQueue: 3 }`,
+    ])
+    a = new Host(config)
+    b = new Host(config)
+    pids = [(await a.ready).pid, (await b.ready).pid]
+  })
+
+  afterAll(async () => {
+    await Promise.all([a?.kill(), b?.kill()])
+    await redis?.dispose()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('triggerAndWait on host A resolves with results of executions that ran on host B', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        a.call<ExecutionResult<Output>>('triggerAndWait', 'api', { tag: `t${i}`, ms: 30 }),
+      ),
+    )
+    expect(results.map((r) => r.status)).toEqual(Array(24).fill('completed'))
+    expect(results.map((r) => r.output!.tag)).toEqual(Array.from({ length: 24 }, (_, i) => `t${i}`))
+    // Both hosts took jobs from the one queue; A got B's results as well as its own.
+    expect(new Set(results.map((r) => r.output!.pid))).toEqual(new Set(pids))
+  })
+
+  it('waitForExecution on one host resolves with an execution triggered on the other', async () => {
+    const id = await b.call<string>('trigger', 'api', { tag: 'later', ms: 50 })
+    const result = await a.call<ExecutionResult<Output>>('waitForExecution', id)
+    expect(result).toMatchObject({ executionId: id, status: 'completed', output: { tag: 'later' } })
+    await expect(a.call('waitForExecution', 'no-such-execution')).rejects.toMatchObject({
+      code: 'AGENTPOOL_INVALID_ARGUMENT',
+    })
+  })
+
+  it('a redelivered idempotency key sent to another host gets the first id and runs once', async () => {
+    const marker = join(dir, 'dedup.txt')
+    writeFileSync(marker, '')
+    const first = await a.call<string>(
+      'trigger',
+      'api',
+      { tag: 'once', marker },
+      { idempotencyKey: 'delivery-1' },
+    )
+    const again = await b.call<string>(
+      'trigger',
+      'api',
+      { tag: 'twice', marker },
+      { idempotencyKey: 'delivery-1' },
+    )
+    expect(again).toBe(first)
+    const result = await b.call<ExecutionResult<Output>>('waitForExecution', first)
+    expect(result.output!.tag).toBe('once')
+    expect(lines(marker).map((l) => l.split(' ')[0])).toEqual(['once'])
+  })
+
+  it('a failed attempt is retried by the queue, on any host, up to maxRetries', async () => {
+    const r = await a.call<ExecutionResult<Output>>('triggerAndWait', 'api', { tag: 'flaky', failUntil: 3 })
+    expect(r).toMatchObject({ status: 'completed', attempts: 3, output: { attempt: 3 } })
+    const dead = await a.call<ExecutionResult<Output>>('triggerAndWait', 'api', { tag: 'dead', failUntil: 9 })
+    expect(dead).toMatchObject({ status: 'failed', attempts: 3, error: { code: 'AGENTPOOL_HANDLER_FAILED' } })
+  })
+
+  it('a delegation started on one host can run on the other and its result comes back', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        a.call<ExecutionResult<Output>>('triggerAndWait', 'api', {
+          tag: `d${i}`,
+          delegate: 'helper',
+          ms: 20,
+        }),
+      ),
+    )
+    for (const r of results) {
+      expect(r.status).toBe('completed')
+      expect(r.output!.delegated).toMatchObject({
+        status: 'completed',
+        output: { tag: `${r.output!.tag}.child` },
+      })
+      expect(r.output!.delegated!.correlationId).toBe(r.correlationId)
+    }
+    const pairs = results.map((r) => [r.output!.pid, r.output!.delegated!.output!.pid])
+    expect(pairs.some(([parent, child]) => parent !== child)).toBe(true)
+  })
+
+  /** Holds both hosts' one `small` slot until the returned release is called. */
+  async function holdSmall(name: string): Promise<{ release: () => Promise<unknown> }> {
+    const flag = join(dir, name)
+    const blockers = [0, 1].map((i) =>
+      a.call('triggerAndWait', 'small', { tag: `${name}${i}`, holdUntil: flag }),
+    )
+    await expect
+      .poll(async () => (await a.call<ClusterStats>('cluster.stats')).entryPoints.small!.active, {
+        timeout: 30_000,
+      })
+      .toBe(2)
+    return {
+      release: () => {
+        writeFileSync(flag, '')
+        return Promise.all(blockers)
+      },
+    }
+  }
+
+  it('higher priority jobs start first within an entry point', async () => {
+    const marker = join(dir, 'priority.txt')
+    writeFileSync(marker, '')
+    const hold = await holdSmall('priority-hold')
+    const low = await a.call<string>('trigger', 'small', { tag: 'low', marker }, { priority: -5 })
+    const high = await b.call<string>('trigger', 'small', { tag: 'high', marker }, { priority: 5 })
+    await hold.release()
+    await Promise.all([b.call('waitForExecution', high), a.call('waitForExecution', low)])
+    expect(lines(marker).map((l) => l.split(' ')[0])).toEqual(['high', 'low'])
+  })
+
+  it('refuses with QueueFullError once maxQueue jobs wait, and admits again when they ran', async () => {
+    const hold = await holdSmall('full-hold')
+    const queued = await Promise.all(
+      [0, 1, 2].map((i) => a.call<string>('trigger', 'small', { tag: `q${i}` })),
+    )
+    await expect(b.call('trigger', 'small', { tag: 'over' })).rejects.toMatchObject({
+      code: 'AGENTPOOL_QUEUE_FULL',
+    })
+    await hold.release()
+    await Promise.all(queued.map((id) => a.call('waitForExecution', id)))
+    await expect(b.call('trigger', 'small', { tag: 'after' })).resolves.toEqual(expect.any(String))
+  })
+})
