@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs'
 import { constants } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { readClusterStatus } from './cluster/index.js'
 import {
   environmentIssues,
   type IsolationLevel,
@@ -20,7 +21,7 @@ import {
   type ResolvedRuntimeConfig,
 } from './config/index.js'
 import { LogStore } from './durability/index.js'
-import { AgentPoolError, ConfigError, DurabilityError } from './errors.js'
+import { AgentPoolError, ClusterUnavailableError, ConfigError, DurabilityError } from './errors.js'
 import type { AgentRuntime, RuntimeStats } from './index.js'
 import { checkHandlerModules, runtimeOf } from './runtime/index.js'
 import {
@@ -143,6 +144,20 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     )
 
   program
+    .command('cluster')
+    .description('cluster mode')
+    .command('status')
+    .description(
+      "print the cluster's hosts alive, each entry point's waiting, active and delayed jobs and how executions ended, and goal progress over every host",
+    )
+    .argument('<config>', 'YAML or JSON config file with a cluster section')
+    .option('--json', 'print it as JSON')
+    .addHelpText('after', EXIT_CODES_HELP)
+    .action(async (config: string, opts: { json?: boolean }) => {
+      code = await clusterStatusCommand(config, opts.json === true, io)
+    })
+
+  program
     .command('bench')
     .description(
       'find your limits: --sweep <config> --entry <id> --inputs <file.jsonl> runs your handler over pool sizes, tasksPerThread, maxConcurrent and isolation levels; without a config (in a clone of the repository) the bundled suites or sweep',
@@ -262,6 +277,40 @@ async function runsCommand(
   } finally {
     log.close()
   }
+}
+
+async function clusterStatusCommand(path: string, json: boolean, io: CliIO): Promise<number> {
+  const config = await loadConfigFile(path)
+  if (config.cluster === undefined) {
+    throw new CliFailure(ExitCode.CONFIG, `${path} has no cluster section: there is no cluster to read`)
+  }
+  const issues = environmentIssues(config).filter((i) => i.path === 'cluster.redis')
+  if (issues.length > 0) throw new ConfigError(issues, config.source)
+  let status: Awaited<ReturnType<typeof readClusterStatus>>
+  try {
+    status = await readClusterStatus(config)
+  } catch (err) {
+    if (err instanceof ClusterUnavailableError) throw new CliFailure(ExitCode.FAILED, err.message)
+    throw err
+  }
+  if (json) {
+    io.out(`${JSON.stringify(status, null, 2)}\n`)
+    return ExitCode.OK
+  }
+  const { stats, goal } = status
+  io.out(`cluster ${config.cluster.prefix}:${config.cluster.name}: ${stats.hosts} host(s) alive\n`)
+  const columns = ['waiting', 'active', 'delayed', 'completed', 'failed', 'timedOut', 'cancelled'] as const
+  io.out(`${'entry point'.padEnd(20)}${columns.map((c) => c.padStart(11)).join('')}\n`)
+  for (const [id, e] of Object.entries(stats.entryPoints)) {
+    io.out(`${id.padEnd(20)}${columns.map((c) => String(e[c]).padStart(11)).join('')}\n`)
+  }
+  const m = goal.metrics
+  io.out(
+    goal.goalId === undefined
+      ? `no goal; ${m.totalDecisions} decision(s)\n`
+      : `goal ${goal.goalId}: ${(goal.overallProgress * 100).toFixed(1)}% (${goal.recommendation}), ${m.totalDecisions} decision(s), success rate ${(m.successRate * 100).toFixed(1)}% over ${m.executionsTotal} execution(s)\n`,
+  )
+  return ExitCode.OK
 }
 
 /**

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { redisOptionsOf } from '../src/cluster/connection.js'
+import { redisOptionsOf } from '../src/cluster/index.js'
 import { environmentIssues, resolveConfig } from '../src/config/index.js'
 import { AgentRuntime, ConfigError, type ConfigIssue } from '../src/index.js'
 

@@ -29,7 +29,7 @@ import type {
   LocalRunner,
   ResultSource,
 } from '../runtime/index.js'
-import { type ClusterStats, clusterGoalProgress, entryPointStats } from './cluster-stats.js'
+import { type ClusterStats, clusterGoalProgress, clusterStatsOf, queueCounts } from './cluster-stats.js'
 import { connectAdmission, redisOptionsOf } from './connection.js'
 import { ClusterCounters, fieldsOf } from './counters.js'
 import { type JobData, type JobResult, jobDataOf, jobOptionsOf, keyPrefix, scheduledAtOf } from './job.js'
@@ -134,18 +134,14 @@ export class ClusterHost implements AdmissionSource, ResultSource {
   /** Hosts alive, and per entry point the queue's counts and how the cluster's executions ended. */
   async stats(): Promise<ClusterStats> {
     return this.ask('cluster.stats()', async () => {
-      const [{ counters, hosts }, ...counts] = await Promise.all([
-        this.counters.read(),
-        ...[...this.queues.values()].map((q) =>
-          q.getJobCounts('waiting', 'prioritized', 'active', 'delayed'),
-        ),
-      ])
-      const entryPoints: ClusterStats['entryPoints'] = {}
-      for (const [i, id] of [...this.queues.keys()].entries()) {
-        entryPoints[id] = entryPointStats(id, counts[i]!, counters)
-      }
-      return { hosts, entryPoints }
+      const [read, counts] = await Promise.all([this.counters.read(), queueCounts(this.queues)])
+      return clusterStatsOf(read, counts)
     })
+  }
+
+  /** Jobs per entry point queue: waiting (with prioritized), active, delayed. */
+  async queueCounts(): Promise<Record<string, Record<string, number>>> {
+    return this.ask('queueCounts()', () => queueCounts(this.queues))
   }
 
   /** Goal progress over every host's executions. */

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Queue } from 'bullmq'
 import { normalizeGoal, type ResolvedRuntimeConfig } from '../config/index.js'
 import {
   type CriterionProgress,
@@ -34,17 +35,43 @@ export interface ClusterStats {
   entryPoints: Record<string, ClusterEntryPointStats>
 }
 
+type QueueCounts = Record<'waiting' | 'active' | 'delayed', number>
+
+/** Jobs per queue and state: waiting (with BullMQ's prioritized), active, delayed. */
+export async function queueCounts(queues: ReadonlyMap<string, Queue>): Promise<Record<string, QueueCounts>> {
+  const ids = [...queues.keys()]
+  const counts = await Promise.all(
+    [...queues.values()].map((q) => q.getJobCounts('waiting', 'prioritized', 'active', 'delayed')),
+  )
+  return Object.fromEntries(
+    ids.map((id, i) => {
+      const c = counts[i]!
+      const waiting = (c.waiting ?? 0) + (c.prioritized ?? 0)
+      return [id, { waiting, active: c.active ?? 0, delayed: c.delayed ?? 0 }]
+    }),
+  )
+}
+
+/** The cluster's stats from its counters and its queues' counts. */
+export function clusterStatsOf(
+  read: { counters: ReadonlyMap<string, number>; hosts: number },
+  counts: Record<string, QueueCounts>,
+): ClusterStats {
+  const entryPoints: ClusterStats['entryPoints'] = {}
+  for (const [id, queue] of Object.entries(counts))
+    entryPoints[id] = entryPointStats(id, queue, read.counters)
+  return { hosts: read.hosts, entryPoints }
+}
+
 /** The figures of one entry point: queue counts from BullMQ, ends from the cluster counters. */
-export function entryPointStats(
+function entryPointStats(
   id: string,
-  queue: Record<string, number>,
+  queue: QueueCounts,
   counters: ReadonlyMap<string, number>,
 ): ClusterEntryPointStats {
   const n = (status: string) => counters.get(`ep:${id}:${status}`) ?? 0
   return {
-    waiting: (queue.waiting ?? 0) + (queue.prioritized ?? 0),
-    active: queue.active ?? 0,
-    delayed: queue.delayed ?? 0,
+    ...queue,
     completed: n('completed'),
     failed: n('failed'),
     timedOut: n('timed_out'),

@@ -215,6 +215,7 @@ export class AgentRuntime {
     for (const ep of this.config.entryPoints) {
       this.events.publish({ type: 'stream_started', streamId: ep.id, data: { entryPointId: ep.id } })
     }
+    const host = this.host
     this.triggers = await this.startTriggersOrStop(
       {
         trigger: (id, input, opts = {}) => {
@@ -232,6 +233,7 @@ export class AgentRuntime {
         stats: () => this.stats(),
         stateStats: () => this.state.stats(),
         depthOf: (id) => this.engine.depthOf(id),
+        ...(host === undefined ? {} : { clusterQueues: () => host.queueCounts() }),
       },
       this.config,
       recovery?.timers,

@@ -66,4 +66,9 @@ export interface TriggerHost {
    * are being delivered, including its own `execution_completed` / `execution_failed`.
    */
   depthOf(executionId: string): number
+  /**
+   * Cluster mode: jobs per entry point queue and state (`waiting`, `active`, `delayed`), read from Redis
+   * when `/metrics` is scraped.
+   */
+  clusterQueues?(): Promise<Record<string, Record<string, number>>>
 }

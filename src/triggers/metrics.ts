@@ -61,6 +61,23 @@ export class TriggerMetrics {
       },
     })
     this.registerHostMetrics(registers)
+    const clusterQueues = host.clusterQueues?.bind(host)
+    if (clusterQueues !== undefined) {
+      new Gauge({
+        name: 'agentpool_cluster_queue_jobs',
+        help: "Cluster mode: jobs in each entry point's queue, by state (waiting, active, delayed), over all hosts.",
+        labelNames: ['stream', 'state'],
+        registers,
+        async collect() {
+          this.reset()
+          // While Redis is unavailable the figures are left out rather than failing the scrape.
+          const queues = await clusterQueues().catch(() => ({}))
+          for (const [id, counts] of Object.entries(queues)) {
+            for (const [state, n] of Object.entries(counts)) this.set({ stream: id, state }, n)
+          }
+        },
+      })
+    }
     new Counter({
       name: 'agentpool_timer_ticks_total',
       help: 'Timer ticks by entry point: fired started an execution, skipped found the stream at maxConcurrent or full.',

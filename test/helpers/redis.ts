@@ -1,25 +1,11 @@
 /**
- * A redis-server of the test's own: started on a free port of 127.0.0.1 with its files in a temporary
- * folder, stopped (or killed and restarted on the same port and folder) by the test. Never touches
- * 127.0.0.1:6379.
- *
- * Without a redis-server binary the cluster suites are skipped with a message — except in CI (`CI` set),
- * where `.ci/run` installs Debian's redis-server and a missing binary fails the run loudly.
+ * The cluster tests' redis-server (see `bench/workloads/redis-server.ts`). Without a redis-server binary
+ * the cluster suites are skipped with a message — except in CI (`CI` set), where `.ci/run` installs
+ * Debian's redis-server and a missing binary fails the run loudly.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { redisServerPath } from '../../bench/workloads/redis-server.js'
 
-/** The redis-server binary, or undefined when none is installed. */
-export function redisServerPath(): string | undefined {
-  try {
-    return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim() || undefined
-  } catch {
-    return undefined
-  }
-}
+export { freePort, startRedis, type TestRedis } from '../../bench/workloads/redis-server.js'
 
 /**
  * Whether the cluster suites can run here: true with a binary; false (after saying why) without one
@@ -31,75 +17,4 @@ export function redisAvailable(): boolean {
   if (process.env.CI) throw new Error(`cluster tests need a redis-server binary in CI: ${why}`)
   console.warn(`skipping the cluster tests: ${why}`)
   return false
-}
-
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
-
-export interface TestRedis {
-  readonly port: number
-  readonly url: string
-  /** Stops the server: SIGKILL (a crash) or SIGTERM (a clean shutdown). */
-  stop(signal?: 'SIGKILL' | 'SIGTERM'): Promise<void>
-  /** Starts it again on the same port and folder (with `durable`, it reloads its append-only file). */
-  restart(): Promise<void>
-  /** Stops the server and removes its folder. */
-  dispose(): Promise<void>
-}
-
-/**
- * Starts a redis-server. `durable`: append-only file fsynced on every write, so a SIGKILL loses nothing
- * it acknowledged; otherwise nothing is written to disk.
- */
-export async function startRedis(opts: { durable?: boolean } = {}): Promise<TestRedis> {
-  const bin = redisServerPath()
-  if (bin === undefined) throw new Error('redis-server is not installed')
-  const port = await freePort()
-  const dir = mkdtempSync(join(tmpdir(), 'agentpool-redis-'))
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '']
-  args.push(...(opts.durable ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']))
-  let child: ChildProcess | undefined
-  const launch = async (): Promise<void> => {
-    const c = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'] })
-    child = c
-    await new Promise<void>((resolve, reject) => {
-      let out = ''
-      c.stdout!.on('data', (chunk: Buffer) => {
-        out += chunk.toString()
-        if (out.includes('Ready to accept connections')) resolve()
-      })
-      c.once('exit', (code) =>
-        reject(new Error(`redis-server exited (${code}) before it was ready:\n${out}`)),
-      )
-    })
-    c.stdout!.resume()
-  }
-  const stop = async (signal: 'SIGKILL' | 'SIGTERM' = 'SIGTERM'): Promise<void> => {
-    const c = child
-    child = undefined
-    if (c === undefined || c.exitCode !== null || c.signalCode !== null) return
-    const exited = new Promise((resolve) => c.once('exit', resolve))
-    c.kill(signal)
-    await exited
-  }
-  await launch()
-  return {
-    port,
-    url: `redis://127.0.0.1:${port}`,
-    stop,
-    restart: launch,
-    async dispose() {
-      await stop('SIGKILL')
-      rmSync(dir, { recursive: true, force: true })
-    },
-  }
 }

@@ -1,0 +1,118 @@
+/**
+ * What cluster mode adds to the queue it rides on, measured in the same run on the same redis-server
+ * (started by the bench on a free port, non-persistent):
+ *
+ * - `cluster_vs_bullmq`: batches of `BATCH` no-op jobs added to the queue with one `addBulk`, until
+ *   BullMQ reports every one completed — one agentpool cluster host (its worker takes the jobs into its
+ *   engine and runs each on a pool thread, writes the cluster counters, returns the `ExecutionResult`) ÷
+ *   a plain BullMQ worker whose processor returns the job's data, with the same concurrency. Target 0.8.
+ *
+ * Without a redis-server binary the suite says so and reports nothing.
+ */
+import { availableParallelism } from 'node:os'
+import { type Job, Queue, QueueEvents, Worker } from 'bullmq'
+import { jobDataOf, jobOptionsOf } from '../src/cluster/index.js'
+import { AgentRuntime, resolveConfig } from '../src/index.js'
+import { type BenchSuite, compareSideBySide } from './harness/index.js'
+import { noopRuntimeConfig } from './workloads/noop-runtime.js'
+import { redisServerPath, startRedis } from './workloads/redis-server.js'
+
+/** Jobs each worker runs at once. */
+const CONCURRENCY = 64
+/** Jobs per iteration. */
+const BATCH = 512
+
+/** Resolves when `count` more jobs of `events`' queue have completed. */
+function completions(events: QueueEvents, count: number): Promise<void> {
+  return new Promise((resolve) => {
+    let left = count
+    const onCompleted = () => {
+      if (--left === 0) {
+        events.off('completed', onCompleted)
+        resolve()
+      }
+    }
+    events.on('completed', onCompleted)
+  })
+}
+
+const suite: BenchSuite = {
+  name: 'cluster',
+  async run({ quick, log }) {
+    if (redisServerPath() === undefined) {
+      log('cluster_vs_bullmq: skipped, no redis-server binary (apt-get install redis-server)')
+      return []
+    }
+    const redis = await startRedis()
+    const connection = { host: '127.0.0.1', port: redis.port }
+    const closers: (() => Promise<unknown>)[] = []
+    try {
+      log(`redis-server on port ${redis.port}; ${CONCURRENCY} jobs at once, batches of ${BATCH}`)
+      const plain = new Queue('plain', { connection, prefix: 'bench' })
+      const plainEvents = new QueueEvents('plain', { connection, prefix: 'bench' })
+      const worker = new Worker('plain', async (job: Job) => job.data, {
+        connection,
+        prefix: 'bench',
+        concurrency: CONCURRENCY,
+        removeOnComplete: { count: 10_000 },
+      })
+      closers.push(
+        () => worker.close(),
+        () => plainEvents.close(),
+        () => plain.close(),
+      )
+      await Promise.all([plainEvents.waitUntilReady(), worker.waitUntilReady()])
+
+      const base = noopRuntimeConfig(availableParallelism(), CONCURRENCY)
+      const config = {
+        ...base,
+        cluster: { redis: redis.url, prefix: 'bench', name: 'agent' },
+      }
+      const runtime = new AgentRuntime(config)
+      await runtime.start()
+      closers.unshift(() => runtime.stop())
+      const resolved = resolveConfig(config)
+      const ep = resolved.entryPoints[0]!
+      const hostQueue = new Queue('noop', { connection, prefix: 'bench:agent' })
+      const hostEvents = new QueueEvents('noop', { connection, prefix: 'bench:agent' })
+      closers.push(
+        () => hostEvents.close(),
+        () => hostQueue.close(),
+      )
+      await hostEvents.waitUntilReady()
+
+      let seq = 0
+      const plainBatch = async () => {
+        const done = completions(plainEvents, BATCH)
+        await plain.addBulk(Array.from({ length: BATCH }, (_, i) => ({ name: 'plain', data: { i } })))
+        await done
+      }
+      const hostBatch = async () => {
+        const done = completions(hostEvents, BATCH)
+        await hostQueue.addBulk(
+          Array.from({ length: BATCH }, (_, i) => {
+            const request = { input: { i }, opts: {}, depth: 0, delegated: false }
+            const opts = jobOptionsOf(`bench-${seq++}`, request, ep, resolved.cluster!, 60_000)
+            return { name: 'noop', data: jobDataOf(request), opts }
+          }),
+        )
+        await done
+      }
+      const entry = await compareSideBySide({
+        name: 'cluster_vs_bullmq',
+        unit: 'jobs/s',
+        target: 0.8,
+        quick,
+        log,
+        baseline: { name: 'plain BullMQ worker, no-op processor', opsPerIteration: BATCH, fn: plainBatch },
+        contender: { name: 'agentpool cluster host, no-op handler', opsPerIteration: BATCH, fn: hostBatch },
+      })
+      return [entry]
+    } finally {
+      for (const close of closers) await close().catch(() => {})
+      await redis.dispose()
+    }
+  },
+}
+
+export default suite
