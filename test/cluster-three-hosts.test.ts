@@ -11,6 +11,8 @@ import { redisAvailable, startRedis } from './helpers/redis.js'
 const TICK = fileURLToPath(new URL('./fixtures/cluster/tick.ts', import.meta.url))
 const WEBHOOKS = 2500
 const API_TRIGGERS = 2500
+/** A host's hold on a running job; a killed host's jobs run elsewhere after about this long. */
+const STALLED_MS = 5000
 /** Webhook deliveries in flight at once. */
 const IN_FLIGHT = 32
 
@@ -38,11 +40,16 @@ describe.runIf(redisAvailable())('three hosts, one agent', () => {
     const ticks = join(dir, 'ticks.txt')
     writeFileSync(marker, '')
     writeFileSync(ticks, '')
-    const config = writeClusterConfig(dir, redis.url, [
-      `{ id: hook, handler: ${JSON.stringify(WORK)}, trigger: { type: webhook, path: /work }, maxConcurrent: 16 }`,
-      `{ id: api, handler: ${JSON.stringify(WORK)}, trigger: { type: api }, maxConcurrent: 16 }`,
-      `{ id: tick, handler: ${JSON.stringify(TICK)}, trigger: { type: timer, intervalMs: 100 } }`,
-    ])
+    const config = writeClusterConfig(
+      dir,
+      redis.url,
+      [
+        `{ id: hook, handler: ${JSON.stringify(WORK)}, trigger: { type: webhook, path: /work }, maxConcurrent: 16 }`,
+        `{ id: api, handler: ${JSON.stringify(WORK)}, trigger: { type: api }, maxConcurrent: 16 }`,
+        `{ id: tick, handler: ${JSON.stringify(TICK)}, trigger: { type: timer, intervalMs: 100 } }`,
+      ],
+      STALLED_MS,
+    )
     const env = { AGENTPOOL_TICK_MARKER: ticks }
     const [a, b, c] = [new Host(config, env), new Host(config, env), new Host(config, env)]
     cleanups.push(

@@ -26,6 +26,9 @@ export interface ClusterTimerStats {
   paused: boolean
 }
 
+/** How long a host may hold the lock under which it puts a scheduler in place. */
+const UPSERT_LOCK_MS = 10_000
+
 export class ClusterTimers {
   private readonly timers = new Map<string, TimerTrigger>()
 
@@ -39,10 +42,27 @@ export class ClusterTimers {
     for (const ep of entryPoints) if (ep.trigger.type === 'timer') this.timers.set(ep.id, ep.trigger)
   }
 
-  /** Puts every timer's scheduler in place, except those paused cluster-wide. */
+  /**
+   * Puts every timer's scheduler in place, except those paused cluster-wide. One host at a time does it
+   * (a short Redis lock), and only when the stored schedule differs from the config's: re-creating an
+   * unchanged scheduler while another host runs its tick could run that slot twice.
+   */
   async start(): Promise<void> {
-    for (const id of this.timers.keys()) {
-      if ((await this.client.sismember(this.pausedKey, id)) === 0) await this.upsert(id)
+    for (const [id, t] of this.timers) {
+      if ((await this.client.sismember(this.pausedKey, id)) === 1) continue
+      const lock = `${this.pausedKey}:lock:${id}`
+      if ((await this.client.set(lock, '1', 'PX', UPSERT_LOCK_MS, 'NX')) === null) continue
+      try {
+        const stored = await this.queue(id).getJobScheduler(id)
+        const same =
+          stored !== undefined &&
+          (t.cron === undefined
+            ? Number(stored.every) === t.intervalMs
+            : stored.pattern === t.cron && (stored.tz ?? undefined) === t.timezone)
+        if (!same) await this.upsert(id)
+      } finally {
+        await this.client.del(lock)
+      }
     }
   }
 

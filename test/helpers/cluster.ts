@@ -74,16 +74,20 @@ export class Host {
   }
 }
 
-/** Writes a cluster config into `dir`: `lines` are its entry points (YAML), after the common part. */
-export function writeClusterConfig(dir: string, redisUrl: string, entryPoints: string[], extra = ''): string {
+/** Writes a cluster config into `dir`: `entryPoints` are its entry points (YAML lines). */
+export function writeClusterConfig(
+  dir: string,
+  redisUrl: string,
+  entryPoints: string[],
+  stalledMs = 1500,
+): string {
   const path = join(dir, 'agent.yaml')
   writeFileSync(
     path,
     [
       'pool: { threads: 1, tasksPerThread: 8 }',
       'goal: { id: work, description: do the work, successCriteria: [{ id: done, description: done, target: 0.9 }] }',
-      `cluster: { redis: ${JSON.stringify(redisUrl)}, stalledMs: 1500 }`,
-      extra,
+      `cluster: { redis: ${JSON.stringify(redisUrl)}, stalledMs: ${stalledMs} }`,
       'entryPoints:',
       ...entryPoints.map((e) => `  - ${e}`),
       '',
