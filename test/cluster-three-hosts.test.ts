@@ -143,7 +143,10 @@ describe.runIf(redisAvailable())('three hosts, one agent', () => {
 
     // The same view from the command line, and the queue depths in /metrics.
     let out = ''
-    const io = { out: (t: string) => void (out += t), err: (t: string) => void (out += t), isTTY: false }
+    const write = (t: string): void => {
+      out += t
+    }
+    const io = { out: write, err: write, isTTY: false }
     expect(await main(['node', 'agentpool', 'cluster', 'status', config], io)).toBe(0)
     expect(out).toContain('2 host(s) alive')
     expect(out).toMatch(new RegExp(`api\\s+0\\s+0\\s+0\\s+${stats.entryPoints.api!.completed}\\s+0`))
