@@ -23,7 +23,7 @@ describe.runIf(redisAvailable())('cluster admission across two host processes', 
     const config = writeClusterConfig(dir, redis.url, [
       `{ id: api, handler: ${JSON.stringify(WORK)}, trigger: { type: api }, maxConcurrent: 4, maxRetries: 2 }`,
       `{ id: helper, handler: ${JSON.stringify(WORK)}, trigger: { type: api }, maxConcurrent: 4 }`,
-      `{ id: small, handler: ${JSON.stringify(WORK)}, trigger: { type: api }, maxConcurrent: 1, maxQueue: 3 }`,
+      `{ id: small, handler: ${JSON.stringify(WORK)}, trigger: { type: api }, maxConcurrent: 1, maxQueue: 3, cluster: { maxConcurrent: 1 } }`,
     ])
     a = new Host(config)
     b = new Host(config)
@@ -107,17 +107,15 @@ describe.runIf(redisAvailable())('cluster admission across two host processes', 
     expect(pairs.some(([parent, child]) => parent !== child)).toBe(true)
   })
 
-  /** Holds both hosts' one `small` slot until the returned release is called. */
+  /** Holds the cluster's one `small` slot (cluster.maxConcurrent 1) until the returned release is called. */
   async function holdSmall(name: string): Promise<{ release: () => Promise<unknown> }> {
     const flag = join(dir, name)
-    const blockers = [0, 1].map((i) =>
-      a.call('triggerAndWait', 'small', { tag: `${name}${i}`, holdUntil: flag }),
-    )
+    const blockers = [a.call('triggerAndWait', 'small', { tag: name, holdUntil: flag })]
     await expect
       .poll(async () => (await a.call<ClusterStats>('cluster.stats')).entryPoints.small!.active, {
         timeout: 30_000,
       })
-      .toBe(2)
+      .toBe(1)
     return {
       release: () => {
         writeFileSync(flag, '')
@@ -126,7 +124,7 @@ describe.runIf(redisAvailable())('cluster admission across two host processes', 
     }
   }
 
-  it('higher priority jobs start first within an entry point', async () => {
+  it('higher priority jobs start first, one at a time over both hosts under cluster.maxConcurrent 1', async () => {
     const marker = join(dir, 'priority.txt')
     writeFileSync(marker, '')
     const hold = await holdSmall('priority-hold')

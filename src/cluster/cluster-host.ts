@@ -110,7 +110,7 @@ export class ClusterHost implements AdmissionSource, ResultSource {
       if (ep.clusterMaxConcurrent === undefined) await queue.removeGlobalConcurrency()
       else await queue.setGlobalConcurrency(ep.clusterMaxConcurrent)
     }
-    this.waiters = await ResultWaiters.start(this.queues, this.connection, prefix)
+    this.waiters = new ResultWaiters(this.queues, this.connection, prefix)
     for (const ep of this.config.entryPoints) {
       const worker = new Worker<JobData, JobResult>(ep.id, (job, token) => this.process(job, token), {
         connection: { ...this.connection, maxRetriesPerRequest: null },

@@ -1,8 +1,9 @@
 /**
- * Waiting from anywhere: a host resolves the results of executions that ran on any host. One
- * `QueueEvents` reader per entry point follows the queue's event stream (it resumes where it left off
- * after a reconnection); each waiter is registered before the job is looked up, so a job that finished
- * before the waiter came is found by the lookup and one that finishes after is found by the event.
+ * Waiting from anywhere: a host resolves the results of executions that ran on any host. A `QueueEvents`
+ * reader follows an entry point's event stream (it resumes where it left off after a reconnection); it is
+ * started by the first wait on that entry point, so a host nobody waits on reads no events. Each waiter
+ * is registered, and the reader ready, before the job is looked up: a job that finished before the waiter
+ * came is found by the lookup, one that finishes after is found by the event.
  * Main thread only.
  *
  * @module
@@ -18,32 +19,35 @@ const RECHECK_MS = 2000
 type Settle = (result: ExecutionResult) => void
 
 export class ResultWaiters {
-  private readonly readers: QueueEvents[] = []
+  /** Started readers by entry point id (each resolves once the reader reads). */
+  private readonly readers = new Map<string, Promise<QueueEvents>>()
   /** Waiters by job id; a job id is unique across the agent's queues (a random UUID). */
   private readonly waiting = new Map<string, { queue: Queue; since: number; settle: Settle[] }>()
   private readonly recheck: NodeJS.Timeout
 
-  private constructor(private readonly queues: ReadonlyMap<string, Queue>) {
+  constructor(
+    private readonly queues: ReadonlyMap<string, Queue>,
+    private readonly connection: RedisOptions,
+    private readonly prefix: string,
+  ) {
     this.recheck = setInterval(() => void this.recheckOld(), RECHECK_MS)
     this.recheck.unref()
   }
 
-  /** Starts one event reader per queue and waits until each reads. */
-  static async start(
-    queues: ReadonlyMap<string, Queue>,
-    connection: RedisOptions,
-    prefix: string,
-  ): Promise<ResultWaiters> {
-    const waiters = new ResultWaiters(queues)
-    for (const name of queues.keys()) {
-      const reader = new QueueEvents(name, { connection, prefix })
+  /** The entry point's event reader, started on first use. */
+  private reader(name: string): Promise<QueueEvents> {
+    let started = this.readers.get(name)
+    if (started === undefined) {
+      const reader = new QueueEvents(name, { connection: this.connection, prefix: this.prefix })
       reader.on('error', () => {})
-      reader.on('completed', ({ jobId, returnvalue }) => waiters.resolve(jobId, returnvalue as JobResult))
-      reader.on('failed', ({ jobId }) => void waiters.lookUp(jobId))
-      waiters.readers.push(reader)
+      reader.on('completed', ({ jobId, returnvalue }) => this.resolve(jobId, returnvalue as JobResult))
+      reader.on('failed', ({ jobId }) => void this.lookUp(jobId))
+      started = reader.waitUntilReady().then(() => reader)
+      // A reader that could not start is started again by the next wait.
+      started.catch(() => this.readers.delete(name))
+      this.readers.set(name, started)
     }
-    await Promise.all(waiters.readers.map((r) => r.waitUntilReady()))
-    return waiters
+    return started
   }
 
   /**
@@ -54,6 +58,7 @@ export class ResultWaiters {
     const queues = entryPointId === undefined ? [...this.queues.values()] : [this.queues.get(entryPointId)]
     for (const queue of queues) {
       if (queue === undefined) continue
+      await this.reader(queue.name)
       const result = new Promise<ExecutionResult>((settle) => this.register(executionId, queue, settle))
       const found = await this.lookUp(executionId, queue)
       if (found) return result
@@ -64,7 +69,8 @@ export class ResultWaiters {
 
   async close(): Promise<void> {
     clearInterval(this.recheck)
-    await Promise.all(this.readers.map((r) => r.close()))
+    const readers = await Promise.allSettled(this.readers.values())
+    await Promise.all(readers.map((r) => (r.status === 'fulfilled' ? r.value.close() : undefined)))
   }
 
   private register(id: string, queue: Queue, settle: Settle): void {
