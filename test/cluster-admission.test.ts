@@ -1,10 +1,13 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterStats, ExecutionResult } from '../src/index.js'
 import { Host, WORK, writeClusterConfig } from './helpers/cluster.js'
 import { redisAvailable, startRedis, type TestRedis } from './helpers/redis.js'
+
+const ON_EVENT = fileURLToPath(new URL('./fixtures/cluster/on-event.ts', import.meta.url))
 
 type Output = { tag: string; pid: number; attempt: number; delegated?: ExecutionResult<Output> }
 
@@ -23,6 +26,7 @@ describe.runIf(redisAvailable())('cluster admission across two host processes', 
     const config = writeClusterConfig(dir, redis.url, [
       `{ id: api, handler: ${JSON.stringify(WORK)}, trigger: { type: api }, maxConcurrent: 4, maxRetries: 2 }`,
       `{ id: helper, handler: ${JSON.stringify(WORK)}, trigger: { type: api }, maxConcurrent: 4 }`,
+      `{ id: on-done, handler: ${JSON.stringify(ON_EVENT)}, trigger: { type: event, eventTypes: [work_done] } }`,
       `{ id: small, handler: ${JSON.stringify(WORK)}, trigger: { type: api }, maxConcurrent: 1, maxQueue: 3, cluster: { maxConcurrent: 1 } }`,
     ])
     a = new Host(config)
@@ -105,6 +109,24 @@ describe.runIf(redisAvailable())('cluster admission across two host processes', 
     }
     const pairs = results.map((r) => [r.output!.pid, r.output!.delegated!.output!.pid])
     expect(pairs.some(([parent, child]) => parent !== child)).toBe(true)
+  })
+
+  it('an event that matches an event entry point starts one job for the cluster, not one per host', async () => {
+    const marker = join(dir, 'events.txt')
+    writeFileSync(marker, '')
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        a.call('triggerAndWait', 'api', { tag: `e${i}`, emit: 'work_done', eventMarker: marker }),
+      ),
+    )
+    // Wait on the cluster's own figures: ten event-triggered jobs completed.
+    await expect
+      .poll(async () => (await b.call<ClusterStats>('cluster.stats')).entryPoints['on-done']!.completed, {
+        timeout: 30_000,
+      })
+      .toBe(10)
+    const tags = lines(marker).map((l) => l.split(' ')[0])
+    expect(tags.sort()).toEqual(Array.from({ length: 10 }, (_, i) => `e${i}`).sort())
   })
 
   /** Holds the cluster's one `small` slot (cluster.maxConcurrent 1) until the returned release is called. */
