@@ -67,13 +67,14 @@ describe('commit lock across threads', () => {
     AtomicsLock.initialize(i32, 0)
     const dead = new DeadThreadTable(i32, LOCK_WORDS)
     const n = 10_000
+    const dieAt = 200
     const dying = startStructureWorker('lockCounter', {
       words: i32,
       counterAt,
       n,
       seed: 9,
       threads: 3,
-      dieAt: 5_000,
+      dieAt,
     })
     // Captured now: a worker's threadId reads -1 once it has exited.
     const dyingId = dying.worker.threadId
@@ -83,8 +84,13 @@ describe('commit lock across threads', () => {
     )
     expect(await dying.exited).toBe(3)
     await Promise.all(ws.map((w) => w.result))
-    // The dead thread completed 5 000 increments; its 5 001st read the counter and never wrote it.
-    expect(i32[counterAt]).toBe(2 * n + 5_000)
+    // The dead thread completed `dieAt` increments; the next one read the counter and never wrote it.
+    expect(i32[counterAt]).toBe(2 * n + dieAt)
+    // Whoever comes next gets the lock: free, or taken over from the dead holder (on a loaded machine the
+    // survivors may have finished before it died).
+    const main = new AtomicsLock(i32, 0, dead, 0, 2000, true)
+    expect(main.acquire()).toBe(true)
+    main.release()
     expect(Atomics.load(i32, 0)).toBe(0)
     await Promise.all(ws.map((w) => w.worker.terminate()))
   })
