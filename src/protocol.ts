@@ -316,6 +316,8 @@ export interface EndOp {
   id: string
   status: 'completed' | 'failed' | 'cancelled' | 'timed_out'
   attempts: number
+  /** State conflicts its attempts ran into (absent: none). */
+  conflicts?: number
   output?: unknown
   error?: { code: string; message: string; name?: string; stack?: string }
   startedAt: number
@@ -383,6 +385,8 @@ export interface RunRow {
   entryPointId: string
   status: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'timed_out'
   attempts: number
+  /** State conflicts its attempts ran into. */
+  conflicts: number
   correlationId: string
   input: unknown
   meta: Record<string, unknown>

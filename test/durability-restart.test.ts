@@ -1,9 +1,12 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { AgentRuntime, type RuntimeConfig } from '../src/index.js'
 import { durableConfig } from './helpers/durable.js'
+
+const SERIAL_COUNTER = fileURLToPath(new URL('./fixtures/handlers/serial-counter.ts', import.meta.url))
 
 const cleanups: (() => void | Promise<void>)[] = []
 afterEach(async () => {
@@ -86,5 +89,32 @@ describe('durable runs across a clean restart', () => {
     const starts = second.events.history({ types: ['execution_started'] }).map((e) => e.executionId)
     expect(starts.indexOf(slow)).toBeLessThan(starts.indexOf(fresh))
     expect(second.stats().streams.api!.running + second.stats().streams.api!.completed).toBeGreaterThan(0)
+  })
+
+  it('answers a run of an earlier process with the state conflicts its attempts ran into', async () => {
+    const dir = tempDir()
+    const config: RuntimeConfig = {
+      baseDir: dir,
+      pool: { threads: 2, tasksPerThread: 4 },
+      durability: { path: './runs.db' },
+      entryPoints: [
+        { id: 'counter', handler: SERIAL_COUNTER, trigger: { type: 'api' }, isolation: 'serializable' },
+      ],
+    }
+    const first = await started(config)
+    const results = await Promise.all(
+      Array.from({ length: 40 }, () => first.triggerAndWait('counter', { mode: 'read-write' })),
+    )
+    await first.stop({ drain: true })
+    expect(results.reduce((n, r) => n + r.conflicts, 0)).toBeGreaterThan(0)
+
+    const second = await started(config)
+    for (const r of results) {
+      expect(await second.waitForExecution(r.executionId)).toMatchObject({
+        executionId: r.executionId,
+        attempts: r.attempts,
+        conflicts: r.conflicts,
+      })
+    }
   })
 })

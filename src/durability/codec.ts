@@ -54,6 +54,7 @@ export type LogRow =
       admittedAt: number,
       startedAt: Num,
       completedAt: Num,
+      conflicts: number,
       idempotencyKey: string | null,
       expiresAt: Num,
     ]
@@ -66,6 +67,7 @@ export type LogRow =
       error: Blob,
       startedAt: number,
       completedAt: number,
+      conflicts: number,
       id: string,
     ]
   | [
@@ -104,13 +106,25 @@ function runRow(o: AdmitOp): LogRow {
     o.admittedAt,
     started,
     end?.completedAt ?? null,
+    end?.conflicts ?? 0,
     o.idempotency?.key ?? null,
     o.idempotency?.expiresAt ?? null,
   ]
 }
 
 function endRow(o: EndOp): LogRow {
-  return [Row.END, o.status, o.attempts, packed(o.output), packed(o.error), o.startedAt, o.completedAt, o.id]
+  const { status, attempts, output, error, startedAt, completedAt } = o
+  return [
+    Row.END,
+    status,
+    attempts,
+    packed(output),
+    packed(error),
+    startedAt,
+    completedAt,
+    o.conflicts ?? 0,
+    o.id,
+  ]
 }
 
 function stateRow(o: StateOp): LogRow {

@@ -82,6 +82,7 @@ interface RunColumns {
   admitted_at: number
   started_at: number | null
   completed_at: number | null
+  conflicts: number
 }
 
 export class LogStore {
@@ -134,6 +135,7 @@ export class LogStore {
       db.pragma('journal_mode = WAL')
       db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
       db.exec(SCHEMA)
+      addMissingColumns(db)
       const found = db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as
         | { value: number }
         | undefined
@@ -178,30 +180,15 @@ export class LogStore {
     for (const r of rows) {
       switch (r[0]) {
         case Row.RUN:
-          s.admit!.run(
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            r[11],
-            r[12],
-            r[13],
-            r[14],
-            r[15],
-          )
-          if (r[16] !== null) s.idempotency!.run(r[16], r[1], r[17])
+          // The row holds the statement's parameters in order (codec.ts), then the idempotency key's.
+          s.admit!.run(r.slice(1, 17))
+          if (r[17] !== null) s.idempotency!.run(r[17], r[1], r[18])
           break
         case Row.START:
           s.start!.run(r[1], r[2], r[3])
           break
         case Row.END:
-          s.end!.run(r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+          s.end!.run(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
           break
         case Row.STATE:
           s.state!.run(r[1], r[2], r[3], r[4], r[5], this.boot, r[6])
@@ -297,17 +284,27 @@ export class LogStore {
   }
 }
 
+/** Columns added to a table after files of its first shape were written; each file gains them once. */
+const ADDED_COLUMNS = [{ table: 'runs', column: 'conflicts', type: 'INTEGER NOT NULL DEFAULT 0' }]
+
+function addMissingColumns(db: Database): void {
+  for (const { table, column, type } of ADDED_COLUMNS) {
+    const columns = db.pragma(`table_info(${table})`) as { name: string }[]
+    if (!columns.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`)
+  }
+}
+
 function writeStatements(p: (sql: string) => Statement): Record<string, Statement> {
   return {
     admit:
       p(`INSERT OR IGNORE INTO runs (id, entry_point, status, attempts, priority, correlation_id, timeout_ms,
-                depth, input, meta, output, error, admitted_at, started_at, completed_at)
-              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+                depth, input, meta, output, error, admitted_at, started_at, completed_at, conflicts)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     idempotency: p('INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?)'),
     start: p(`UPDATE runs SET status = 'running', attempts = ?, started_at = coalesce(started_at, ?)
               WHERE id = ? AND status IN ${OPEN_STATUSES}`),
     end: p(`UPDATE runs SET status = ?, attempts = ?, output = ?, error = ?, started_at = coalesce(started_at, ?),
-              completed_at = ? WHERE id = ?`),
+              completed_at = ?, conflicts = ? WHERE id = ?`),
     state: p(`INSERT INTO state VALUES (?, ?, ?, ?, ?, ?, ?)
               ON CONFLICT (scope, stream_id, key) DO UPDATE SET value = excluded.value, deleted = excluded.deleted,
                 boot = excluded.boot, version = excluded.version
@@ -341,6 +338,8 @@ function toRunRow(r: RunColumns): RunRow {
     entryPointId: r.entry_point,
     status: r.status,
     attempts: r.attempts,
+    // A file written before the column existed, read without writing (agentpool runs), has none.
+    conflicts: r.conflicts ?? 0,
     correlationId: r.correlation_id,
     input: unpack(r.input),
     meta: (unpack(r.meta) ?? {}) as Record<string, unknown>,

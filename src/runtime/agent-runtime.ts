@@ -565,8 +565,7 @@ function resultOf(run: RunRow): ExecutionResult | undefined {
     correlationId: run.correlationId,
     status: run.status,
     attempts: run.attempts,
-    // The run log does not keep conflict counts.
-    conflicts: 0,
+    conflicts: run.conflicts,
     startedAt,
     completedAt: run.completedAt,
     durationMs: run.completedAt - startedAt,

@@ -531,6 +531,7 @@ function endOp(r: ExecutionResult): EndOp {
     startedAt: r.startedAt,
     completedAt: r.completedAt,
   }
+  if (r.conflicts > 0) op.conflicts = r.conflicts
   if (r.output !== undefined) op.output = r.output
   if (r.error !== undefined) op.error = r.error
   return op
