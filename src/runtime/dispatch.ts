@@ -66,10 +66,11 @@ export class Dispatcher {
   private readonly messageSlots: number
   private rr = 0
   private scheduled = false
+  private coalescing = false
 
   constructor(
     runtimeId: string,
-    threads: number,
+    private readonly threads: number,
     tasksPerThread: number,
     private readonly streamOrder: readonly ExecutionStream[],
     private readonly hooks: DispatchHooks,
@@ -90,6 +91,20 @@ export class Dispatcher {
     queueMicrotask(() => {
       this.scheduled = false
       this.dispatch()
+    })
+  }
+
+  /**
+   * Dispatches once the event loop's current I/O phase is over, one message per thread: for executions
+   * that arrive one per I/O callback (cluster jobs, each taken from Redis by its own reply), so those of
+   * one phase share a pool message rather than paying for one each.
+   */
+  scheduleCoalesced(): void {
+    if (this.coalescing) return
+    this.coalescing = true
+    setImmediate(() => {
+      this.coalescing = false
+      this.dispatch(this.threads)
     })
   }
 
@@ -166,7 +181,8 @@ export class Dispatcher {
     this.control.close()
   }
 
-  private dispatch(): void {
+  /** Sends what may start, spread over `spread` messages (each at most {@link MAX_BATCH}) while slots are free. */
+  private dispatch(spread = this.messageSlots): void {
     if (this.pool === undefined) return
     this.dispatchDelegated()
     while (this.messagesBusy < this.messageSlots) {
@@ -177,7 +193,7 @@ export class Dispatcher {
       // slot rather than piling onto whichever thread happens to take a big message. Sized from what is
       // left each time, messages shrink as a queue drains (guided self-scheduling), so the last ones are
       // small and every thread finishes at about the same time.
-      const size = Math.min(MAX_BATCH, Math.ceil(startable / this.messageSlots))
+      const size = Math.min(MAX_BATCH, Math.ceil(startable / spread))
       const batch = this.takeBatch(size)
       if (batch.length === 0) return
       this.send(batch)

@@ -127,7 +127,9 @@ export class RuntimeEngine {
     if (e.signal !== undefined) this.watchSignal(e, e.signal)
     if (e.phase !== 'done') {
       e.stream.enqueue(e)
-      this.dispatcher.schedule()
+      // A cluster job arrives alone in its I/O callback: gather those of the phase into shared messages.
+      if (runAs === undefined) this.dispatcher.schedule()
+      else this.dispatcher.scheduleCoalesced()
     }
     return e.id
   }
