@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { randomUUID } from 'node:crypto'
 import type { ResolvedRuntimeConfig } from '../config/index.js'
 import { NotRunningError, QueueFullError, UnknownEntryPointError } from '../errors.js'
 import type { LogOp, UnfinishedRun } from '../protocol.js'
+import { newExecutionId } from './execution-id.js'
 import { type Execution, ExecutionStream, newExecution } from './execution-stream.js'
 import { IdempotencyCache } from './idempotency-cache.js'
 import type { RunAs } from './sources.js'
@@ -67,7 +67,7 @@ export class Admission {
       stream.rejected++
       throw new QueueFullError(stream.id, stream.entryPoint.maxQueue)
     }
-    const e = newExecution(runAs?.id ?? randomUUID(), stream, input, opts, this.seq++, depth, delegated)
+    const e = newExecution(runAs?.id ?? newExecutionId(), stream, input, opts, this.seq++, depth, delegated)
     if (runAs !== undefined) {
       e.attempt = runAs.attempt
       e.maxRetries = 0
