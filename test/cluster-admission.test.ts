@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { Queue } from 'bullmq'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterStats, ExecutionResult } from '../src/index.js'
 import { Host, WORK, writeClusterConfig } from './helpers/cluster.js'
@@ -55,7 +56,17 @@ describe.runIf(redisAvailable())('cluster admission across two host processes', 
   it('waitForExecution on one host resolves with an execution triggered on the other', async () => {
     const id = await b.call<string>('trigger', 'api', { tag: 'later', ms: 50 })
     const result = await a.call<ExecutionResult<Output>>('waitForExecution', id)
-    expect(result).toMatchObject({ executionId: id, status: 'completed', output: { tag: 'later' } })
+    expect(result).toMatchObject({
+      executionId: id,
+      streamId: 'api',
+      correlationId: id,
+      status: 'completed',
+      output: { tag: 'later' },
+      attempts: 1,
+      conflicts: 0,
+    })
+    expect(result.durationMs).toBe(result.completedAt - result.startedAt)
+    expect(result.startedAt).toBeGreaterThan(0)
     await expect(a.call('waitForExecution', 'no-such-execution')).rejects.toMatchObject({
       code: 'AGENTPOOL_INVALID_ARGUMENT',
     })
@@ -155,6 +166,30 @@ describe.runIf(redisAvailable())('cluster admission across two host processes', 
     await hold.release()
     await Promise.all([b.call('waitForExecution', high), a.call('waitForExecution', low)])
     expect(lines(marker).map((l) => l.split(' ')[0])).toEqual(['high', 'low'])
+  })
+
+  it('a wait on a job that is removed from Redis before it ran ends with AGENTPOOL_INVALID_ARGUMENT', async () => {
+    const queue = new Queue('small', { connection: { port: redis.port }, prefix: 'agentpool:work' })
+    try {
+      // Starts every event reader on B, so its waits below register without waiting for one.
+      await expect(b.call('waitForExecution', 'warm-up')).rejects.toMatchObject({
+        code: 'AGENTPOOL_INVALID_ARGUMENT',
+      })
+      const hold = await holdSmall('removed-hold')
+      const waiting = b.call('triggerAndWait', 'small', { tag: 'removed' })
+      waiting.catch(() => {})
+      const queued = async () =>
+        (await queue.getJobs(['waiting', 'prioritized'])).find((j) => j.data.input.tag === 'removed')
+      await expect.poll(queued, { timeout: 30_000 }).toBeDefined()
+      // B looked the job up right after adding it, ahead of these queries on its Redis connection: once
+      // they are answered, B waits on a job it found.
+      await b.call('cluster.stats')
+      await queue.remove((await queued())!.id!)
+      await expect(waiting).rejects.toMatchObject({ code: 'AGENTPOOL_INVALID_ARGUMENT' })
+      await hold.release()
+    } finally {
+      await queue.close()
+    }
   })
 
   it('refuses with QueueFullError once maxQueue jobs wait, and admits again when they ran', async () => {

@@ -32,7 +32,15 @@ import type {
 import { type ClusterStats, clusterGoalProgress, clusterStatsOf, queueCounts } from './cluster-stats.js'
 import { connectAdmission, redisOptionsOf } from './connection.js'
 import { ClusterCounters, fieldsOf } from './counters.js'
-import { type JobData, type JobResult, jobDataOf, jobOptionsOf, keyPrefix, scheduledAtOf } from './job.js'
+import {
+  type JobData,
+  type JobResult,
+  jobDataOf,
+  jobOptionsOf,
+  jobResultOf,
+  keyPrefix,
+  scheduledAtOf,
+} from './job.js'
 import { ResultWaiters } from './result-waiters.js'
 import { type ClusterTimerStats, ClusterTimers } from './timers.js'
 
@@ -63,9 +71,7 @@ export class ClusterHost implements AdmissionSource, ResultSource {
     private readonly local: LocalRunner,
   ) {
     const prefix = keyPrefix(options)
-    // Marked long past any re-run: a stalled job runs again within a few stall periods.
-    const countedMs = Math.max(600_000, 20 * options.stalledMs)
-    this.counters = new ClusterCounters(client, prefix, randomUUID(), countedMs)
+    this.counters = new ClusterCounters(client, prefix, randomUUID())
     this.timers = new ClusterTimers(
       config.entryPoints,
       this.queues,
@@ -250,9 +256,9 @@ export class ClusterHost implements AdmissionSource, ResultSource {
     }
     // The job finishes only once its figures are in the cluster counters.
     await this.counters.add(
-      job.id!,
+      `${keyPrefix(this.options)}:${job.queueName}:${job.id}`,
       fieldsOf(result, this.local.decisionsOf(result.streamId, result.executionId)),
     )
-    return result
+    return jobResultOf(result)
   }
 }

@@ -1,10 +1,9 @@
 /**
  * Cluster counters: each host adds what its executions counted — per entry point, how executions ended;
  * for the goal, decisions and outcomes per criterion — into one Redis hash, in batches. A job is counted
- * once however often it runs: the batch script marks each job id as counted (with an expiry well past any
- * re-run of a stalled job) and adds its figures only the first time. A host finishes a job only after the
- * batch holding its figures is written, so once the queues are idle the counters equal the finished jobs,
- * even when hosts were killed. Hosts also leave a heartbeat, so the cluster knows how many are alive.
+ * once however often it runs: the batch script marks the job's own BullMQ hash as counted and adds its
+ * figures only the first time. A host finishes a job only after the batch holding its figures is written,
+ * so once the queues are idle the counters equal the finished jobs, even when hosts were killed. Hosts also leave a heartbeat, so the cluster knows how many are alive.
  * Main thread only.
  *
  * @module
@@ -20,22 +19,33 @@ const RETRY_MS = 200
 /** How often a host renews its heartbeat; a host silent for three periods is counted dead. */
 export const HEARTBEAT_MS = 1000
 
+/** The script's command name on the client (EVALSHA, loaded once per connection). */
+const ADD_ONCE_COMMAND = 'agentpoolAddOnce'
+type AddOnce = (this: Redis, ...args: (string | number)[]) => Promise<unknown>
+
+/** The field of a job's BullMQ hash that says its figures are in the counters. */
+const COUNTED_FIELD = 'agentpool:counted'
+
 /**
- * Adds each job's figures once: KEYS[1] the counters hash; ARGV[1] the counted-marker prefix, ARGV[2] its
- * expiry (ms), then per job: its id, its field count n, and n field/delta pairs.
+ * Adds each job's figures once: KEYS[1] the counters hash, KEYS[2..] the jobs' BullMQ hashes; ARGV per
+ * job, in order: its field count n, then n field/delta pairs. A job is counted when its hash still exists
+ * (a job removed from Redis has finished, and was counted then) and is not yet marked; the mark lives and
+ * goes with the job. The batch's deltas are summed first: one HINCRBY per field.
  */
 const ADD_ONCE = `
-local i = 3
-while i <= #ARGV do
-  local id = ARGV[i]
-  local n = tonumber(ARGV[i + 1])
-  i = i + 2
-  if redis.call('SET', ARGV[1] .. id, '1', 'NX', 'PX', ARGV[2]) then
-    for k = 0, n - 1 do
-      redis.call('HINCRBY', KEYS[1], ARGV[i + 2 * k], ARGV[i + 2 * k + 1])
+local sums = {}
+local a = 1
+for j = 2, #KEYS do
+  local n = tonumber(ARGV[a])
+  if redis.call('EXISTS', KEYS[j]) == 1 and redis.call('HSETNX', KEYS[j], '${COUNTED_FIELD}', 1) == 1 then
+    for k = a + 1, a + 2 * n, 2 do
+      sums[ARGV[k]] = (sums[ARGV[k]] or 0) + tonumber(ARGV[k + 1])
     end
   end
-  i = i + 2 * n
+  a = a + 1 + 2 * n
+end
+for field, delta in pairs(sums) do
+  redis.call('HINCRBY', KEYS[1], field, delta)
 end
 return 1`
 
@@ -60,7 +70,8 @@ export function fieldsOf(result: ExecutionResult, decisions: readonly Decision[]
 }
 
 interface Pending {
-  jobId: string
+  /** The job's BullMQ hash. */
+  jobKey: string
   fields: Map<string, number>
   done: () => void
 }
@@ -76,9 +87,9 @@ export class ClusterCounters {
     /** Key prefix of the agent (`<prefix>:<name>`). */
     private readonly prefix: string,
     private readonly hostId: string,
-    /** How long a job stays marked as counted. */
-    private readonly countedMs: number,
-  ) {}
+  ) {
+    client.defineCommand(ADD_ONCE_COMMAND, { lua: ADD_ONCE })
+  }
 
   get countersKey(): string {
     return `${this.prefix}:agentpool:counters`
@@ -95,10 +106,10 @@ export class ClusterCounters {
     this.heartbeat.unref()
   }
 
-  /** Resolves once the job's figures are written (counted once per job id, cluster-wide). */
-  add(jobId: string, fields: Map<string, number>): Promise<void> {
+  /** Resolves once the job's figures are written (counted once per job, cluster-wide). */
+  add(jobKey: string, fields: Map<string, number>): Promise<void> {
     return new Promise((done) => {
-      this.batch.push({ jobId, fields, done })
+      this.batch.push({ jobKey, fields, done })
       this.timer ??= setTimeout(() => void this.flush(), BATCH_MS)
     })
   }
@@ -135,14 +146,17 @@ export class ClusterCounters {
   private async flush(): Promise<void> {
     const batch = this.batch
     this.batch = []
-    const args: (string | number)[] = [`${this.prefix}:agentpool:counted:`, this.countedMs]
+    const keys: string[] = [this.countersKey]
+    const args: (string | number)[] = []
     for (const p of batch) {
-      args.push(p.jobId, p.fields.size)
+      keys.push(p.jobKey)
+      args.push(p.fields.size)
       for (const [field, n] of p.fields) args.push(field, n)
     }
+    const addOnce = (this.client as unknown as Record<string, AddOnce>)[ADD_ONCE_COMMAND]!
     for (;;) {
       try {
-        await this.client.eval(ADD_ONCE, 1, this.countersKey, ...args)
+        await addOnce.call(this.client, keys.length, ...keys, ...args)
         break
       } catch {
         if (this.closed) break

@@ -21,8 +21,22 @@ export interface JobData {
   delegated: boolean
 }
 
-/** A job's return value: the execution's result on the host that ran it. */
-export type JobResult = ExecutionResult
+/**
+ * A job's return value: the execution's result on the host that ran it, less what the job itself says
+ * (id, entry point, a correlation id equal to the id, the duration). BullMQ stores it in the job's hash
+ * and in the queue's `completed` event, and every reader of the events parses it: it is kept small.
+ * Absent fields take the usual value: `status` completed, `attempts` 1, `conflicts` 0.
+ */
+export interface JobResult {
+  status?: ExecutionResult['status']
+  output?: unknown
+  error?: ExecutionResult['error']
+  attempts?: number
+  conflicts?: number
+  correlationId?: string
+  startedAt: number
+  completedAt: number
+}
 
 /** BullMQ priorities: 1 is the highest, {@link MAX_PRIORITY} the lowest. */
 const MAX_PRIORITY = 2_097_152
@@ -85,4 +99,34 @@ export function jobOptionsOf(
 export function scheduledAtOf(job: Pick<Job, 'id' | 'timestamp' | 'delay'>): number {
   const slot = Number(job.id?.slice(job.id.lastIndexOf(':') + 1))
   return Number.isSafeInteger(slot) && slot > 0 ? slot : job.timestamp + (job.delay ?? 0)
+}
+
+/** The return value of the job that ran `result`. */
+export function jobResultOf(result: ExecutionResult): JobResult {
+  const r: JobResult = { startedAt: result.startedAt, completedAt: result.completedAt }
+  if (result.status !== 'completed') r.status = result.status
+  if (result.output !== undefined) r.output = result.output
+  if (result.error !== undefined) r.error = result.error
+  if (result.attempts !== 1) r.attempts = result.attempts
+  if (result.conflicts !== 0) r.conflicts = result.conflicts
+  if (result.correlationId !== result.executionId) r.correlationId = result.correlationId
+  return r
+}
+
+/** The execution result a job's return value stands for. */
+export function executionResultOf(jobId: string, entryPointId: string, r: JobResult): ExecutionResult {
+  const result: ExecutionResult = {
+    executionId: jobId,
+    streamId: entryPointId,
+    correlationId: r.correlationId ?? jobId,
+    status: r.status ?? 'completed',
+    attempts: r.attempts ?? 1,
+    conflicts: r.conflicts ?? 0,
+    startedAt: r.startedAt,
+    completedAt: r.completedAt,
+    durationMs: r.completedAt - r.startedAt,
+  }
+  if (r.output !== undefined) result.output = r.output
+  if (r.error !== undefined) result.error = r.error
+  return result
 }

@@ -11,12 +11,13 @@
 import { type Job, type Queue, QueueEvents, type RedisOptions } from 'bullmq'
 import { ErrorCode } from '../errors.js'
 import type { ExecutionResult } from '../runtime/index.js'
-import type { JobData, JobResult } from './job.js'
+import { executionResultOf, type JobData, type JobResult } from './job.js'
 
 /** How often waiters that have waited a while look their job up (events can be trimmed away or missed). */
 const RECHECK_MS = 2000
 
-type Settle = (result: ExecutionResult) => void
+/** Settles a waiter: with the result, or undefined once its job is gone from Redis. */
+type Settle = (result: ExecutionResult | undefined) => void
 
 export class ResultWaiters {
   /** Started readers by entry point id (each resolves once the reader reads). */
@@ -40,8 +41,12 @@ export class ResultWaiters {
     if (started === undefined) {
       const reader = new QueueEvents(name, { connection: this.connection, prefix: this.prefix })
       reader.on('error', () => {})
-      reader.on('completed', ({ jobId, returnvalue }) => this.resolve(jobId, returnvalue as JobResult))
-      reader.on('failed', ({ jobId }) => void this.lookUp(jobId))
+      reader.on('completed', ({ jobId, returnvalue }) => {
+        if (this.waiting.has(jobId)) {
+          this.resolve(jobId, executionResultOf(jobId, name, returnvalue as JobResult))
+        }
+      })
+      reader.on('failed', ({ jobId }) => void this.settleOrDrop(jobId))
       started = reader.waitUntilReady().then(() => reader)
       // A reader that could not start is started again by the next wait.
       started.catch(() => this.readers.delete(name))
@@ -51,15 +56,17 @@ export class ResultWaiters {
   }
 
   /**
-   * The job's result once it is final; undefined when no queue (or not `entryPointId`'s) has the job.
-   * Rejects only when Redis cannot be asked.
+   * The job's result once it is final; undefined when no queue (or not `entryPointId`'s) has the job, or
+   * when the job is removed from Redis before its result is read. Rejects only when Redis cannot be asked.
    */
   async wait(executionId: string, entryPointId?: string): Promise<ExecutionResult | undefined> {
     const queues = entryPointId === undefined ? [...this.queues.values()] : [this.queues.get(entryPointId)]
     for (const queue of queues) {
       if (queue === undefined) continue
       await this.reader(queue.name)
-      const result = new Promise<ExecutionResult>((settle) => this.register(executionId, queue, settle))
+      const result = new Promise<ExecutionResult | undefined>((settle) =>
+        this.register(executionId, queue, settle),
+      )
       const found = await this.lookUp(executionId, queue)
       if (found) return result
       this.forget(executionId, queue)
@@ -83,7 +90,7 @@ export class ResultWaiters {
     if (this.waiting.get(id)?.queue === queue) this.waiting.delete(id)
   }
 
-  private resolve(id: string, result: ExecutionResult): void {
+  private resolve(id: string, result: ExecutionResult | undefined): void {
     const w = this.waiting.get(id)
     if (w === undefined) return
     this.waiting.delete(id)
@@ -104,7 +111,8 @@ export class ResultWaiters {
     }
     if (job === undefined) return false
     if (job.finishedOn !== undefined && job.finishedOn > 0) {
-      this.resolve(id, job.returnvalue ?? failedResult(job))
+      const r = job.returnvalue
+      this.resolve(id, r ? executionResultOf(id, job.queueName, r) : failedResult(job))
     }
     return true
   }
@@ -117,7 +125,12 @@ export class ResultWaiters {
       if (w.since < before) old.push(id)
       if (old.length >= 200) break
     }
-    await Promise.all(old.map((id) => this.lookUp(id)))
+    await Promise.all(old.map((id) => this.settleOrDrop(id)))
+  }
+
+  /** Looks a waited-on job up: settles its waiters when it is final, and with undefined when it is gone. */
+  private async settleOrDrop(id: string): Promise<void> {
+    if (!(await this.lookUp(id))) this.resolve(id, undefined)
   }
 }
 

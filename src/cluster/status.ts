@@ -30,7 +30,7 @@ export async function readClusterStatus(
     config.entryPoints.map((ep) => [ep.id, new Queue(ep.id, { connection: client, prefix })] as const),
   )
   try {
-    const counters = new ClusterCounters(client, prefix, 'status', 0)
+    const counters = new ClusterCounters(client, prefix, 'status')
     const [read, counts] = await Promise.all([counters.read(), queueCounts(queues)])
     return { stats: clusterStatsOf(read, counts), goal: clusterGoalProgress(config, read.counters) }
   } finally {
