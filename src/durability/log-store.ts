@@ -21,7 +21,7 @@ const SCHEMA_VERSION = 1
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  seq INTEGER PRIMARY KEY,
   id TEXT NOT NULL UNIQUE,
   entry_point TEXT NOT NULL,
   status TEXT NOT NULL,
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS runs (
   completed_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_open ON runs (status) WHERE status IN ('queued', 'running');
-CREATE INDEX IF NOT EXISTS runs_completed ON runs (completed_at);
+DROP INDEX IF EXISTS runs_completed;
 CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, execution_id TEXT NOT NULL, expires_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS state (
   scope TEXT NOT NULL, stream_id TEXT NOT NULL, key TEXT NOT NULL,
@@ -265,9 +265,9 @@ export class LogStore {
     }))
   }
 
-  /** Deletes runs finished before `now − retainMs` (with their records' runs) and expired idempotency keys. */
+  /** Deletes runs finished before `now − retainMs` and expired idempotency keys. */
   prune(retainMs: number, now = Date.now()): void {
-    this.s.pruneRuns!.run(now - retainMs)
+    this.s.pruneRuns!.run({ cutoff: now - retainMs })
     this.s.pruneKeys!.run(now)
   }
 
@@ -311,7 +311,10 @@ function writeStatements(p: (sql: string) => Statement): Record<string, Statemen
               WHERE excluded.boot > state.boot OR (excluded.boot = state.boot AND excluded.version >= state.version)`),
     record: p('INSERT INTO records (execution_id, kind, body) VALUES (?, ?, ?)'),
     timer: p('INSERT OR REPLACE INTO timers VALUES (?, ?)'),
-    pruneRuns: p(`DELETE FROM runs WHERE completed_at < ? AND status NOT IN ${OPEN_STATUSES}`),
+    // Runs are in admission order and finish after they are admitted, so the runs to delete are among
+    // those before the first admitted since the cutoff: a scan of them, without an index of completion times.
+    pruneRuns: p(`DELETE FROM runs WHERE completed_at < @cutoff AND status NOT IN ${OPEN_STATUSES}
+              AND seq < coalesce((SELECT seq FROM runs WHERE admitted_at >= @cutoff ORDER BY seq LIMIT 1), 1 << 62)`),
     pruneKeys: p('DELETE FROM idempotency WHERE expires_at <= ?'),
   }
 }
