@@ -31,7 +31,7 @@ import type {
   WireRecord,
 } from '../src/protocol.js'
 import { API_META, controlChannelName } from '../src/protocol.js'
-import type { ExecutionResult, WorkerSetup } from '../src/runtime/index.js'
+import type { WorkerSetup } from '../src/runtime/index.js'
 import {
   SharedBufferManager,
   type StateConflictInfo,
@@ -214,6 +214,19 @@ class ExecutionContext implements HandlerContext {
     this.attempt = task.attempt
     this.meta = task.meta
     if (task.serializable) this.held = new HeldRecords()
+    this.decide = (decision) => this.records().decide(decision)
+    this.recordOutcome = (id, outcome) => this.records().recordOutcome(id, outcome)
+    this.reportProblem = (severity, description, options) =>
+      this.records().reportProblem(severity, description, options)
+    this.violateConstraint = (id, details) => this.records().violateConstraint(id, details)
+    this.emit = (type, data) => this.records().emit(type, data)
+    this.trigger = (entryPointId, input) =>
+      delegate(
+        entryPointId,
+        input,
+        { executionId: this.executionId, correlationId: this.correlationId },
+        this.signal,
+      )
   }
 
   /** Whether the attempt has `serializable` state to commit. */
@@ -258,22 +271,14 @@ class ExecutionContext implements HandlerContext {
     return this.recorder
   }
 
-  readonly decide: HandlerContext['decide'] = (decision) => this.records().decide(decision)
-  readonly recordOutcome: HandlerContext['recordOutcome'] = (id, outcome) =>
-    this.records().recordOutcome(id, outcome)
-  readonly reportProblem: HandlerContext['reportProblem'] = (severity, description, options) =>
-    this.records().reportProblem(severity, description, options)
-  readonly violateConstraint: HandlerContext['violateConstraint'] = (id, details) =>
-    this.records().violateConstraint(id, details)
-  readonly emit: HandlerContext['emit'] = (type, data) => this.records().emit(type, data)
-
-  readonly trigger = (entryPointId: string, input: unknown): Promise<ExecutionResult> =>
-    delegate(
-      entryPointId,
-      input,
-      { executionId: this.executionId, correlationId: this.correlationId },
-      this.signal,
-    )
+  // Bound in the constructor (not as arrow-function fields), so a handler may call them detached, and a
+  // build that keeps function names does not rename six functions per execution.
+  readonly decide: HandlerContext['decide']
+  readonly recordOutcome: HandlerContext['recordOutcome']
+  readonly reportProblem: HandlerContext['reportProblem']
+  readonly violateConstraint: HandlerContext['violateConstraint']
+  readonly emit: HandlerContext['emit']
+  readonly trigger: HandlerContext['trigger']
 
   /**
    * Ends the attempt's state: commits the private writes of its `serializable` scopes if it completed (a

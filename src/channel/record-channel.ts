@@ -9,6 +9,11 @@
  * - The main thread reads every ring in `drain()`, synchronously. A doorbell word lets it sleep in
  *   `Atomics.waitAsync` (never `Atomics.wait`: the main thread must not block) and wake when a producer
  *   publishes while it sleeps.
+ * - While records keep coming (the owner's `busy()` says many executions run), the main thread polls every
+ *   {@link POLL_MS} instead of sleeping on the doorbell: ringing it is a cross-thread wake-up, which on a
+ *   busy machine costs the producing thread far more than the frame it announces (tens of microseconds
+ *   against a few). A record then waits at most one poll interval; with one or a few executions running,
+ *   the doorbell wakes the main thread at once (see docs/architecture.md, "Record channel").
  * - Shared memory outlives a thread: frames a thread published before it died are still drained.
  * - Memory layout: `layout.ts`; msgpackr: `msgpack.ts` (the only file that touches its internals).
  *
@@ -20,6 +25,9 @@ import { FrameRing } from '../shm/index.js'
 import { FrameSource } from './frame-source.js'
 import { BELL_BYTES, bellOf, type RecordChannelHandles, ringAt, SEQ, WAITING } from './layout.js'
 import { newUnpackr } from './msgpack.js'
+
+/** How long the main thread waits between drains while it polls (see the module comment). */
+export const POLL_MS = 1
 
 export interface RecordChannelOptions {
   /** Rings, one per live thread; keep spares for replacement threads. */
@@ -149,12 +157,18 @@ export class RecordChannel {
     }
   }
 
-  /** Starts waking on the doorbell so records are delivered while executions run. */
-  listen(): void {
+  /**
+   * Starts delivering records while executions run: polling while `busy()` is true and the last drain
+   * found records, else sleeping on the doorbell.
+   */
+  listen(busy: () => boolean = () => false): void {
     if (this.listening) return
     this.listening = true
+    this.busy = busy
     void this.loop()
   }
+
+  private busy: () => boolean = () => false
 
   /** Stops waking on the doorbell (a final `drain()` is the caller's). */
   close(): void {
@@ -165,8 +179,18 @@ export class RecordChannel {
   }
 
   private async loop(): Promise<void> {
+    let seen = this.recordsDelivered
     while (this.listening) {
       this.drain()
+      // Records came since the last look (from this loop's drains or any other) and more are on the way.
+      if (this.recordsDelivered !== seen && this.busy()) {
+        seen = this.recordsDelivered
+        // Producers do not ring while WAITING is 0: the next drain finds what they published meanwhile.
+        Atomics.store(this.bell, WAITING, 0)
+        await new Promise<void>((resolve) => setTimeout(resolve, POLL_MS).unref())
+        continue
+      }
+      seen = this.recordsDelivered
       const seq = Atomics.load(this.bell, SEQ)
       // Announce the sleep, then look once more: a frame published before a producer saw WAITING = 1
       // would otherwise wait for the next one.

@@ -196,7 +196,7 @@ export class AgentRuntime {
       },
     )
     await this.warmUp(this.pool)
-    this.channel.listen()
+    this.channel.listen(() => this.engine.busy())
     this.delegation = exposeDelegation(this.runtimeId, (entryPointId, input, parent) =>
       this.admitAndWait({
         entryPointId,

@@ -187,6 +187,16 @@ export class RuntimeEngine {
     this.dispatcher.schedule()
   }
 
+  /**
+   * Whether many executions run on the pool (at least two per thread): their records will keep coming, so
+   * the record channel may poll for them rather than have each thread wake the main thread.
+   */
+  busy(): boolean {
+    let running = 0
+    for (const s of this.admission.streamOrder) running += s.running
+    return running >= 2 * (this.pool?.threads ?? 1)
+  }
+
   /** Depth of a live execution in an event cascade; 0 if unknown. */
   depthOf(executionId: string): number {
     return this.executions.get(executionId)?.depth ?? 0

@@ -99,7 +99,12 @@ export interface LeaseRef {
 /** Everything the buffers of one execution share (narrowed buffers share their parent's core). */
 export class BufferCore {
   readonly out = new ReadOut()
-  readonly updateStep: UpdateStep = new UpdateStep(this)
+  private step: UpdateStep | undefined
+  /** The reusable step of `update`/`increment`, made on first use (most executions never update). */
+  get updateStep(): UpdateStep {
+    this.step ??= new UpdateStep(this)
+    return this.step
+  }
   /** The read set and commit of the `serializable` scopes (none when no scope is `serializable`). */
   readonly serializable: SerializableLog | undefined
   private readonly views: { stream: ScopeView; global: ScopeView }
@@ -150,11 +155,15 @@ export class BufferCore {
     if (this.ended) throw new ExecutionEndedError(this.executionId, operation)
   }
 
-  /** The commit lock's guard for this buffer's commits (see the module doc). */
-  private readonly guard = (ownerWord: number): void => {
-    const l = this.lease
-    if (this.ended || (l !== undefined && !l.table.admit(l.lease, ownerWord)))
-      throw new ExecutionEndedError(this.executionId)
+  /** The commit lock's guard for this buffer's commits (see the module doc); made at the first commit. */
+  private guardFn: ((ownerWord: number) => void) | undefined
+  private get guard(): (ownerWord: number) => void {
+    this.guardFn ??= (ownerWord) => {
+      const l = this.lease
+      if (this.ended || (l !== undefined && !l.table.admit(l.lease, ownerWord)))
+        throw new ExecutionEndedError(this.executionId)
+    }
+    return this.guardFn
   }
 
   /** `ShmStore.commit` of this buffer's ops, refused once the buffer has ended. */
@@ -324,7 +333,11 @@ export class BufferCore {
   }
 
   private delta = 0
-  private readonly addDelta = (current: unknown): unknown => addTo(current, this.delta, this.updateStep.key)
+  private addDeltaFn: ((current: unknown) => unknown) | undefined
+  private get addDelta(): (current: unknown) => unknown {
+    this.addDeltaFn ??= (current) => addTo(current, this.delta, this.updateStep.key)
+    return this.addDeltaFn
+  }
 
   /** `increment(key, delta)` on the committed value at once: an `update` that adds. */
   incrementCommitted(sc: ScopeView, name: string, delta: number): void {

@@ -210,18 +210,32 @@ function tooLong(name: string, max: number, atLeast: number): StateKeyError {
 
 /** Encodes commit meta: the execution and stream ids, for history entries. */
 export function encodeMeta(executionId: string, streamId: string): Uint8Array {
-  const e = utf8.encode(executionId)
-  const s = utf8.encode(streamId)
+  const e = idBytes(executionId)
+  const s = idBytes(streamId)
   const len = META_OVERHEAD + e.length + s.length
   // Padded to whole words: history entries copy the meta a word at a time.
   const out = new Uint8Array(new ArrayBuffer(align4(len)), 0, len)
   out[0] = e.length & 0xff
   out[1] = e.length >> 8
-  out.set(e, 2)
+  putBytes(out, 2, e)
   out[2 + e.length] = s.length & 0xff
   out[3 + e.length] = s.length >> 8
-  out.set(s, META_OVERHEAD + e.length)
+  putBytes(out, META_OVERHEAD + e.length, s)
   return out
+}
+
+/**
+ * An id's UTF-8 bytes, or the id itself when it is ASCII (execution ids are UUIDs): its char codes are then
+ * its bytes, copied without an encoder call (which costs more than the commit the meta describes).
+ */
+function idBytes(id: string): string | Uint8Array {
+  for (let i = 0; i < id.length; i++) if (id.charCodeAt(i) > 0x7f) return utf8.encode(id)
+  return id
+}
+
+function putBytes(out: Uint8Array, at: number, bytes: string | Uint8Array): void {
+  if (typeof bytes !== 'string') out.set(bytes, at)
+  else for (let i = 0; i < bytes.length; i++) out[at + i] = bytes.charCodeAt(i)
 }
 
 /** Decodes {@link encodeMeta}. */
