@@ -57,36 +57,40 @@ export class UpdateStep {
   fn: ((current: unknown) => unknown) | undefined = undefined
   next: unknown = undefined
 
-  constructor(private readonly core: BufferCore) {}
-
   /**
    * The step of the inline-number path (`ShmStore.updateInline`), run with the commit lock held: `fn` on
    * the current number; true when it returned a number, which is then in the core's single op.
    */
-  readonly numberStep = (current: number): boolean => {
-    const next = this.fn!(current)
-    this.next = next
-    if (typeof next !== 'number') return false
-    const op = this.core.single
-    op.tag = inlineTag(next)
-    op.num = next
-    return true
-  }
-
+  readonly numberStep: (current: number) => boolean
   /** Reads the committed value, runs `fn` on it and fills the core's single op expecting that version. */
-  readonly prepare = (): void => {
-    const c = this.core
-    const found = c.fetch(this.sc, this.key)
-    const slot = found ? c.out.slot : EXPECT_ABSENT
-    const seq = c.out.seq
-    const next = this.fn!(found ? c.codec.decode(c.out) : undefined)
-    this.next = next
-    if (typeof next === 'number') {
-      c.op(this.sc, this.key, c.numberRaw(next), slot, seq, true)
-      return
+  readonly prepare: () => void
+
+  constructor(private readonly core: BufferCore) {
+    // Bound here rather than as arrow-function fields: a build that keeps function names would rename
+    // both on every execution that updates.
+    this.numberStep = (current) => {
+      const next = this.fn!(current)
+      this.next = next
+      if (typeof next !== 'number') return false
+      const op = this.core.single
+      op.tag = inlineTag(next)
+      op.num = next
+      return true
     }
-    if (isThenable(next)) throw notSync('update fn')
-    c.op(this.sc, this.key, c.codec.encode(this.key, next), slot, seq, true)
+    this.prepare = () => {
+      const c = this.core
+      const found = c.fetch(this.sc, this.key)
+      const slot = found ? c.out.slot : EXPECT_ABSENT
+      const seq = c.out.seq
+      const next = this.fn!(found ? c.codec.decode(c.out) : undefined)
+      this.next = next
+      if (typeof next === 'number') {
+        c.op(this.sc, this.key, c.numberRaw(next), slot, seq, true)
+        return
+      }
+      if (isThenable(next)) throw notSync('update fn')
+      c.op(this.sc, this.key, c.codec.encode(this.key, next), slot, seq, true)
+    }
   }
 }
 
