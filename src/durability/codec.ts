@@ -13,9 +13,10 @@
  */
 import { Packr } from 'msgpackr'
 import type { AdmitOp, EndOp, LogOp, StateOp } from '../protocol.js'
+import { MsgpackWriter } from './msgpack-writer.js'
 
 const packr = new Packr({ structuredClone: true, useRecords: false })
-/** Frames rows: plain msgpack, so a packed value is a `bin` and decodes as a `Buffer` slice, not a copy. */
+/** Reads frames (`msgpack-writer.ts`): plain msgpack, so a packed value's `bin` is a `Buffer` slice, not a copy. */
 const framer = new Packr({ useRecords: false })
 
 export function pack(value: unknown): Buffer {
@@ -82,89 +83,114 @@ export type LogRow =
   | [typeof Row.RECORD, executionId: string, kind: string, body: Buffer]
   | [typeof Row.TIMER, entryPointId: string, firedAt: number]
 
-function packed(value: unknown): Blob {
-  return value === undefined ? null : pack(value)
+/** A value column: nil for undefined (a run without output or error), else the value packed. */
+function value(w: MsgpackWriter, v: unknown): void {
+  if (v === undefined) w.nil()
+  else w.value(packr, v)
 }
 
-function runRow(o: AdmitOp): LogRow {
+function runRow(w: MsgpackWriter, o: AdmitOp): void {
   const end = o.end
-  const started = o.start?.startedAt ?? end?.startedAt ?? null
-  return [
-    Row.RUN,
-    o.id,
-    o.entryPointId,
-    end?.status ?? (o.start === undefined ? 'queued' : 'running'),
-    end?.attempts ?? o.start?.attempt ?? 0,
-    o.priority,
-    o.correlationId,
-    o.timeoutMs,
-    o.depth,
-    pack(o.input),
-    pack(o.meta),
-    packed(end?.output),
-    packed(end?.error),
-    o.admittedAt,
-    started,
-    end?.completedAt ?? null,
-    end?.conflicts ?? 0,
-    o.idempotency?.key ?? null,
-    o.idempotency?.expiresAt ?? null,
-  ]
+  w.array(19)
+  w.num(Row.RUN)
+  w.str(o.id)
+  w.str(o.entryPointId)
+  w.str(end?.status ?? (o.start === undefined ? 'queued' : 'running'))
+  w.num(end?.attempts ?? o.start?.attempt ?? 0)
+  w.num(o.priority)
+  w.str(o.correlationId)
+  w.num(o.timeoutMs)
+  w.num(o.depth)
+  w.value(packr, o.input)
+  w.value(packr, o.meta)
+  value(w, end?.output)
+  value(w, end?.error)
+  w.num(o.admittedAt)
+  w.numOrNil(o.start?.startedAt ?? end?.startedAt)
+  w.numOrNil(end?.completedAt)
+  w.num(end?.conflicts ?? 0)
+  w.strOrNil(o.idempotency?.key)
+  w.numOrNil(o.idempotency?.expiresAt)
 }
 
-function endRow(o: EndOp): LogRow {
-  const { status, attempts, output, error, startedAt, completedAt } = o
-  return [
-    Row.END,
-    status,
-    attempts,
-    packed(output),
-    packed(error),
-    startedAt,
-    completedAt,
-    o.conflicts ?? 0,
-    o.id,
-  ]
+function endRow(w: MsgpackWriter, o: EndOp): void {
+  w.array(9)
+  w.num(Row.END)
+  w.str(o.status)
+  w.num(o.attempts)
+  value(w, o.output)
+  value(w, o.error)
+  w.num(o.startedAt)
+  w.num(o.completedAt)
+  w.num(o.conflicts ?? 0)
+  w.str(o.id)
 }
 
-function stateRow(o: StateOp): LogRow {
-  return [
-    Row.STATE,
-    o.scope,
-    o.streamId,
-    o.key,
-    o.deleted ? null : pack(o.value),
-    o.deleted ? 1 : 0,
-    o.version,
-  ]
+function stateRow(w: MsgpackWriter, o: StateOp): void {
+  w.array(7)
+  w.num(Row.STATE)
+  w.str(o.scope)
+  w.str(o.streamId)
+  w.str(o.key)
+  if (o.deleted) w.nil()
+  else w.value(packr, o.value)
+  w.num(o.deleted ? 1 : 0)
+  w.num(o.version)
 }
 
-function toRow(o: LogOp): LogRow {
+function writeRow(w: MsgpackWriter, o: LogOp): void {
   switch (o.op) {
     case 'admit':
-      return runRow(o)
+      runRow(w, o)
+      return
     case 'start':
-      return [Row.START, o.attempt, o.startedAt, o.id]
+      w.array(4)
+      w.num(Row.START)
+      w.num(o.attempt)
+      w.num(o.startedAt)
+      w.str(o.id)
+      return
     case 'end':
-      return endRow(o)
+      endRow(w, o)
+      return
     case 'state':
-      return stateRow(o)
+      stateRow(w, o)
+      return
     case 'record':
-      return [Row.RECORD, o.executionId, (o.record as { k: string }).k, pack(o.record)]
+      w.array(4)
+      w.num(Row.RECORD)
+      w.str(o.executionId)
+      w.str((o.record as { k: string }).k)
+      w.value(packr, o.record)
+      return
     case 'timer':
-      return [Row.TIMER, o.entryPointId, o.firedAt]
+      w.array(3)
+      w.num(Row.TIMER)
+      w.str(o.entryPointId)
+      w.num(o.firedAt)
+      return
   }
 }
 
+/** The size of the last batch: where the next one's buffer starts, so it rarely grows. */
+let lastBatchBytes = 4096
+
 /**
- * Encodes a batch, in order, into a buffer of its own (safe to transfer). Main thread.
+ * Encodes a batch, in order, into a buffer of its own (safe to transfer): each row written as msgpack
+ * directly, each value packed by msgpackr and copied in once. Main thread.
  * @throws when a value cannot be packed (msgpackr's error).
  */
 export function encodeBatch(ops: Iterable<LogOp>): Uint8Array<ArrayBuffer> {
-  const rows: LogRow[] = []
-  for (const o of ops) rows.push(toRow(o))
-  // msgpackr packs into a buffer it reuses; the copy owns its memory, so transferring it detaches nothing else.
-  return new Uint8Array(framer.pack(rows))
+  const w = new MsgpackWriter(lastBatchBytes + (lastBatchBytes >> 2))
+  const header = w.openArray()
+  let rows = 0
+  for (const o of ops) {
+    writeRow(w, o)
+    rows++
+  }
+  w.setArrayLength(header, rows)
+  lastBatchBytes = w.length
+  return w.finish()
 }
 
 /** Decodes a batch. Writer thread. */

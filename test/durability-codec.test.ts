@@ -1,0 +1,76 @@
+import fc from 'fast-check'
+import { Packr } from 'msgpackr'
+import { describe, expect, it } from 'vitest'
+import { MsgpackWriter } from '../src/durability/msgpack-writer.js'
+
+const values = new Packr({ structuredClone: true, useRecords: false })
+const frames = new Packr({ useRecords: false })
+
+type Item =
+  | { kind: 'str'; v: string }
+  | { kind: 'num'; v: number }
+  | { kind: 'nil' }
+  | { kind: 'value'; v: unknown }
+
+const item: fc.Arbitrary<Item> = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 300 }).map((v) => ({ kind: 'str' as const, v })),
+  fc
+    .string({ unit: 'grapheme-ascii', minLength: 200, maxLength: 400 })
+    .map((v) => ({ kind: 'str' as const, v })),
+  fc
+    .oneof(
+      fc.integer({ min: 0, max: 0xffffffff }),
+      fc.integer(),
+      fc.double({ noNaN: true }),
+      fc.constantFrom(1_796_420_220_707, Number.MAX_SAFE_INTEGER, -0, 127, 128, 0xffff, 0x10000),
+    )
+    .map((v) => ({ kind: 'num' as const, v })),
+  fc.constant({ kind: 'nil' as const }),
+  fc
+    .oneof(
+      fc.jsonValue(),
+      fc.string({ minLength: 300, maxLength: 70_000 }),
+      fc.constant(new Map([['a', new Set([1, 2])]])),
+      fc.constant(
+        (() => {
+          const shared = { twice: true }
+          return { a: shared, b: shared, at: new Date(5) }
+        })(),
+      ),
+    )
+    .map((v) => ({ kind: 'value' as const, v })),
+)
+
+describe('durable runs: batch frames', () => {
+  it('decode with a plain msgpack reader to the strings, numbers, nils and packed values written', () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(item, { maxLength: 20 }), { maxLength: 30 }), (rows) => {
+        const w = new MsgpackWriter(16)
+        const header = w.openArray()
+        for (const row of rows) {
+          w.array(row.length)
+          for (const it of row) {
+            if (it.kind === 'str') w.str(it.v)
+            else if (it.kind === 'num') w.num(it.v)
+            else if (it.kind === 'nil') w.nil()
+            else w.value(values, it.v)
+          }
+        }
+        w.setArrayLength(header, rows.length)
+        const bytes = w.finish()
+        expect(bytes.byteOffset).toBe(0)
+        const decoded = frames.unpack(Buffer.from(bytes.buffer, 0, bytes.byteLength)) as unknown[][]
+        expect(decoded.length).toBe(rows.length)
+        for (const [r, row] of rows.entries()) {
+          for (const [i, it] of row.entries()) {
+            const got = decoded[r]![i]
+            if (it.kind === 'nil') expect(got).toBeNull()
+            else if (it.kind === 'value') expect(got).toEqual(values.pack(it.v))
+            else expect(got).toEqual(it.kind === 'num' && Object.is(it.v, -0) ? 0 : it.v)
+          }
+        }
+      }),
+      { numRuns: 200, seed: 20261204 },
+    )
+  })
+})
