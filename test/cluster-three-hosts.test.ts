@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { main } from '../src/cli.js'
-import type { ClusterStats, ExecutionResult, GoalProgress } from '../src/index.js'
+import type { AgentEvent, ClusterStats, ExecutionResult, GoalProgress } from '../src/index.js'
 import { Host, WORK, writeClusterConfig } from './helpers/cluster.js'
 import { redisAvailable, startRedis } from './helpers/redis.js'
 
@@ -106,6 +106,15 @@ describe.runIf(redisAvailable())('three hosts, one agent', () => {
     const done = new Set(rows(marker).map(([tag]) => tag))
     for (const tag of acked.keys()) expect(done.has(tag), tag).toBe(true)
     expect(done.has('dup-again')).toBe(false)
+
+    // A tick is reported as fired by the host that runs it (no host admitted it: the queue's scheduler did).
+    const fired = await Promise.race(
+      [a, b].map((h) =>
+        h.call<AgentEvent<'trigger_fired'>>('events.waitFor', { types: ['trigger_fired'], streamId: 'tick' }),
+      ),
+    )
+    expect(fired).toMatchObject({ data: { entryPointId: 'tick', triggerType: 'timer' } })
+    expect(fired.correlationId).toBe(fired.executionId)
 
     await a.call('cluster.pauseTimer', 'tick')
     const idle = (s: ClusterStats) =>

@@ -239,12 +239,13 @@ export class ClusterHost implements AdmissionSource, ResultSource {
       const scheduledAt = scheduledAtOf(job)
       input = { scheduledAt }
       opts.meta = { trigger: 'timer', scheduledAt }
+      if (attempt === 1) this.local.timerFired(job.queueName, job.id!)
     }
     if (d.correlationId !== undefined) opts.correlationId = d.correlationId
     if (d.priority !== undefined) opts.priority = d.priority
     if (d.timeoutMs !== undefined) opts.timeoutMs = d.timeoutMs
     const result = await this.local.run(
-      { entryPointId: job.queueName, input, opts, depth: d.depth, delegated: d.delegated },
+      { entryPointId: job.queueName, input, opts, depth: d.depth ?? 0, delegated: d.delegated === true },
       { id: job.id!, attempt },
     )
     if (result.status === 'cancelled' && this.handingOver) {

@@ -12,8 +12,6 @@ import type { Redis } from 'ioredis'
 import type { Decision } from '../outcomes/index.js'
 import type { ExecutionResult } from '../runtime/index.js'
 
-/** How long a batch collects figures before it is written (jobs finish that much later). */
-const BATCH_MS = 2
 /** Wait before writing a batch again after Redis refused it. */
 const RETRY_MS = 200
 /** How often a host renews its heartbeat; a host silent for three periods is counted dead. */
@@ -78,7 +76,10 @@ interface Pending {
 
 export class ClusterCounters {
   private batch: Pending[] = []
-  private timer: NodeJS.Timeout | undefined
+  /** A write is scheduled for the end of the current event-loop phase. */
+  private scheduled = false
+  /** The batch being written; one at a time, and what arrives meanwhile forms the next batch. */
+  private writing: Promise<void> | undefined
   private heartbeat: NodeJS.Timeout | undefined
   private closed = false
 
@@ -110,7 +111,7 @@ export class ClusterCounters {
   add(jobKey: string, fields: Map<string, number>): Promise<void> {
     return new Promise((done) => {
       this.batch.push({ jobKey, fields, done })
-      this.timer ??= setTimeout(() => void this.flush(), BATCH_MS)
+      this.schedule()
     })
   }
 
@@ -131,15 +132,30 @@ export class ClusterCounters {
   async close(): Promise<void> {
     this.closed = true
     clearInterval(this.heartbeat)
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer)
-      await this.flush()
+    await this.writing
+    if (this.batch.length > 0) {
+      this.writing = this.flush()
+      await this.writing
     }
     await this.client.hdel(this.hostsKey, this.hostId).catch(() => {})
   }
 
   private beat(): Promise<unknown> {
     return this.client.hset(this.hostsKey, this.hostId, Date.now())
+  }
+
+  /**
+   * Writes the pending figures once the current event-loop phase is over (the jobs that ended in it go
+   * together) and no batch is being written: under load a batch is whatever ended while the previous one
+   * was written.
+   */
+  private schedule(): void {
+    if (this.scheduled || this.writing !== undefined) return
+    this.scheduled = true
+    setImmediate(() => {
+      this.scheduled = false
+      if (this.writing === undefined && this.batch.length > 0) this.writing = this.flush()
+    })
   }
 
   /** Writes the batch; while Redis refuses it, tries again (its jobs wait, as their completion would fail). */
@@ -163,7 +179,8 @@ export class ClusterCounters {
         await new Promise((r) => setTimeout(r, RETRY_MS))
       }
     }
-    this.timer = this.batch.length > 0 ? setTimeout(() => void this.flush(), BATCH_MS) : undefined
+    this.writing = undefined
+    if (this.batch.length > 0 && !this.closed) this.schedule()
     for (const p of batch) p.done()
   }
 }

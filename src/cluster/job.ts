@@ -17,8 +17,10 @@ export interface JobData {
   priority?: number
   timeoutMs?: number
   meta?: Record<string, unknown>
-  depth: number
-  delegated: boolean
+  /** Event-cascade depth; absent for 0. */
+  depth?: number
+  /** Started by `ctx.trigger`; absent for false. */
+  delegated?: true
 }
 
 /**
@@ -62,7 +64,9 @@ export function keyPrefix(cluster: ResolvedClusterOptions): string {
 /** The job data of an admission. */
 export function jobDataOf(r: Pick<AdmitRequest, 'input' | 'opts' | 'depth' | 'delegated'>): JobData {
   const { correlationId, priority, timeoutMs, meta } = r.opts
-  const data: JobData = { input: r.input, depth: r.depth, delegated: r.delegated }
+  const data: JobData = { input: r.input }
+  if (r.depth !== 0) data.depth = r.depth
+  if (r.delegated) data.delegated = true
   if (correlationId !== undefined) data.correlationId = correlationId
   if (priority !== undefined && priority !== 0) data.priority = priority
   if (timeoutMs !== undefined) data.timeoutMs = timeoutMs
@@ -70,7 +74,11 @@ export function jobDataOf(r: Pick<AdmitRequest, 'input' | 'opts' | 'depth' | 'de
   return data
 }
 
-/** BullMQ options of one admission: id, priority, attempts and backoff, deduplication, retention. */
+/**
+ * BullMQ options of one admission: id, priority, attempts and backoff (with retries), deduplication, and
+ * the retention of a job BullMQ fails itself (one that stalled too often); the workers' own options say
+ * how many finished jobs are kept, so a job does not carry that.
+ */
 export function jobOptionsOf(
   id: string,
   r: Pick<AdmitRequest, 'opts'>,
@@ -81,10 +89,11 @@ export function jobOptionsOf(
   const options: JobsOptions = {
     jobId: id,
     priority: bullPriority(r.opts.priority),
-    attempts: ep.maxRetries + 1,
-    backoff: { type: 'exponential', delay: RETRY_BASE_MS },
-    removeOnComplete: { count: cluster.keepResults },
     removeOnFail: { count: cluster.keepResults },
+  }
+  if (ep.maxRetries > 0) {
+    options.attempts = ep.maxRetries + 1
+    options.backoff = { type: 'exponential', delay: RETRY_BASE_MS }
   }
   if (r.opts.idempotencyKey !== undefined) {
     options.deduplication = { id: r.opts.idempotencyKey, ttl: ttlMs }

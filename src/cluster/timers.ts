@@ -99,7 +99,7 @@ export class ClusterTimers {
             immediately: t.runImmediately,
           }
         : { every: t.intervalMs as number }
-    const data: JobData = { input: null, meta: { trigger: 'timer' }, depth: 0, delegated: false }
+    const data: JobData = { input: null, meta: { trigger: 'timer' } }
     await this.queue(id).upsertJobScheduler(id, repeat, {
       name: id,
       data,

@@ -311,6 +311,15 @@ export class AgentRuntime {
           return this.engine.wait(id)!
         },
         decisionsOf: (streamId, executionId) => this.outcomes.decisionsByExecution(streamId, executionId),
+        timerFired: (entryPointId, executionId) =>
+          this.events.publish({
+            type: 'trigger_fired',
+            streamId: entryPointId,
+            executionId,
+            // A timer's execution starts its own chain: its correlation id is its execution id.
+            correlationId: executionId,
+            data: { entryPointId, triggerType: 'timer' },
+          }),
       })
     } catch (err) {
       this.phase = 'running'

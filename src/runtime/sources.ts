@@ -53,4 +53,9 @@ export interface LocalRunner {
   run(request: Omit<AdmitRequest, 'onAdmitted'>, runAs: RunAs): Promise<ExecutionResult>
   /** The decisions (with their outcomes) this process's aggregator retains for one execution. */
   decisionsOf(streamId: string, executionId: string): Decision[]
+  /**
+   * Publishes `trigger_fired` for a timer tick this process is about to run: in cluster mode the queue's
+   * job scheduler admitted it, not a host, so the host that runs it reports it.
+   */
+  timerFired(entryPointId: string, executionId: string): void
 }
