@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { Packr } from 'msgpackr'
 import { describe, expect, it } from 'vitest'
+import { decodeBatch, encodeBatch, type LogRow, unpack } from '../src/durability/codec.js'
 import { MsgpackWriter } from '../src/durability/msgpack-writer.js'
 
 const values = new Packr({ structuredClone: true, useRecords: false })
@@ -41,7 +42,7 @@ const item: fc.Arbitrary<Item> = fc.oneof(
     .map((v) => ({ kind: 'value' as const, v })),
 )
 
-describe('durable runs: batch frames', () => {
+describe('durable runs: the log encoding', () => {
   it('decode with a plain msgpack reader to the strings, numbers, nils and packed values written', () => {
     fc.assert(
       fc.property(fc.array(fc.array(item, { maxLength: 20 }), { maxLength: 30 }), (rows) => {
@@ -72,5 +73,38 @@ describe('durable runs: batch frames', () => {
       }),
       { numRuns: 200, seed: 20261204 },
     )
+  })
+
+  it('keep a Map, Set, Date, bigint, typed array and cycle of a value as what it was', () => {
+    const cycle: Record<string, unknown> = { name: 'loop' }
+    cycle.self = cycle
+    const value = {
+      map: new Map<unknown, unknown>([
+        ['a', 1],
+        [2, { nested: new Map([['x', [1, 2]]]) }],
+      ]),
+      object: { a: 1 },
+      set: new Set(['s']),
+      at: new Date(1_796_420_220_707),
+      big: 10n ** 30n,
+      bytes: new Uint8Array([1, 2, 3]),
+      cycle,
+    }
+    const [row] = decodeBatch(
+      encodeBatch([
+        { op: 'state', scope: 'global', streamId: '', key: 'k', value, deleted: false, version: 1 },
+      ]),
+    ) as Extract<LogRow, { 0: 3 }>[]
+    const back = unpack(row![4]) as typeof value
+    expect(back.map).toBeInstanceOf(Map)
+    expect(back.object).not.toBeInstanceOf(Map)
+    expect(back.cycle.self).toBe(back.cycle)
+    expect(back).toEqual(value)
+  })
+
+  it('read values of logs written before values were marked as they were written', () => {
+    const before = new Packr({ structuredClone: true, useRecords: false })
+    expect(unpack(before.pack({ a: [1, 'b'], at: new Date(5) }))).toEqual({ a: [1, 'b'], at: new Date(5) })
+    expect(unpack(before.pack('text'))).toBe('text')
   })
 })

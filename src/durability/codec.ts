@@ -1,8 +1,12 @@
 /**
  * How the run log stores values and how a batch of operations travels to the writer thread.
  *
- * Values (inputs, meta, outputs, errors, state values, records) are msgpack with structured clone
- * semantics, so a `Map`, `Set`, `Date`, `bigint` or `Uint8Array` comes back as what it was.
+ * Values (inputs, meta, outputs, errors, state values) are msgpack as the state regions keep them
+ * (msgpackr records, so a plain object and a `Map` are told apart) with structured clone on top (cycles
+ * and shared objects): a `Map`, `Set`, `Date`, `bigint` or typed array comes back as what it was. Their
+ * bytes start with 0xC1, a byte msgpack never uses, which tells them from values of logs written before,
+ * read as they were written (a `Map` among those comes back as an object). Decision, outcome, problem and
+ * violation records, plain data made by agentpool, keep that earlier, cheaper encoding.
  *
  * A batch is encoded once, on the main thread, into one buffer that is transferred (not cloned) to the
  * writer: a msgpack array of rows, each row the tag of its statement followed by that statement's
@@ -15,16 +19,17 @@ import { Packr } from 'msgpackr'
 import type { AdmitOp, EndOp, LogOp, StateOp } from '../protocol.js'
 import { MsgpackWriter } from './msgpack-writer.js'
 
-const packr = new Packr({ structuredClone: true, useRecords: false })
+const packr = new Packr({ structuredClone: true, useRecords: true, moreTypes: true, mapsAsObjects: false })
+/** Records, and every value of logs written before values were marked. */
+const plain = new Packr({ structuredClone: true, useRecords: false })
+/** The first byte of a value packed by `packr`. */
+const MARK = 0xc1
 /** Reads frames (`msgpack-writer.ts`): plain msgpack, so a packed value's `bin` is a `Buffer` slice, not a copy. */
 const framer = new Packr({ useRecords: false })
 
-export function pack(value: unknown): Buffer {
-  return packr.pack(value)
-}
-
 export function unpack(bytes: Buffer | null | undefined): unknown {
-  return bytes === null || bytes === undefined ? undefined : packr.unpack(bytes)
+  if (bytes === null || bytes === undefined) return undefined
+  return bytes[0] === MARK ? packr.unpack(bytes.subarray(1)) : plain.unpack(bytes)
 }
 
 /** The statement a row binds to, its first element. */
@@ -86,7 +91,7 @@ export type LogRow =
 /** A value column: nil for undefined (a run without output or error), else the value packed. */
 function value(w: MsgpackWriter, v: unknown): void {
   if (v === undefined) w.nil()
-  else w.value(packr, v)
+  else w.value(packr, v, MARK)
 }
 
 function runRow(w: MsgpackWriter, o: AdmitOp): void {
@@ -101,8 +106,8 @@ function runRow(w: MsgpackWriter, o: AdmitOp): void {
   w.str(o.correlationId)
   w.num(o.timeoutMs)
   w.num(o.depth)
-  w.value(packr, o.input)
-  w.value(packr, o.meta)
+  w.value(packr, o.input, MARK)
+  w.value(packr, o.meta, MARK)
   value(w, end?.output)
   value(w, end?.error)
   w.num(o.admittedAt)
@@ -133,7 +138,7 @@ function stateRow(w: MsgpackWriter, o: StateOp): void {
   w.str(o.streamId)
   w.str(o.key)
   if (o.deleted) w.nil()
-  else w.value(packr, o.value)
+  else w.value(packr, o.value, MARK)
   w.num(o.deleted ? 1 : 0)
   w.num(o.version)
 }
@@ -161,7 +166,7 @@ function writeRow(w: MsgpackWriter, o: LogOp): void {
       w.num(Row.RECORD)
       w.str(o.executionId)
       w.str((o.record as { k: string }).k)
-      w.value(packr, o.record)
+      w.value(plain, o.record)
       return
     case 'timer':
       w.array(3)

@@ -119,27 +119,29 @@ export class MsgpackWriter {
     else this.str(s)
   }
 
-  /** `value` packed by `packr`, as a `bin`. */
-  value(packr: Packr, value: unknown): void {
+  /** `value` packed by `packr`, as a `bin`; after `mark` when given (a byte the reader tells formats by). */
+  value(packr: Packr, value: unknown, mark?: number): void {
     const t = packr.pack(value, REUSE_BUFFER_MODE | RESET_BUFFER_MODE) as Reused
     const from = t.start ?? 0
     const to = t.end ?? t.length
     const n = to - from
-    this.room(5 + n)
+    const size = mark === undefined ? n : n + 1
+    this.room(6 + n)
     const b = this.buf
-    if (n < 0x100) {
+    if (size < 0x100) {
       b[this.pos] = 0xc4
-      b[this.pos + 1] = n
+      b[this.pos + 1] = size
       this.pos += 2
-    } else if (n < 0x10000) {
+    } else if (size < 0x10000) {
       b[this.pos] = 0xc5
-      b.writeUInt16BE(n, this.pos + 1)
+      b.writeUInt16BE(size, this.pos + 1)
       this.pos += 3
     } else {
       b[this.pos] = 0xc6
-      b.writeUInt32BE(n, this.pos + 1)
+      b.writeUInt32BE(size, this.pos + 1)
       this.pos += 5
     }
+    if (mark !== undefined) b[this.pos++] = mark
     if (n <= 32) for (let i = 0; i < n; i++) b[this.pos + i] = t[from + i]!
     else t.copy(b, this.pos, from, to)
     this.pos += n
