@@ -9,6 +9,7 @@ import { Host, WORK, writeClusterConfig } from './helpers/cluster.js'
 import { redisAvailable, startRedis, type TestRedis } from './helpers/redis.js'
 
 const ON_EVENT = fileURLToPath(new URL('./fixtures/cluster/on-event.ts', import.meta.url))
+const MESSAGE = fileURLToPath(new URL('./fixtures/cluster/message.ts', import.meta.url))
 
 type Output = { tag: string; pid: number; attempt: number; delegated?: ExecutionResult<Output> }
 
@@ -29,6 +30,7 @@ describe.runIf(redisAvailable())('cluster admission across two host processes', 
       `{ id: helper, handler: ${JSON.stringify(WORK)}, trigger: { type: api }, maxConcurrent: 4 }`,
       `{ id: on-done, handler: ${JSON.stringify(ON_EVENT)}, trigger: { type: event, eventTypes: [work_done] } }`,
       `{ id: small, handler: ${JSON.stringify(WORK)}, trigger: { type: api }, maxConcurrent: 1, maxQueue: 3, cluster: { maxConcurrent: 1 } }`,
+      `{ id: batched, handler: ${JSON.stringify(MESSAGE)}, trigger: { type: api }, maxConcurrent: 8, cluster: { maxConcurrent: 8 } }`,
     ])
     a = new Host(config)
     b = new Host(config)
@@ -190,6 +192,26 @@ describe.runIf(redisAvailable())('cluster admission across two host processes', 
     } finally {
       await queue.close()
     }
+  })
+
+  it('jobs a host takes from Redis together share a pool message', async () => {
+    const flag = join(dir, 'batched-hold')
+    // Eight jobs fill the queue's eight slots and are held; sixteen more wait in Redis behind them.
+    const held = Array.from({ length: 8 }, () => a.call('triggerAndWait', 'batched', { holdUntil: flag }))
+    await expect
+      .poll(async () => (await a.call<ClusterStats>('cluster.stats')).entryPoints.batched!.active, {
+        timeout: 30_000,
+      })
+      .toBe(8)
+    const queued = Array.from({ length: 16 }, () =>
+      b.call<ExecutionResult<{ message: string }>>('triggerAndWait', 'batched', {}),
+    )
+    // Released together, the held jobs end in one turn of their host; the next jobs come back from Redis
+    // with their completions, several in one reply, and go to the pool together.
+    writeFileSync(flag, '')
+    await Promise.all(held)
+    const messages = new Set((await Promise.all(queued)).map((r) => r.output!.message))
+    expect(messages.size).toBeLessThan(16)
   })
 
   it('refuses with QueueFullError once maxQueue jobs wait, and admits again when they ran', async () => {
