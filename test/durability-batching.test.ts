@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import type BetterSqlite3 from 'better-sqlite3'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { decodeBatch, encodeBatch } from '../src/durability/codec.js'
+import { decodeBatch, encodeBatch, unpackRecords } from '../src/durability/codec.js'
 import { LogStore, RunLog } from '../src/durability/index.js'
 import type { LogOp } from '../src/protocol.js'
 
@@ -115,9 +115,12 @@ function dump(path: string, run: number) {
              output, error, admitted_at, started_at, completed_at FROM runs WHERE id LIKE ? ORDER BY seq`,
         )
         .all(like),
-      records: db
-        .prepare('SELECT execution_id, kind, body FROM records WHERE execution_id LIKE ? ORDER BY seq')
-        .all(like),
+      // A batch keeps consecutive records of one execution in one row: compare the records, not the rows.
+      records: (
+        db
+          .prepare('SELECT execution_id, body FROM records WHERE execution_id LIKE ? ORDER BY seq')
+          .all(like) as { execution_id: string; body: Buffer }[]
+      ).flatMap((r) => unpackRecords(r.body).map((record) => [r.execution_id, record])),
       state: db
         .prepare(
           'SELECT scope, stream_id, key, value, deleted, version FROM state WHERE key LIKE ? ORDER BY key',

@@ -16,7 +16,7 @@
  * @module
  */
 import { Packr } from 'msgpackr'
-import type { AdmitOp, EndOp, LogOp, StateOp } from '../protocol.js'
+import type { AdmitOp, EndOp, LogOp, RecordOp, StateOp } from '../protocol.js'
 import { MsgpackWriter } from './msgpack-writer.js'
 
 const packr = new Packr({ structuredClone: true, useRecords: true, moreTypes: true, mapsAsObjects: false })
@@ -143,6 +143,29 @@ function stateRow(w: MsgpackWriter, o: StateOp): void {
   w.num(o.version)
 }
 
+/**
+ * One row of records: a single record (its kind in the row), or, for consecutive records of one execution,
+ * all of them as one array (kind `''`), which costs the writer one row instead of one each.
+ */
+function recordRow(w: MsgpackWriter, executionId: string, records: unknown[]): void {
+  w.array(4)
+  w.num(Row.RECORD)
+  w.str(executionId)
+  if (records.length === 1) {
+    w.str((records[0] as { k: string }).k)
+    w.value(plain, records[0])
+  } else {
+    w.str('')
+    w.value(plain, records)
+  }
+}
+
+/** The records a record row holds, in order. */
+export function unpackRecords(body: Buffer): unknown[] {
+  const value = unpack(body)
+  return Array.isArray(value) ? value : [value]
+}
+
 function writeRow(w: MsgpackWriter, o: LogOp): void {
   switch (o.op) {
     case 'admit':
@@ -162,11 +185,7 @@ function writeRow(w: MsgpackWriter, o: LogOp): void {
       stateRow(w, o)
       return
     case 'record':
-      w.array(4)
-      w.num(Row.RECORD)
-      w.str(o.executionId)
-      w.str((o.record as { k: string }).k)
-      w.value(plain, o.record)
+      recordRow(w, o.executionId, [o.record])
       return
     case 'timer':
       w.array(3)
@@ -189,10 +208,28 @@ export function encodeBatch(ops: Iterable<LogOp>): Uint8Array<ArrayBuffer> {
   const w = new MsgpackWriter(lastBatchBytes + (lastBatchBytes >> 2))
   const header = w.openArray()
   let rows = 0
+  let run: RecordOp[] = []
+  const endRun = () => {
+    if (run.length === 0) return
+    recordRow(
+      w,
+      run[0]!.executionId,
+      run.map((r) => r.record),
+    )
+    rows++
+    run = []
+  }
   for (const o of ops) {
+    if (o.op === 'record') {
+      if (run.length > 0 && run[0]!.executionId !== o.executionId) endRun()
+      run.push(o)
+      continue
+    }
+    endRun()
     writeRow(w, o)
     rows++
   }
+  endRun()
   w.setArrayLength(header, rows)
   lastBatchBytes = w.length
   return w.finish()

@@ -13,7 +13,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DurabilityError } from '../errors.js'
 import type { Recovery, RunRow, UnfinishedRun } from '../protocol.js'
-import { type LogRow, Row, unpack } from './codec.js'
+import { type LogRow, Row, unpack, unpackRecords } from './codec.js'
 import { type Database, type Statement, sqlite } from './sqlite.js'
 
 const SCHEMA_VERSION = 1
@@ -225,7 +225,7 @@ export class LogStore {
     ).map(toUnfinished)
     const records = (
       this.db.prepare('SELECT body FROM records ORDER BY seq').all() as { body: Buffer }[]
-    ).map((r) => unpack(r.body))
+    ).flatMap((r) => unpackRecords(r.body))
     const timers: Record<string, number> = {}
     for (const r of this.db.prepare('SELECT entry_point, fired_at FROM timers').all() as {
       entry_point: string
@@ -259,10 +259,11 @@ export class LogStore {
 
   /** The decision, outcome, problem and violation records of one run, in the order they were made. */
   recordsOf(executionId: string): LoggedRecord[] {
-    return (this.s.records!.all(executionId) as { kind: string; body: Buffer }[]).map((r) => ({
-      kind: r.kind,
-      record: unpack(r.body),
-    }))
+    return (this.s.records!.all(executionId) as { kind: string; body: Buffer }[]).flatMap((r) =>
+      r.kind === ''
+        ? unpackRecords(r.body).map((record) => ({ kind: (record as { k: string }).k, record }))
+        : [{ kind: r.kind, record: unpack(r.body) }],
+    )
   }
 
   /** Deletes runs finished before `now − retainMs` and expired idempotency keys. */
