@@ -72,6 +72,8 @@ export interface BatchTask {
  * output too large for the ring comes back here instead, keyed by execution id.
  */
 export interface BatchResult {
+  /** How long the message took on its thread, in microseconds (the dispatcher sizes messages from it). */
+  elapsedUs?: number
   largeOutputs?: Record<string, unknown>
   /** Answer to a warm-up: each handler module that did not load, with why (the error's message). */
   handlerFailures?: Record<string, string>

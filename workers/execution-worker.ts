@@ -563,13 +563,18 @@ export default async function run(task: BatchTask): Promise<BatchResult> {
     for (const _ in failures) return { handlerFailures: failures }
     return {}
   }
+  const began = performance.now()
   const largeOutputs: Record<string, unknown> = {}
   if (task.executions.length === 1) await runOne(jobOf(task.executions[0]!), largeOutputs)
   else await Promise.all(task.executions.map((t) => runOne(jobOf(t), largeOutputs)))
   // Every end must be in shared memory before the pool message returns.
   flush()
-  for (const _ in largeOutputs) return { largeOutputs }
-  return {}
+  const result: BatchResult = { elapsedUs: Math.round((performance.now() - began) * 1000) }
+  for (const _ in largeOutputs) {
+    result.largeOutputs = largeOutputs
+    break
+  }
+  return result
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -4,7 +4,10 @@
  *
  * When queues are shallow each message carries one execution; when they are deep, the executions that may
  * start are spread over the free message slots (`threads × tasksPerThread`), up to {@link MAX_BATCH} per
- * message, which hides the per-message cost. Each execution keeps its own result, timeout and error.
+ * message, which hides the per-message cost. Short executions travel at least {@link MESSAGE_WORK_US} of
+ * work to a message (sized from how long recent messages took per execution on their threads), so the
+ * small messages at the end of a burst do not cost more than the work they carry. Each execution keeps its
+ * own result, timeout and error.
  *
  * Timeouts and cancellation abort a running handler through the control channel; if its message has not
  * finished {@link ABORT_GRACE_MS} later, its thread is terminated (and replaced).
@@ -16,7 +19,7 @@ import type { BatchResult, ControlMessage, EndRecord, ExecutionTask } from '../p
 import { API_META, controlChannelName } from '../protocol.js'
 import type { Lease } from '../state/index.js'
 import type { Execution, ExecutionStream } from './execution-stream.js'
-import { ABORT_GRACE_MS, MAX_BATCH } from './limits.js'
+import { ABORT_GRACE_MS, MAX_BATCH, MESSAGE_WORK_US } from './limits.js'
 import type { WorkerPool } from './worker-pool.js'
 
 /** One pool message in flight. */
@@ -65,6 +68,11 @@ export class Dispatcher {
   private messagesBusy = 0
   private readonly messageSlots: number
   private rr = 0
+  /**
+   * Recent time one execution took on its thread, in microseconds (a moving average over settled
+   * messages). Until messages have said otherwise, executions count as long: one per message.
+   */
+  private executionUs = MESSAGE_WORK_US
   private scheduled = false
   private coalescing = false
 
@@ -193,11 +201,16 @@ export class Dispatcher {
       // slot rather than piling onto whichever thread happens to take a big message. Sized from what is
       // left each time, messages shrink as a queue drains (guided self-scheduling), so the last ones are
       // small and every thread finishes at about the same time.
-      const size = Math.min(MAX_BATCH, Math.ceil(startable / spread))
+      const size = Math.min(MAX_BATCH, Math.max(Math.ceil(startable / spread), this.smallestMessage()))
       const batch = this.takeBatch(size)
       if (batch.length === 0) return
       this.send(batch)
     }
+  }
+
+  /** Executions a message carries at least (when that many may start): {@link MESSAGE_WORK_US} of work. */
+  private smallestMessage(): number {
+    return Math.ceil(MESSAGE_WORK_US / Math.max(1, this.executionUs))
   }
 
   /**
@@ -285,6 +298,9 @@ export class Dispatcher {
   }
 
   private settled(batch: Batch, err: unknown, result: BatchResult | undefined): void {
+    const elapsed = result?.elapsedUs
+    if (elapsed !== undefined && batch.executions.length > 0)
+      this.executionUs += (elapsed / batch.executions.length - this.executionUs) * 0.2
     this.messagesInFlight--
     this.release(batch)
     this.inFlight.delete(batch)
