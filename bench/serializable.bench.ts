@@ -12,7 +12,7 @@
 
 import { availableParallelism } from 'node:os'
 import { type BenchSuite, compareSideBySide } from './harness/index.js'
-import { processBatch, startTicketRuntime, TicketSource } from './workloads/ticket-runtime.js'
+import { processBatch, runFor, startTicketRuntime, TicketSource } from './workloads/ticket-runtime.js'
 
 const SEED = 20261204
 const TICKETS_PER_THREAD = 128
@@ -32,11 +32,9 @@ const suite: BenchSuite = {
     try {
       const sharedSource = new TicketSource(SEED)
       const serialSource = new TicketSource(SEED)
-      const warm = performance.now() + (quick ? 300 : 1500)
-      while (performance.now() < warm) {
-        await processBatch(shared, sharedSource.take(batchSize))
-        await processBatch(serializable, serialSource.take(batchSize))
-      }
+      // Both runtimes run warm before the first measured round (see `runFor`).
+      await runFor(quick ? 2000 : 3000, () => processBatch(shared, sharedSource.take(batchSize)))
+      await runFor(quick ? 2000 : 3000, () => processBatch(serializable, serialSource.take(batchSize)))
       const entry = await compareSideBySide({
         name: 'serializable_vs_shared',
         unit: 'tickets/s',

@@ -20,7 +20,7 @@ import { type BenchSuite, compareSideBySide, type SideSpec } from './harness/ind
 import { startPlainTicketThreads } from './workloads/plain-threads.js'
 import { recordCounter } from './workloads/runtime-records.js'
 import { createPlainStore, processTicketPlain } from './workloads/ticket-baseline.js'
-import { processBatch, startTicketRuntime, TicketSource } from './workloads/ticket-runtime.js'
+import { processBatch, runFor, startTicketRuntime, TicketSource } from './workloads/ticket-runtime.js'
 
 const SEED = 20261125
 /** Tickets per thread per iteration: enough that the barrier at the end of a batch costs little. */
@@ -43,15 +43,14 @@ const suite: BenchSuite = {
       const plainSource = new TicketSource(SEED)
       const poolSource = new TicketSource(SEED)
       const store = createPlainStore()
-      // Every side runs warm: the pool threads' handler path, the plain threads' loop and the main thread's
-      // loop are compiled by the optimizing JIT before the first measured round (each round then adds its
-      // own warm-up).
-      const warm = performance.now() + (quick ? 300 : 1500)
-      while (performance.now() < warm) {
-        await processBatch(runtime, poolSource.take(batchSize))
-        await plainThreads.process(batchSize)
+      // Every side runs warm, each for its own time (see `runFor`): the runtime's paths on the main and the
+      // pool threads, the plain threads' loop and the main thread's loop are compiled by the optimizing JIT
+      // before the first measured round (each round then adds its own warm-up).
+      await runFor(quick ? 2500 : 4000, () => processBatch(runtime, poolSource.take(batchSize)))
+      await runFor(quick ? 300 : 1000, () => plainThreads.process(batchSize))
+      await runFor(quick ? 300 : 1000, () => {
         for (const t of plainSource.take(batchSize)) processTicketPlain(t, store)
-      }
+      })
       const agentpool: SideSpec = {
         name: `agentpool triggerAndWait, ${cores} threads`,
         opsPerIteration: batchSize,
