@@ -75,6 +75,11 @@ export class FrameSource {
     this.count++
   }
 
+  /** The encoded size in bytes of record `index` of the frame being delivered. */
+  bytesOf(index: number): number {
+    return this.ends[index]! - this.starts[index]!
+  }
+
   /** @internal Ends the frame: nothing of it may be read any more. */
   end(): void {
     this.frame = undefined

@@ -37,7 +37,10 @@ import { Timeouts } from './timeouts.js'
 import type { ExecutionResult, ExecutionStatus, RuntimeStats, StopOptions, TriggerOptions } from './types.js'
 import type { WorkerPool } from './worker-pool.js'
 
-/** Largest output (msgpack bytes) an `execution_completed` event carries; a larger one is flagged. */
+/**
+ * Largest output (msgpack bytes) an `execution_completed` event carries; a larger one is flagged. An output
+ * whose end record came through the record channel in at most this many bytes counts as small as it is.
+ */
 export const MAX_EVENT_OUTPUT_BYTES = 16 * 1024
 
 /** Backoff before retry n: BASE × 2^(n−1), at most MAX. */
@@ -239,7 +242,7 @@ export class RuntimeEngine {
       if (valid && r.k !== 'end') continue
       if (i > from) this.route(records, source, from, i)
       from = i + 1
-      if (valid) this.onEnd(r as EndRecord)
+      if (valid) this.onEnd(r as EndRecord, source?.bytesOf(i))
     }
     if (records.length > from) this.route(records, source, from, records.length)
   }
@@ -329,7 +332,8 @@ export class RuntimeEngine {
     this.checkIdle()
   }
 
-  private onEnd(r: EndRecord): void {
+  /** `bytes`: the end record's encoded size, when it came through the record channel. */
+  private onEnd(r: EndRecord, bytes?: number): void {
     if (!this.dispatcher.noteEnd(r)) return
     const e = this.executions.get(r.executionId)
     // An end for an attempt that is no longer current (timed out, cancelled, or re-run) changes nothing.
@@ -342,6 +346,8 @@ export class RuntimeEngine {
     e.stream.running--
     this.clearTimer(e)
     if (r.ok) {
+      // An end that small holds a small output: the event needs no encoding to know (see completedData).
+      if (bytes !== undefined && bytes <= MAX_EVENT_OUTPUT_BYTES) e.smallOutput = true
       this.finish(e, 'completed', undefined, r.output, r.completedAt)
     } else {
       const error = r.error!
@@ -477,7 +483,7 @@ export class RuntimeEngine {
         e.stream.id,
         e.id,
         e.correlationId,
-        completedData(e.attempt, r),
+        completedData(e.attempt, r, e.smallOutput === true),
         Date.now(),
       )
     } else {
@@ -518,15 +524,22 @@ export class RuntimeEngine {
 }
 
 /** The data of `execution_completed`: the output when it is small (see {@link MAX_EVENT_OUTPUT_BYTES}). */
-function completedData(attempt: number, r: ExecutionResult): EventData<'execution_completed'> {
+function completedData(
+  attempt: number,
+  r: ExecutionResult,
+  smallEnd: boolean,
+): EventData<'execution_completed'> {
   const data: EventData<'execution_completed'> = { attempt, durationMs: r.durationMs }
   const out = r.output
   if (out === undefined) return data
-  // Numbers, booleans, null and short strings are small by construction: no encoding needed to know.
+  // Small without encoding it again: numbers, booleans, null and short strings by construction; any output
+  // whose whole end record arrived in at most that many bytes (its encoding there, with the thread's
+  // shared record structures, may be a little smaller than on its own).
   const small =
-    typeof out !== 'object' || out === null
+    smallEnd ||
+    (typeof out !== 'object' || out === null
       ? typeof out !== 'string' || out.length * 3 <= MAX_EVENT_OUTPUT_BYTES
-      : false
+      : false)
   const bytes = small ? 0 : encodedBytes(out)
   if (small || (bytes >= 0 && bytes <= MAX_EVENT_OUTPUT_BYTES)) data.output = out
   else data.outputBytes = bytes
