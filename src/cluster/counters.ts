@@ -3,7 +3,8 @@
  * for the goal, decisions and outcomes per criterion — into one Redis hash, in batches. A job is counted
  * once however often it runs: the batch script marks the job's own BullMQ hash as counted and adds its
  * figures only the first time. A host finishes a job only after the batch holding its figures is written,
- * so once the queues are idle the counters equal the finished jobs, even when hosts were killed. Hosts also leave a heartbeat, so the cluster knows how many are alive.
+ * so once the queues are idle the counters equal the finished jobs, even when hosts were killed. Hosts
+ * also leave a heartbeat, so the cluster knows how many are alive.
  * Main thread only.
  *
  * @module
