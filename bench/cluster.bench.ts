@@ -21,6 +21,11 @@ import { redisServerPath, startRedis } from './workloads/redis-server.js'
 const CONCURRENCY = 64
 /** Jobs per iteration. */
 const BATCH = 512
+/**
+ * Quick runs measure longer than the default quick budget: one iteration is a whole batch (a fraction of a
+ * second), and on a shared machine three short rounds swing the ratio from ×0.4 to ×1.3.
+ */
+const QUICK_BUDGET = { rounds: 5, timeMs: 800, warmupMs: 200 }
 
 /** Resolves when `count` more jobs of `events`' queue have completed. */
 function completions(events: QueueEvents, count: number): Promise<void> {
@@ -98,15 +103,41 @@ const suite: BenchSuite = {
         )
         await done
       }
+      // redis-server's CPU per job, per side: read around each batch (both sides use the one server).
+      const serverUs = { baseline: 0, contender: 0 }
+      const jobs = { baseline: 0, contender: 0 }
+      const counted = (side: keyof typeof serverUs, batch: () => Promise<void>) => async () => {
+        const before = redis.cpuUs()
+        await batch()
+        const after = redis.cpuUs()
+        if (before === undefined || after === undefined) return
+        serverUs[side] += after - before
+        jobs[side] += BATCH
+      }
       const entry = await compareSideBySide({
         name: 'cluster_vs_bullmq',
         unit: 'jobs/s',
         target: 0.8,
         quick,
         log,
-        baseline: { name: 'plain BullMQ worker, no-op processor', opsPerIteration: BATCH, fn: plainBatch },
-        contender: { name: 'agentpool cluster host, no-op handler', opsPerIteration: BATCH, fn: hostBatch },
+        ...(quick ? { budget: QUICK_BUDGET } : {}),
+        baseline: {
+          name: 'plain BullMQ worker, no-op processor',
+          opsPerIteration: BATCH,
+          fn: counted('baseline', plainBatch),
+        },
+        contender: {
+          name: 'agentpool cluster host, no-op handler',
+          opsPerIteration: BATCH,
+          fn: counted('contender', hostBatch),
+        },
       })
+      if (jobs.baseline > 0 && jobs.contender > 0) {
+        const perJob = (side: keyof typeof serverUs) => (serverUs[side] / jobs[side]).toFixed(0)
+        log(
+          `cluster_vs_bullmq: redis-server CPU µs per job: baseline ${perJob('baseline')}; contender ${perJob('contender')}`,
+        )
+      }
       return [entry]
     } finally {
       for (const close of closers) await close().catch(() => {})

@@ -4,7 +4,7 @@
  * caller. Never touches 127.0.0.1:6379.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -39,6 +39,11 @@ export interface TestRedis {
   restart(): Promise<void>
   /** Stops the server and removes its folder. */
   dispose(): Promise<void>
+  /**
+   * CPU time the running server has used so far, in microseconds (user + system, in clock ticks of
+   * usually 10 ms); undefined where `/proc` does not tell (not Linux).
+   */
+  cpuUs(): number | undefined
 }
 
 /**
@@ -82,9 +87,25 @@ export async function startRedis(opts: { durable?: boolean } = {}): Promise<Test
     url: `redis://127.0.0.1:${port}`,
     stop,
     restart: launch,
+    cpuUs: () => (child?.pid === undefined ? undefined : processCpuUs(child.pid)),
     async dispose() {
       await stop('SIGKILL')
       rmSync(dir, { recursive: true, force: true })
     },
+  }
+}
+
+/** Clock ticks per second of `/proc/<pid>/stat` (`getconf CLK_TCK`; 100 on Linux everywhere in practice). */
+const CLOCK_TICKS = 100
+
+/** User + system CPU time of process `pid` in microseconds, from `/proc`; undefined when it cannot be read. */
+function processCpuUs(pid: number): number | undefined {
+  try {
+    // Fields after the command name (which may hold spaces): state is the 3rd field, utime the 14th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS
+  } catch {
+    return undefined
   }
 }
