@@ -95,7 +95,7 @@ function fill(
     events: { historySize: c.events?.historySize ?? 1000 },
     durability: c.durability && {
       path: resolve(baseDir, c.durability.path),
-      syncMs: c.durability.syncMs ?? 2,
+      syncMs: c.durability.syncMs ?? 0,
       retainRunsMs: c.durability.retainRunsMs ?? 7 * 24 * 3_600_000,
       synchronous: c.durability.synchronous ?? 'normal',
     },

@@ -100,8 +100,9 @@ export interface DurabilityOptions {
   /** The SQLite file, created with its folder if missing; relative to the config file's folder (or `baseDir`). */
   path: string
   /**
-   * Group-commit window: admissions, ends and state changes made within it are committed together. 0
-   * commits what one turn of the event loop produced on its own. @default 2
+   * Group-commit window: how long the first admission, end or state change after a quiet spell waits for
+   * others to share its commit. 0 commits what one turn of the event loop produced, at once; under load
+   * batches form anyway (while one commits, the next gathers). @default 0
    */
   syncMs?: number
   /** How long finished runs stay in the log. @default 604_800_000 (7 days) */
