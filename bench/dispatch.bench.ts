@@ -14,7 +14,7 @@ import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
 import { AgentRuntime } from '../src/index.js'
-import { type BenchEntry, compareSideBySide } from './harness/index.js'
+import { type BenchEntry, compareSideBySide, runFor } from './harness/index.js'
 import type { BenchSuite } from './harness/types.js'
 import { recordCounter } from './workloads/runtime-records.js'
 
@@ -53,7 +53,20 @@ const suite: BenchSuite = {
       Promise.all(Array.from({ length: IN_FLIGHT }, (_, i) => start(i)))
     let updates = 0
     let adds = 0
+    const plain = burst((i) => piscina.run(i))
+    const noop = burst((i) => runtime.triggerAndWait('noop', i))
+    const count = burst((i) => {
+      adds++
+      return piscina.run(i, { name: 'count' })
+    })
+    const update = burst((i) => {
+      updates++
+      return runtime.triggerAndWait('update', i)
+    })
     try {
+      // Every side runs warm before its first measured round (see `runFor`).
+      const warmMs = quick ? 800 : 2000
+      for (const side of [plain, noop, count, update]) await runFor(warmMs, side)
       const entries: BenchEntry[] = []
       entries.push(
         await compareSideBySide({
@@ -65,13 +78,13 @@ const suite: BenchSuite = {
           baseline: {
             name: `piscina run(), ${threads} threads × ${TASKS_PER_THREAD} concurrent tasks`,
             opsPerIteration: IN_FLIGHT,
-            fn: burst((i) => piscina.run(i)),
+            fn: plain,
           },
           contender: {
             name: `agentpool triggerAndWait, ${threads} threads × ${TASKS_PER_THREAD} tasks`,
             opsPerIteration: IN_FLIGHT,
             records,
-            fn: burst((i) => runtime.triggerAndWait('noop', i)),
+            fn: noop,
           },
         }),
       )
@@ -85,19 +98,13 @@ const suite: BenchSuite = {
           baseline: {
             name: `piscina run() doing Atomics.add, ${threads} threads × ${TASKS_PER_THREAD} concurrent tasks`,
             opsPerIteration: IN_FLIGHT,
-            fn: burst((i) => {
-              adds++
-              return piscina.run(i, { name: 'count' })
-            }),
+            fn: count,
           },
           contender: {
             name: `agentpool triggerAndWait doing one global update, ${threads} threads × ${TASKS_PER_THREAD} tasks`,
             opsPerIteration: IN_FLIGHT,
             records,
-            fn: burst((i) => {
-              updates++
-              return runtime.triggerAndWait('update', i)
-            }),
+            fn: update,
           },
         }),
       )

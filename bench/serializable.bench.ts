@@ -11,8 +11,8 @@
  */
 
 import { availableParallelism } from 'node:os'
-import { type BenchSuite, compareSideBySide } from './harness/index.js'
-import { processBatch, runFor, startTicketRuntime, TicketSource } from './workloads/ticket-runtime.js'
+import { type BenchSuite, compareSideBySide, runFor } from './harness/index.js'
+import { processBatch, startTicketRuntime, TicketSource } from './workloads/ticket-runtime.js'
 
 const SEED = 20261204
 const TICKETS_PER_THREAD = 128

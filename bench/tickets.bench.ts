@@ -16,11 +16,11 @@
  */
 
 import { availableParallelism } from 'node:os'
-import { type BenchSuite, compareSideBySide, type SideSpec } from './harness/index.js'
+import { type BenchSuite, compareSideBySide, runFor, type SideSpec } from './harness/index.js'
 import { startPlainTicketThreads } from './workloads/plain-threads.js'
 import { recordCounter } from './workloads/runtime-records.js'
 import { createPlainStore, processTicketPlain } from './workloads/ticket-baseline.js'
-import { processBatch, runFor, startTicketRuntime, TicketSource } from './workloads/ticket-runtime.js'
+import { processBatch, startTicketRuntime, TicketSource } from './workloads/ticket-runtime.js'
 
 const SEED = 20261125
 /** Tickets per thread per iteration: enough that the barrier at the end of a batch costs little. */

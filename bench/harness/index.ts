@@ -41,3 +41,4 @@ export {
   writeResults,
 } from './runner.js'
 export type * from './types.js'
+export { runFor } from './warm.js'

@@ -85,14 +85,3 @@ export async function processBatch(runtime: AgentRuntime, batch: readonly string
     )
 }
 
-/**
- * Runs `step` again and again until `ms` have passed: a side's warm-up before its first measured round.
- * The runtime's own per-execution code (admission, dispatch, records, results) is compiled by the
- * optimizing JIT only after some thousands of executions, so at a few thousand tickets a second an
- * agentpool side needs about two seconds of its own to run at its steady rate; a plain loop needs well
- * under one.
- */
-export async function runFor(ms: number, step: () => unknown): Promise<void> {
-  const until = performance.now() + ms
-  while (performance.now() < until) await step()
-}
