@@ -84,4 +84,3 @@ export async function processBatch(runtime: AgentRuntime, batch: readonly string
       `ticket execution ${bad.executionId} ${bad.status}: ${bad.error?.code} ${bad.error?.message}`,
     )
 }
-
