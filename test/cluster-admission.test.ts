@@ -57,6 +57,8 @@ describe.runIf(redisAvailable())('cluster admission across two host processes', 
 
   it('waitForExecution on one host resolves with an execution triggered on the other', async () => {
     const id = await b.call<string>('trigger', 'api', { tag: 'later', ms: 50 })
+    // A job's id is its execution's id: a UUID of version 7, as in one process.
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
     const result = await a.call<ExecutionResult<Output>>('waitForExecution', id)
     expect(result).toMatchObject({
       executionId: id,

@@ -22,12 +22,13 @@ import {
   UnknownEntryPointError,
 } from '../errors.js'
 import type { GoalProgress } from '../outcomes/index.js'
-import type {
-  AdmissionSource,
-  AdmitRequest,
-  ExecutionResult,
-  LocalRunner,
-  ResultSource,
+import {
+  type AdmissionSource,
+  type AdmitRequest,
+  type ExecutionResult,
+  type LocalRunner,
+  newExecutionId,
+  type ResultSource,
 } from '../runtime/index.js'
 import { type ClusterStats, clusterGoalProgress, clusterStatsOf, queueCounts } from './cluster-stats.js'
 import { connectAdmission, redisOptionsOf } from './connection.js'
@@ -197,7 +198,7 @@ export class ClusterHost implements AdmissionSource, ResultSource {
         const waiting = await queue.getJobCountByTypes('waiting', 'prioritized')
         if (waiting >= ep.maxQueue) throw new QueueFullError(ep.id, ep.maxQueue)
       }
-      const options = jobOptionsOf(randomUUID(), r, ep, this.options, this.config.idempotency.ttlMs)
+      const options = jobOptionsOf(newExecutionId(), r, ep, this.options, this.config.idempotency.ttlMs)
       const job = await queue.add(ep.id, jobDataOf(r), options)
       r.onAdmitted?.(job.id!)
       return job.id!

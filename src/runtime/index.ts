@@ -4,6 +4,8 @@
  * @module
  */
 export { AgentRuntime, runtimeOf } from './agent-runtime.js'
+/** @internal Execution ids (cluster mode makes them for the jobs it admits). */
+export { newExecutionId } from './execution-id.js'
 export { checkHandlerModules } from './handler-check.js'
 export { ABORT_GRACE_MS, MAX_BATCH } from './limits.js'
 /** @internal The admission and result seam (cluster mode implements it). */
