@@ -13,7 +13,7 @@ import { availableParallelism } from 'node:os'
 import { type Job, Queue, QueueEvents, Worker } from 'bullmq'
 import { jobDataOf, jobOptionsOf } from '../src/cluster/index.js'
 import { AgentRuntime, resolveConfig } from '../src/index.js'
-import { type BenchSuite, compareSideBySide } from './harness/index.js'
+import { type BenchSuite, compareSideBySide, runFor } from './harness/index.js'
 import { noopRuntimeConfig } from './workloads/noop-runtime.js'
 import { redisServerPath, startRedis } from './workloads/redis-server.js'
 
@@ -103,6 +103,8 @@ const suite: BenchSuite = {
         )
         await done
       }
+      // Both sides run warm before the first measured round (see `runFor`).
+      for (const side of [plainBatch, hostBatch]) await runFor(quick ? 1500 : 3000, side)
       // redis-server's CPU per job, per side: read around each batch (both sides use the one server).
       const serverUs = { baseline: 0, contender: 0 }
       const jobs = { baseline: 0, contender: 0 }
