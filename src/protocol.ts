@@ -411,7 +411,8 @@ export type WriterRequest =
 export type WriterReply =
   | { kind: 'ready' }
   | { kind: 'open_failed'; problem: string; error: SerializedError }
-  | { kind: 'committed'; batch: number }
+  /** `bytes`: the batch's buffer, handed back (transferred) for the next batch to be written into. */
+  | { kind: 'committed'; batch: number; bytes: ArrayBuffer }
   | { kind: 'write_failed'; batch: number; problem: string; error: SerializedError }
   | { kind: 'recovered'; request: number; recovery: Recovery }
   | { kind: 'found'; request: number; run: RunRow | undefined }

@@ -204,8 +204,8 @@ let lastBatchBytes = 4096
  * directly, each value packed by msgpackr and copied in once. Main thread.
  * @throws when a value cannot be packed (msgpackr's error).
  */
-export function encodeBatch(ops: Iterable<LogOp>): Uint8Array<ArrayBuffer> {
-  const w = new MsgpackWriter(lastBatchBytes + (lastBatchBytes >> 2))
+export function encodeBatch(ops: Iterable<LogOp>, reuse?: ArrayBuffer): Uint8Array<ArrayBuffer> {
+  const w = new MsgpackWriter(lastBatchBytes + (lastBatchBytes >> 2), reuse)
   const header = w.openArray()
   let rows = 0
   let run: RecordOp[] = []

@@ -44,7 +44,9 @@ port.on('message', (m: WriterRequest) => {
     case 'ops':
       try {
         log.apply(decodeBatch(m.bytes))
-        reply({ kind: 'committed', batch: m.batch })
+        // Nothing refers to the batch's memory any more: back to the main thread, to be written again.
+        const bytes = m.bytes.buffer as ArrayBuffer
+        port.postMessage({ kind: 'committed', batch: m.batch, bytes } satisfies WriterReply, [bytes])
       } catch (err) {
         reply({
           kind: 'write_failed',

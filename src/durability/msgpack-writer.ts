@@ -25,9 +25,17 @@ export class MsgpackWriter {
   private buf: Buffer
   private pos = 0
 
-  constructor(capacity: number) {
-    // Not from Node's shared pool: the buffer is transferred, so it must be the only view of its memory.
-    this.buf = Buffer.allocUnsafeSlow(Math.max(64, capacity))
+  /**
+   * @param capacity bytes to start with (it grows as needed).
+   * @param reuse memory of an earlier batch to write into when it holds `capacity` and is not far larger
+   * (what one burst grew is let go): the writer thread hands each batch's buffer back once committed.
+   */
+  constructor(capacity: number, reuse?: ArrayBuffer) {
+    // Never from Node's shared pool: the buffer is transferred, so it must be the only view of its memory.
+    this.buf =
+      reuse !== undefined && reuse.byteLength >= capacity && reuse.byteLength <= 4 * capacity + 4096
+        ? Buffer.from(reuse)
+        : Buffer.allocUnsafeSlow(Math.max(64, capacity))
   }
 
   /** Bytes written so far. */

@@ -7,7 +7,8 @@
  * operation falls as it rises. {@link RunLog.committed} resolves once everything appended so far is on
  * disk, which is what `trigger()` and the webhook's `202` wait for. Main thread only; nothing here blocks.
  *
- * A batch is encoded once, here, into one buffer transferred to the writer (`codec.ts`); within a
+ * A batch is encoded once, here, into one buffer transferred to the writer (`codec.ts`), which hands it
+ * back once committed so that the next batch is written into the same memory; within a
  * batch, an execution's start and end fold into its admission while that waits, and a state key keeps
  * only its latest version. The batch is one transaction, so what it commits is the same as writing each
  * operation on its own (`test/durability-batching.test.ts` holds the two side by side).
@@ -82,6 +83,8 @@ export class RunLog {
   private readonly inFlight = new Map<number, Deferred<void> | undefined>()
   /** The promise of the last batch sent, for {@link committed} when nothing is pending. */
   private lastSent: Promise<void> = Promise.resolve()
+  /** The last committed batch's buffer, handed back by the writer: the next batch is written into it. */
+  private spare: ArrayBuffer | undefined
   private nextRequest = 0
   private readonly requests = new Map<number, Deferred<unknown>>()
   /** Set once a write failed: the log no longer reflects what happened, so nothing more is acknowledged. */
@@ -229,7 +232,8 @@ export class RunLog {
     this.pendingDone = undefined
     let bytes: Uint8Array<ArrayBuffer>
     try {
-      bytes = encodeBatch(ops)
+      bytes = encodeBatch(ops, this.spare)
+      this.spare = undefined
     } catch (err) {
       this.fail(
         new DurabilityError(
@@ -256,6 +260,7 @@ export class RunLog {
   private onReply(m: WriterReply): void {
     switch (m.kind) {
       case 'committed':
+        this.spare = m.bytes
         this.inFlight.get(m.batch)?.resolve()
         this.inFlight.delete(m.batch)
         this.flush()
