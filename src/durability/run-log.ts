@@ -63,6 +63,13 @@ const bootstrapFile = fileURLToPath(
   new URL(fromSource ? '../../workers/bootstrap.mjs' : '../../../workers/bootstrap.mjs', import.meta.url),
 )
 
+/** A start waiting in `pending`, and where. */
+interface PendingStart {
+  op: 'pending_start'
+  start: StartOp
+  at: number
+}
+
 export class RunLog {
   private pending: LogOp[] = []
   /**
@@ -75,7 +82,7 @@ export class RunLog {
    * Admissions and starts in `pending`, by execution id: a start or end that arrives while they still
    * wait is folded into them, so an execution admitted and ended within one window is one row written once.
    */
-  private pendingRuns = new Map<string, AdmitOp | StartOp>()
+  private pendingRuns = new Map<string, AdmitOp | PendingStart>()
   /** Settles when the batch `pending` will become is committed; made only when someone waits. */
   private pendingDone: Deferred<void> | undefined
   private flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined
@@ -192,7 +199,8 @@ export class RunLog {
           earlier.start = earlier.start === undefined ? op : { ...op, startedAt: earlier.start.startedAt }
           return true
         }
-        this.pendingRuns.set(op.id, op)
+        // Appended next, at this index (`pending` only grows until it is sent).
+        this.pendingRuns.set(op.id, { op: 'pending_start', start: op, at: this.pending.length })
         return false
       }
       case 'end': {
@@ -204,9 +212,8 @@ export class RunLog {
           return true
         }
         // A pending start is superseded: the end carries the attempts, and the start's time.
-        const i = this.pending.lastIndexOf(earlier)
-        if (i >= 0) this.pending[i] = { ...op, startedAt: earlier.startedAt }
-        return i >= 0
+        this.pending[earlier.at] = { ...op, startedAt: earlier.start.startedAt }
+        return true
       }
       default:
         return false
