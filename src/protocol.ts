@@ -72,8 +72,12 @@ export interface BatchTask {
  * output too large for the ring comes back here instead, keyed by execution id.
  */
 export interface BatchResult {
-  /** How long the message took on its thread, in microseconds (the dispatcher sizes messages from it). */
-  elapsedUs?: number
+  /**
+   * The thread's busy time (its event loop's active time, µs) since its previous reply, and the
+   * executions that ended on it meanwhile: the dispatcher sizes messages from their ratio.
+   */
+  busyUs?: number
+  ended?: number
   largeOutputs?: Record<string, unknown>
   /** Answer to a warm-up: each handler module that did not load, with why (the error's message). */
   handlerFailures?: Record<string, string>

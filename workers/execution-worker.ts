@@ -527,6 +527,7 @@ function finishRun(
   if (a.ok) end.output = a.output
   else end.error = a.error
   if (conflicts > 0) end.conflicts = conflicts
+  endedSinceReply++
   pushEnd(end, largeOutputs)
   // A committed serializable attempt's end leaves at once, in the same synchronous step as its commit: a
   // crash elsewhere on this thread cannot fall between them and make the execution re-run.
@@ -549,6 +550,19 @@ function pushEnd(end: EndRecord, largeOutputs: Record<string, unknown>): void {
   }
 }
 
+/** Busy time of this thread and executions ended on it since its previous reply (see {@link BatchResult}). */
+let lastLoop = performance.eventLoopUtilization()
+let endedSinceReply = 0
+
+function busySinceLastReply(): BatchResult {
+  const now = performance.eventLoopUtilization()
+  const busyUs = Math.round(performance.eventLoopUtilization(now, lastLoop).active * 1000)
+  lastLoop = now
+  const result: BatchResult = { busyUs, ended: endedSinceReply }
+  endedSinceReply = 0
+  return result
+}
+
 /** Runs every execution of one pool message concurrently; resolves when all have ended. */
 export default async function run(task: BatchTask): Promise<BatchResult> {
   // Release: tells the main thread which thread to terminate if this message must be stopped.
@@ -563,13 +577,12 @@ export default async function run(task: BatchTask): Promise<BatchResult> {
     for (const _ in failures) return { handlerFailures: failures }
     return {}
   }
-  const began = performance.now()
   const largeOutputs: Record<string, unknown> = {}
   if (task.executions.length === 1) await runOne(jobOf(task.executions[0]!), largeOutputs)
   else await Promise.all(task.executions.map((t) => runOne(jobOf(t), largeOutputs)))
   // Every end must be in shared memory before the pool message returns.
   flush()
-  const result: BatchResult = { elapsedUs: Math.round((performance.now() - began) * 1000) }
+  const result = busySinceLastReply()
   for (const _ in largeOutputs) {
     result.largeOutputs = largeOutputs
     break

@@ -5,7 +5,7 @@
  * When queues are shallow each message carries one execution; when they are deep, the executions that may
  * start are spread over the free message slots (`threads × tasksPerThread`), up to {@link MAX_BATCH} per
  * message, which hides the per-message cost. Short executions travel at least {@link MESSAGE_WORK_US} of
- * work to a message (sized from how long recent messages took per execution on their threads), so the
+ * work to a message (sized from the busy time threads report per execution ended on them), so the
  * small messages at the end of a burst do not cost more than the work they carry. Each execution keeps its
  * own result, timeout and error.
  *
@@ -69,8 +69,8 @@ export class Dispatcher {
   private readonly messageSlots: number
   private rr = 0
   /**
-   * Recent time one execution took on its thread, in microseconds (a moving average over settled
-   * messages). Until messages have said otherwise, executions count as long: one per message.
+   * Recent busy time of a thread per execution ended on it, in microseconds (a moving average over the
+   * threads' replies). Until they have said otherwise, executions count as long: one per message.
    */
   private executionUs = MESSAGE_WORK_US
   private scheduled = false
@@ -298,9 +298,11 @@ export class Dispatcher {
   }
 
   private settled(batch: Batch, err: unknown, result: BatchResult | undefined): void {
-    const elapsed = result?.elapsedUs
-    if (elapsed !== undefined && batch.executions.length > 0)
-      this.executionUs += (elapsed / batch.executions.length - this.executionUs) * 0.2
+    if (result?.busyUs !== undefined && result.ended !== undefined && result.ended > 0) {
+      // A moving average; one slow sample (a collection, a descheduled thread) moves it at most ×1.6.
+      const sample = Math.min(result.busyUs / result.ended, 4 * this.executionUs)
+      this.executionUs += (sample - this.executionUs) * 0.2
+    }
     this.messagesInFlight--
     this.release(batch)
     this.inFlight.delete(batch)
