@@ -28,6 +28,7 @@ import type {
   EndRecord,
   ExecutionTask,
   PoolEntryPoint,
+  StateChangeRecord,
   WireRecord,
 } from '../src/protocol.js'
 import { API_META, controlChannelName } from '../src/protocol.js'
@@ -319,7 +320,7 @@ class ExecutionContext implements HandlerContext {
 function stateHooks(task: Job, conflicted: (info: StateConflictInfo) => void): StateHooks {
   return {
     onChange(change) {
-      sink.push({
+      const record: StateChangeRecord = {
         k: 'state_change',
         executionId: task.executionId,
         streamId: task.streamId,
@@ -330,10 +331,12 @@ function stateHooks(task: Job, conflicted: (info: StateConflictInfo) => void): S
         new: change.new,
         timestamp: change.timestamp,
         version: change.version,
-        truncated: change.truncated,
         oldBytes: change.oldBytes,
         newBytes: change.newBytes,
-      })
+      }
+      // Only when a value was left out: every field travels, and is decoded, for each change.
+      if (change.truncated === true) record.truncated = true
+      sink.push(record)
     },
     onConflict(info) {
       conflicted(info)
