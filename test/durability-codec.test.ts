@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { Packr } from 'msgpackr'
 import { describe, expect, it } from 'vitest'
-import { decodeBatch, encodeBatch, type LogRow, unpack } from '../src/durability/codec.js'
+import { decodeBatch, encodeBatch, type LogRow, unpack, unpackRecords } from '../src/durability/codec.js'
 import { MsgpackWriter } from '../src/durability/msgpack-writer.js'
 
 const values = new Packr({ structuredClone: true, useRecords: false })
@@ -106,5 +106,26 @@ describe('durable runs: the log encoding', () => {
     const before = new Packr({ structuredClone: true, useRecords: false })
     expect(unpack(before.pack({ a: [1, 'b'], at: new Date(5) }))).toEqual({ a: [1, 'b'], at: new Date(5) })
     expect(unpack(before.pack('text'))).toBe('text')
+  })
+
+  it('keep records in order, one row for the records one execution made one after another', () => {
+    const looped: Record<string, unknown> = { k: 'outcome', executionId: 'a', result: { when: new Date(7) } }
+    looped.self = looped
+    const rows = decodeBatch(
+      encodeBatch([
+        { op: 'record', executionId: 'a', record: { k: 'decision', executionId: 'a', seq: 0 } },
+        { op: 'record', executionId: 'a', record: looped },
+        { op: 'record', executionId: 'b', record: { k: 'decision', executionId: 'b', set: new Set([1]) } },
+      ]),
+    ) as Extract<LogRow, { 0: 4 }>[]
+    expect(rows.map((r) => [r[1], r[2]])).toEqual([
+      ['a', ''],
+      ['b', 'decision'],
+    ])
+    const [first, second] = unpackRecords(rows[0]![3]) as Record<string, unknown>[]
+    expect(first).toEqual({ k: 'decision', executionId: 'a', seq: 0 })
+    expect(second!.self).toBe(second)
+    expect(second!.result).toEqual({ when: new Date(7) })
+    expect(unpackRecords(rows[1]![3])).toEqual([{ k: 'decision', executionId: 'b', set: new Set([1]) }])
   })
 })

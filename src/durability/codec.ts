@@ -6,7 +6,9 @@
  * and shared objects): a `Map`, `Set`, `Date`, `bigint` or typed array comes back as what it was. Their
  * bytes start with 0xC1, a byte msgpack never uses, which tells them from values of logs written before,
  * read as they were written (a `Map` among those comes back as an object). Decision, outcome, problem and
- * violation records, plain data made by agentpool, keep that earlier, cheaper encoding.
+ * violation records are plain msgpack without structured clone, the cheapest: they arrive through the
+ * record channel, which carries no cycles, and read back like the values of earlier logs (one that holds a
+ * cycle after all is written as a value).
  *
  * A batch is encoded once, on the main thread, into one buffer that is transferred (not cloned) to the
  * writer: a msgpack array of rows, each row the tag of its statement followed by that statement's
@@ -20,8 +22,10 @@ import type { AdmitOp, EndOp, LogOp, RecordOp, StateOp } from '../protocol.js'
 import { MsgpackWriter } from './msgpack-writer.js'
 
 const packr = new Packr({ structuredClone: true, useRecords: true, moreTypes: true, mapsAsObjects: false })
-/** Records, and every value of logs written before values were marked. */
+/** Reads records, and every value of logs written before values were marked. */
 const plain = new Packr({ structuredClone: true, useRecords: false })
+/** Writes records (acyclic: the record channel they came through has no structured clone). */
+const recordPackr = new Packr({ useRecords: false, moreTypes: true })
 /** The first byte of a value packed by `packr`. */
 const MARK = 0xc1
 /** Reads frames (`msgpack-writer.ts`): plain msgpack, so a packed value's `bin` is a `Buffer` slice, not a copy. */
@@ -151,12 +155,14 @@ function recordRow(w: MsgpackWriter, executionId: string, records: unknown[]): v
   w.array(4)
   w.num(Row.RECORD)
   w.str(executionId)
-  if (records.length === 1) {
-    w.str((records[0] as { k: string }).k)
-    w.value(plain, records[0])
-  } else {
-    w.str('')
-    w.value(plain, records)
+  const one = records.length === 1
+  w.str(one ? (records[0] as { k: string }).k : '')
+  const body = one ? records[0] : records
+  try {
+    w.value(recordPackr, body)
+  } catch {
+    // A record holding a cycle after all (msgpackr fails before writing anything): as a value.
+    w.value(packr, body, MARK)
   }
 }
 
