@@ -72,4 +72,26 @@ describe('messages of short executions', () => {
     const messages = new Set(results.map((r) => (r.output as { message: string }).message))
     expect(messages.size).toBeLessThan(32)
   })
+
+  it('still go to every thread when only a few may start', async () => {
+    // Once the dispatcher knows executions to be short, a message carries many of them: but two
+    // executions that may start together still go to both threads rather than one message to one thread.
+    const rt = await startRuntime(
+      {
+        pool: { threads: 2, tasksPerThread: 4 },
+        entryPoints: [
+          api('short', '../cluster/message', { maxConcurrent: 512, maxQueue: 512, timeoutMs: 0 }),
+          api('work', 'thread', { maxConcurrent: 2 }),
+        ],
+      },
+      onCleanup,
+    )
+    for (let i = 0; i < 5; i++)
+      await Promise.all(Array.from({ length: 512 }, () => rt.triggerAndWait('short', {})))
+    const pair = await Promise.all([
+      rt.triggerAndWait('work', { ms: 20 }),
+      rt.triggerAndWait('work', { ms: 20 }),
+    ])
+    expect(new Set(pair.map((r) => r.output)).size).toBe(2)
+  })
 })

@@ -201,7 +201,10 @@ export class Dispatcher {
       // slot rather than piling onto whichever thread happens to take a big message. Sized from what is
       // left each time, messages shrink as a queue drains (guided self-scheduling), so the last ones are
       // small and every thread finishes at about the same time.
-      const size = Math.min(MAX_BATCH, Math.max(Math.ceil(startable / spread), this.smallestMessage()))
+      // Short executions go at least MESSAGE_WORK_US to a message, but never so many that fewer messages
+      // than threads would carry what may start.
+      const smallest = Math.min(this.smallestMessage(), Math.ceil(startable / this.threads))
+      const size = Math.min(MAX_BATCH, Math.max(Math.ceil(startable / spread), smallest))
       const batch = this.takeBatch(size)
       if (batch.length === 0) return
       this.send(batch)
