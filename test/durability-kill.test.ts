@@ -42,7 +42,8 @@ function writeDurableConfig(dir: string): string {
     [
       'pool: { threads: 1, tasksPerThread: 4 }',
       'goal: { id: tickets, description: resolve tickets, successCriteria: [{ id: resolved, description: resolved, target: 0.9 }] }',
-      'durability: { path: ./data/runs.db, syncMs: 2 }',
+      // The default group-commit window (syncMs 0).
+      'durability: { path: ./data/runs.db }',
       'entryPoints:',
       `  - { id: api, handler: ${JSON.stringify(built(FIXTURES[1]!))}, trigger: { type: api } }`,
       `  - { id: hook, handler: ${JSON.stringify(built(FIXTURES[1]!))}, trigger: { type: webhook, path: /tickets, secretEnv: ${SECRET_ENV} } }`,
