@@ -28,7 +28,7 @@
  * Values that do not fit the entry are dropped from it and flagged `truncated`; key and meta always fit
  * (the store sizes entries for its key and meta limits).
  *
- * Thread contract: `append`, `stageAppend`, `appendStaged` — commit lock holder only, never blocks. `read` — any thread, lock-free,
+ * Thread contract: `append`, `stageAppend`, `openStaged`, `appendStaged`, `finishStaged` — commit lock holder only, never blocks. `read` — any thread, lock-free,
  * never blocks.
  *
  * @module
@@ -135,19 +135,34 @@ export class HistoryRing {
     this.journal.set(this.region, HEAD, k + 1)
   }
 
+  /** Byte offset of the entry the batch append in progress writes (set by {@link stageAppend}). */
+  private stagedAt = 0
+
   /**
    * Lock holder, batch commit (see `UndoJournal.stage`): stages the words the next append changes — the
    * entry's seq and the head. False when history is off (nothing to append).
    */
   stageAppend(): boolean {
     if (this.cap === 0) return false
-    const k = this.i32[HEAD]!
-    this.journal.stageSeq(this.region, this.entryAt(k) >> 2)
+    const at = this.entryAt(this.i32[HEAD]!)
+    this.stagedAt = at
+    this.journal.stageSeq(this.region, at >> 2)
     this.journal.stage(this.region, HEAD)
     return true
   }
 
-  /** Lock holder, batch commit, after `publish`: the append {@link stageAppend} staged. */
+  /**
+   * Lock holder, batch commit, right after `publish` and before the commit's first Atomics store (the key's
+   * sequence word made odd): makes the staged entry's seq odd, so readers skip the entry until
+   * {@link finishStaged}. A plain store: the Atomics store that follows orders it before every byte of the
+   * entry {@link appendStaged} writes, as it orders the key's value words.
+   */
+  openStaged(): void {
+    const w = this.stagedAt >> 2
+    this.i32[w] = this.i32[w]! + 1
+  }
+
+  /** Lock holder, batch commit, after {@link openStaged}: the append {@link stageAppend} staged. */
   appendStaged(
     timestamp: number,
     version: number,
@@ -160,18 +175,13 @@ export class HistoryRing {
     now: RawValue,
   ): void {
     const k = this.i32[HEAD]!
-    const at = this.entryAt(k)
-    const w = at >> 2
-    // Odd before the entry's bytes change: readers skip it until the commit finishes (staged even seq).
-    Atomics.store(this.i32, w, this.i32[w]! + 1)
-    this.writeEntry(at, k, timestamp, version, key, keyLen, keyWords, groupLen, meta, old, now)
+    this.writeEntry(this.stagedAt, k, timestamp, version, key, keyLen, keyWords, groupLen, meta, old, now)
     this.i32[HEAD] = k + 1
   }
 
   /** Lock holder, batch commit, after its commit point: makes the entry {@link appendStaged} wrote readable. */
   finishStaged(): void {
-    const k = this.i32[HEAD]! - 1
-    const w = this.entryAt(k) >> 2
+    const w = this.stagedAt >> 2
     // Even again: publishes the entry's bytes to lock-free readers.
     Atomics.store(this.i32, w, this.i32[w]! + 1)
   }

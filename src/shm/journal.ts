@@ -12,6 +12,14 @@
  * all first with {@link UndoJournal.stage} and publishes them with one {@link UndoJournal.publish}, then
  * makes its changes: the same entries, the same recovery, one publishing store instead of one per word.
  *
+ * Who reads the state word: only the holder of the commit lock — the next holder (it took the lock with a
+ * compare-exchange after the last holder's release store) or one that took the lock over from a dead holder
+ * (it learned of the death after the thread stopped, so it sees every store that thread made, in program
+ * order up to where it stopped). Neither needs the state stores to be Atomics, only to stay in program
+ * order with the changes around them: the state stores of {@link publish}, {@link commitPoint} and
+ * {@link idle} are plain, each followed by an Atomics store (a sequence word, the lock's release) that no
+ * store is moved across. Sequence words stay Atomics stores: lock-free readers load them.
+ *
  * Sequence words (seqlocks that lock-free readers check) are logged with the SEQ flag: a commit makes them
  * odd first and even after the commit point, so a reader never accepts a half-written value. A rollback
  * restores a sequence word to its old value + 2, not to its old value, so a reader that started before the
@@ -111,8 +119,9 @@ export class UndoJournal {
    */
   publish(): void {
     this.log[LENGTH] = this.staged
-    // Publishes the staged entries and LENGTH (plain stores before it): a recoverer loads STATE first.
-    Atomics.store(this.log, STATE, JournalState.ACTIVE)
+    // A plain store (see the module doc): the caller makes a sequence word odd with an Atomics store before
+    // it changes any guarded word, and nothing moves across that store.
+    this.log[STATE] = JournalState.ACTIVE
     this.onEntry?.(this.staged)
     this.staged = 0
   }
@@ -141,7 +150,9 @@ export class UndoJournal {
 
   /** The commit point: from here on the commit stands even if this thread dies. */
   commitPoint(): void {
-    Atomics.store(this.log, STATE, JournalState.DONE)
+    // A plain store (see the module doc): every caller's next store to shared memory is an Atomics store
+    // (a sequence word made even), which a recoverer that sees it only sees after DONE.
+    this.log[STATE] = JournalState.DONE
     this.onEntry?.(-1)
   }
 
@@ -165,7 +176,8 @@ export class UndoJournal {
    * (A recoverer that finds the commit DONE instead runs {@link finish}, which evens whatever is still odd.)
    */
   idle(): void {
-    Atomics.store(this.log, STATE, JournalState.IDLE)
+    // A plain store (see the module doc): the lock's release store follows and publishes it to the next holder.
+    this.log[STATE] = JournalState.IDLE
   }
 
   /** Before the commit point: restores every logged word, newest first, and goes idle. */

@@ -284,6 +284,7 @@ export class StoreCommitter extends StoreReader {
     j.stage(R_CONTROL, C_VERSION_LO)
     const history = w.record && this.ring.stageAppend()
     j.publish()
+    if (history) this.ring.openStaged()
     const seq = a[at + Slot.SEQ]!
     // Odd before the value words change: a lock-free reader of the key (or its group) retries meanwhile.
     // The group head's seq stays: membership does not change, and group reads check each member's seq.
