@@ -59,7 +59,9 @@ const SPIN_TRIES = 4096
  * where its cache lines already are: handing the lock over on every commit moves the lock, journal,
  * history and slot lines between cores each time (a hot key's updates ran at half their one-thread speed
  * that way). About the time a commit spends outside the lock; a waiter still gets the lock whenever the
- * holder pauses.
+ * holder pauses, and after half its spin (SPIN_TRIES) it stops deferring and takes the lock at the first
+ * chance, so a waiter behind a holder that never pauses does not park (a park and its wake cost far more
+ * than a handover).
  */
 const HANDOFF_GRACE = 48
 /**
@@ -194,9 +196,14 @@ export class AtomicsLock {
         backoff = Math.min(backoff * 2, MAX_BACKOFF)
         continue
       }
-      // Freed: leave it to the thread that released it for a moment (see HANDOFF_GRACE), then compete.
-      spent += this.pause(HANDOFF_GRACE)
-      if (Atomics.load(this.i32, this.base + OWNER) === 0 && this.tryAcquire()) return true
+      // Freed: leave it to the thread that released it for a moment (see HANDOFF_GRACE), then compete —
+      // but only in the first half of the spin: a waiter that kept deferring to a busy holder would park,
+      // and every release would then pay a wake system call.
+      if (spent < SPIN_TRIES >> 1) {
+        spent += this.pause(HANDOFF_GRACE)
+        if (Atomics.load(this.i32, this.base + OWNER) !== 0) continue
+      } else spent++
+      if (this.tryAcquire()) return true
     }
     return this.isMain ? this.spinBounded() : this.park()
   }
