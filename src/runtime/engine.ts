@@ -53,6 +53,8 @@ export interface StateCleanup {
   endLease(lease: Lease, executionId: string): void
   releaseLease(lease: Lease, executionId: string): void
   lockWord(): number
+  /** Milliseconds the main thread has spent spinning for the commit lock, in all. */
+  lockSpunMs(): number
   leaseHolds(lease: Lease, ownerWord: number): boolean
   threadExited(threadId: number): void
 }
@@ -100,6 +102,7 @@ export class RuntimeEngine {
       () => this.state.lockWord(),
       config.state.lockBudgetMs,
       (word) => this.onLockOverrun(word),
+      () => this.state.lockSpunMs(),
     )
   }
 

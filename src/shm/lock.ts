@@ -253,12 +253,23 @@ export class AtomicsLock {
     return true
   }
 
+  /**
+   * Main thread: milliseconds spent in bounded spins for the lock, in all. A lock watchdog on this thread
+   * tells its own spins (the event loop blocked by them) from starvation by the machine.
+   */
+  spunMs = 0
+
   private spinBounded(): boolean {
-    const deadline = performance.now() + this.mainSpinMs
-    do {
-      for (let i = 0; i < SPIN_TRIES; i++) if (this.tryAcquire() || this.takeOverIfDead()) return true
-    } while (performance.now() < deadline)
-    return false
+    const start = performance.now()
+    const deadline = start + this.mainSpinMs
+    try {
+      do {
+        for (let i = 0; i < SPIN_TRIES; i++) if (this.tryAcquire() || this.takeOverIfDead()) return true
+      } while (performance.now() < deadline)
+      return false
+    } finally {
+      this.spunMs += performance.now() - start
+    }
   }
 
   private park(): boolean {

@@ -41,6 +41,11 @@ export class StoreRecovery extends StoreRegions {
     return this.lock.ownerWord()
   }
 
+  /** Main thread: milliseconds it spent spinning for the commit lock, in all (see `AtomicsLock.spunMs`). */
+  lockSpunMs(): number {
+    return this.lock.spunMs
+  }
+
   /**
    * Any thread. Arms the commit lock's one-shot guard for this thread's next commit (see
    * `AtomicsLock.guard`): it runs holding the lock, before anything is written, and a throw aborts the

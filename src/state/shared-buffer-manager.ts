@@ -217,6 +217,11 @@ export class SharedBufferManager {
     return this.store.lockWord()
   }
 
+  /** Main thread: milliseconds this thread spent spinning for the commit lock, in all. For a lock watchdog. */
+  lockSpunMs(): number {
+    return this.store.lockSpunMs()
+  }
+
   /** Main thread. Whether the attempt of `lease` is the holder of the commit lock's `ownerWord`. */
   leaseHolds(lease: Lease, ownerWord: number): boolean {
     return this.leases.holds(lease, ownerWord)
