@@ -350,8 +350,8 @@ export class RuntimeEngine {
     this.clearTimer(e)
     if (r.ok) {
       // An end that small holds a small output: the event needs no encoding to know (see completedData).
-      if (bytes !== undefined && bytes <= MAX_EVENT_OUTPUT_BYTES) e.smallOutput = true
-      this.finish(e, 'completed', undefined, r.output, r.completedAt)
+      const smallEnd = bytes !== undefined && bytes <= MAX_EVENT_OUTPUT_BYTES
+      this.finish(e, 'completed', undefined, r.output, r.completedAt, smallEnd)
     } else {
       const error = r.error!
       this.failAttempt(e, error as unknown as AgentPoolError)
@@ -454,6 +454,8 @@ export class RuntimeEngine {
     error?: EndError,
     output?: unknown,
     completedAt = Date.now(),
+    /** The end record arrived in at most MAX_EVENT_OUTPUT_BYTES (see completedData). */
+    smallEnd = false,
   ): void {
     if (e.phase === 'done') return
     const wasRunning = e.phase === 'running'
@@ -473,20 +475,20 @@ export class RuntimeEngine {
     this.results.remember(result)
     this.active--
     // Still known while its end is published: event triggers ask for its cascade depth.
-    this.publishEnd(e, result)
+    this.publishEnd(e, result, smallEnd)
     this.executions.delete(e.id)
     e.settle?.(result)
     this.checkIdle()
   }
 
-  private publishEnd(e: Execution, r: ExecutionResult): void {
+  private publishEnd(e: Execution, r: ExecutionResult, smallEnd: boolean): void {
     if (r.status === 'completed') {
       this.bus.publishRecord(
         'execution_completed',
         e.stream.id,
         e.id,
         e.correlationId,
-        completedData(e.attempt, r, e.smallOutput === true),
+        completedData(e.attempt, r, smallEnd),
         Date.now(),
       )
     } else {

@@ -50,8 +50,6 @@ export interface Execution {
   /** The running attempt's state lease (see `SharedBufferManager.openLease`); ended with the attempt. */
   lease: Lease | undefined
   detachSignal: (() => void) | undefined
-  /** Its end record arrived small enough that the output needs no size check (see `MAX_EVENT_OUTPUT_BYTES`). */
-  smallOutput: boolean
 }
 
 export function newExecution(
@@ -89,7 +87,6 @@ export function newExecution(
     deadline: undefined,
     lease: undefined,
     detachSignal: undefined,
-    smallOutput: false,
   }
 }
 
