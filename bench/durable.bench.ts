@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { AgentRuntime, type RuntimeConfig } from '../src/index.js'
-import { type BenchSuite, compareSideBySide } from './harness/index.js'
+import { type BenchSuite, compareSideBySide, runFor } from './harness/index.js'
 import { noopRuntimeConfig } from './workloads/noop-runtime.js'
 import { processBatch, TicketSource, ticketRuntimeConfig } from './workloads/ticket-runtime.js'
 
@@ -51,6 +51,10 @@ const suite: BenchSuite = {
       runtimes.push(memory, durable)
       const many = (rt: AgentRuntime) => async () =>
         Promise.all(Array.from({ length: IN_FLIGHT }, (_, i) => rt.triggerAndWait('noop', i)))
+      // Both sides run warm before the first measured round (see `runFor`): the run log's own paths on the
+      // main thread and on its writer thread are compiled by the optimizing JIT only after some thousands
+      // of executions, like the runtime's.
+      for (const rt of [memory, durable]) await runFor(quick ? 1000 : 2000, many(rt))
       const noopEntry = await compareSideBySide({
         name: 'durable_vs_memory',
         unit: 'executions/s',
@@ -70,6 +74,8 @@ const suite: BenchSuite = {
       runtimes.push(plainTickets, durableTickets)
       const memorySource = new TicketSource(SEED)
       const durableSource = new TicketSource(SEED)
+      await runFor(quick ? 2500 : 4000, () => processBatch(plainTickets, memorySource.take(batch)))
+      await runFor(quick ? 2500 : 4000, () => processBatch(durableTickets, durableSource.take(batch)))
       const ticketEntry = await compareSideBySide({
         name: 'durable_tickets_vs_memory',
         unit: 'tickets/s',

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -133,6 +133,46 @@ function dump(path: string, run: number) {
     db.close()
   }
 }
+
+/** The nice value of each thread of this process (Linux), by thread id. */
+function threadNices(): Map<number, number> {
+  const nices = new Map<number, number>()
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+      // Fields after the command name's closing parenthesis start at field 3; nice is field 19.
+      nices.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]))
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return nices
+}
+
+describe.skipIf(process.platform !== 'linux')('durable runs: the writer thread', () => {
+  it('runs at a lower priority than the runtime threads, so a batch it is sent does not take their core', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agentpool-writer-nice-'))
+    const before = threadNices()
+    const main = before.get(process.pid)!
+    const log = await RunLog.open({
+      path: join(dir, 'runs.db'),
+      syncMs: 0,
+      retainRunsMs: 3_600_000,
+      synchronous: 'normal',
+    })
+    try {
+      const added = [...threadNices()].filter(([tid]) => !before.has(tid))
+      // The writer is a worker thread: its own JavaScript thread and helper threads; the one lowered is
+      // the thread that runs the log.
+      const lowered = added.filter(([, nice]) => nice === Math.min(19, main + 5))
+      expect(lowered).toHaveLength(1)
+      expect(added.every(([, nice]) => nice === main || nice === Math.min(19, main + 5))).toBe(true)
+    } finally {
+      await log.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
 
 describe('durable runs: group commit writes what one-by-one writing would', () => {
   let dir: string
