@@ -73,6 +73,8 @@ export class Dispatcher {
    * threads' replies). Until they have said otherwise, executions count as long: one per message.
    */
   private executionUs = MESSAGE_WORK_US
+  /** The same per stream, from the replies to messages that carried the stream's executions. */
+  private readonly streamUs = new Map<ExecutionStream, number>()
   private scheduled = false
   private coalescing = false
 
@@ -103,16 +105,17 @@ export class Dispatcher {
   }
 
   /**
-   * Dispatches once the event loop's current I/O phase is over, one message per thread: for executions
-   * that arrive one per I/O callback (cluster jobs, each taken from Redis by its own reply), so those of
-   * one phase share a pool message rather than paying for one each.
+   * Dispatches once the event loop's current I/O phase is over, at most one message per thread: for
+   * executions that arrive one per I/O callback (cluster jobs, each taken from Redis by its own reply), so
+   * those of one phase share a pool message rather than paying for one each. Short ones share one message
+   * as long as it carries less than {@link MESSAGE_WORK_US} of work: each message wakes a thread.
    */
   scheduleCoalesced(): void {
     if (this.coalescing) return
     this.coalescing = true
     setImmediate(() => {
       this.coalescing = false
-      this.dispatch(this.threads)
+      this.dispatch(this.threads, true)
     })
   }
 
@@ -189,8 +192,11 @@ export class Dispatcher {
     this.control.close()
   }
 
-  /** Sends what may start, spread over `spread` messages (each at most {@link MAX_BATCH}) while slots are free. */
-  private dispatch(spread = this.messageSlots): void {
+  /**
+   * Sends what may start, spread over `spread` messages (each at most {@link MAX_BATCH}) while slots are free.
+   * `gathered`: what may start arrived over a whole I/O phase (see {@link scheduleCoalesced}).
+   */
+  private dispatch(spread = this.messageSlots, gathered = false): void {
     if (this.pool === undefined) return
     this.dispatchDelegated()
     while (this.messagesBusy < this.messageSlots) {
@@ -202,8 +208,11 @@ export class Dispatcher {
       // left each time, messages shrink as a queue drains (guided self-scheduling), so the last ones are
       // small and every thread finishes at about the same time.
       // Short executions go at least MESSAGE_WORK_US to a message, but never so many that fewer messages
-      // than threads would carry what may start.
-      const smallest = Math.min(this.smallestMessage(), Math.ceil(startable / this.threads))
+      // than threads would carry what may start, unless they were gathered over an I/O phase: then each
+      // stream's own record says how short they are, and a thread is not woken for less.
+      const smallest = gathered
+        ? this.smallestMessage(this.longestStartableUs())
+        : Math.min(this.smallestMessage(this.executionUs), Math.ceil(startable / this.threads))
       const size = Math.min(MAX_BATCH, Math.max(Math.ceil(startable / spread), smallest))
       const batch = this.takeBatch(size)
       if (batch.length === 0) return
@@ -211,9 +220,21 @@ export class Dispatcher {
     }
   }
 
-  /** Executions a message carries at least (when that many may start): {@link MESSAGE_WORK_US} of work. */
-  private smallestMessage(): number {
-    return Math.ceil(MESSAGE_WORK_US / Math.max(1, this.executionUs))
+  /**
+   * Executions a message carries at least (when that many may start): {@link MESSAGE_WORK_US} of work, at
+   * `executionUs` each.
+   */
+  private smallestMessage(executionUs: number): number {
+    return Math.ceil(MESSAGE_WORK_US / Math.max(1, executionUs))
+  }
+
+  /** Busy time per execution of the slowest stream with executions that may start (one not run yet counts as long). */
+  private longestStartableUs(): number {
+    let longest = 0
+    for (const s of this.streamOrder) {
+      if (s.startable > 0) longest = Math.max(longest, this.streamUs.get(s) ?? MESSAGE_WORK_US)
+    }
+    return longest
   }
 
   /**
@@ -302,9 +323,11 @@ export class Dispatcher {
 
   private settled(batch: Batch, err: unknown, result: BatchResult | undefined): void {
     if (result?.busyUs !== undefined && result.ended !== undefined && result.ended > 0) {
-      // A moving average; one slow sample (a collection, a descheduled thread) moves it at most ×1.6.
-      const sample = Math.min(result.busyUs / result.ended, 4 * this.executionUs)
-      this.executionUs += (sample - this.executionUs) * 0.2
+      const sample = result.busyUs / result.ended
+      this.executionUs = movingAverage(this.executionUs, sample)
+      for (const s of new Set(batch.executions.map((e) => e.stream))) {
+        this.streamUs.set(s, movingAverage(this.streamUs.get(s) ?? MESSAGE_WORK_US, sample))
+      }
     }
     this.messagesInFlight--
     this.release(batch)
@@ -336,4 +359,9 @@ export class Dispatcher {
     }
     this.stopThread(threadId)
   }
+}
+
+/** A moving average of busy time per execution; one slow sample (a collection, a descheduled thread) moves it at most ×1.6. */
+function movingAverage(average: number, sample: number): number {
+  return average + (Math.min(sample, 4 * average) - average) * 0.2
 }
