@@ -26,6 +26,15 @@ function tempDir(): string {
   return dir
 }
 
+/** A decision the embedding service records itself. */
+const REFUND = {
+  intent: 'refund',
+  options: [{ id: 'yes' }, { id: 'no' }],
+  chosen: 'yes',
+  reasoning: 'policy',
+  criteria: ['resolved'],
+}
+
 function snapshot(rt: AgentRuntime) {
   const reader = rt.state.createBuffer('reader', 'api', 'shared')
   const other = rt.state.createBuffer('reader', 'other', 'shared')
@@ -66,6 +75,40 @@ describe('durable runs across a clean restart', () => {
     expect(r).toMatchObject({ executionId: ids[4], status: 'completed', attempts: 1 })
     expect(r.output).toEqual({ delivery: 'd4', recovered: false })
     expect(readFileSync(marker, 'utf8').split('\n').filter(Boolean)).toHaveLength(30)
+  })
+
+  it("keeps the embedding service's own decisions and outcomes, and never reuses their ids", async () => {
+    const dir = tempDir()
+    const first = await started(durableConfig(dir))
+    const made: string[] = []
+    for (let i = 0; i < 6; i++) {
+      // Fresh `main-<n>` executions, and three decisions of one execution id the service names.
+      const id = first.outcomes.recordDecision(
+        REFUND,
+        i % 2 === 0 ? { streamId: 'desk' } : { streamId: 'desk', executionId: 'order-7' },
+      )
+      made.push(id)
+      if (i < 4) first.outcomes.recordOutcome(id, { success: i !== 1 })
+    }
+    await first.stop({ drain: true })
+    const before = snapshot(first)
+    expect(before.decisions).toHaveLength(6)
+
+    const second = await started(durableConfig(dir))
+    expect(snapshot(second)).toEqual(before)
+    // An outcome for a decision of the earlier process still lands on it.
+    second.outcomes.recordOutcome(made[5]!, { success: true })
+    expect(second.outcomes.decisionsByExecution('desk', 'order-7').map((d) => d.outcome?.success)).toEqual([
+      false,
+      true,
+      true,
+    ])
+    // New decisions get ids no decision of the earlier process had, with or without a named execution.
+    const fresh = [{ streamId: 'desk' }, { streamId: 'desk', executionId: 'order-7' }].map((opts) =>
+      second.outcomes.recordDecision(REFUND, opts),
+    )
+    for (const id of fresh) expect(made).not.toContain(id)
+    expect(second.outcomes.recentDecisions(1000)).toHaveLength(8)
   })
 
   it('re-runs what a stop without drain left unfinished, ahead of new work, as a recovered attempt', async () => {

@@ -70,7 +70,12 @@ export class OutcomeAggregator {
   private readonly goal: NormalizedGoal | undefined
   private readonly opts: ResolvedOutcomeAggregatorOptions
   private readonly bus: EventBus | undefined
-  /** Main-thread decisions: the next sequence number per execution id (bounded), and ids made so far. */
+  private readonly onMainRecord: ((record: DecisionRecord | OutcomeRecord) => void) | undefined
+  /**
+   * Main-thread decisions: the next sequence number per execution id (bounded), and the highest `main-<n>`
+   * made so far. Decisions ingested from elsewhere (a run log restored at start) move both on, so a
+   * restarted runtime never hands out a decision id it handed out before.
+   */
   private readonly mainSeqs = new Map<string, number>()
   private mainExecutions = 0
 
@@ -110,6 +115,7 @@ export class OutcomeAggregator {
     this.goal = goal === undefined ? undefined : normalizeGoal(goal)
     this.opts = resolveAggregatorOptions(options)
     this.bus = options.bus
+    this.onMainRecord = options.onMainRecord
     this.resetRetention()
     this.resetCriteria()
   }
@@ -284,6 +290,7 @@ export class OutcomeAggregator {
     // Attempt 0: a main-thread decision; a handler's attempts count from 1.
     const record = decisionRecord(executionId, streamId, 0, seq, executionId, d)
     this.ingest(record)
+    this.onMainRecord?.(record)
     return decisionId(executionId, 0, seq)
   }
 
@@ -316,6 +323,20 @@ export class OutcomeAggregator {
     }
     copyOutcomeFields(record, o)
     this.ingest(record)
+    this.onMainRecord?.(record)
+  }
+
+  /** A main-thread decision (attempt 0) was counted: the next one of its execution, and `main-<n>`, go past it. */
+  private noteMainDecision(executionId: string, seq: number): void {
+    if ((this.mainSeqs.get(executionId) ?? 0) <= seq) {
+      this.mainSeqs.delete(executionId)
+      this.mainSeqs.set(executionId, seq + 1)
+      if (this.mainSeqs.size > MAIN_EXECUTIONS_KEPT) this.mainSeqs.delete(this.mainSeqs.keys().next().value!)
+    }
+    if (executionId.startsWith('main-')) {
+      const n = parseDigits(executionId, 5, executionId.length)
+      if (n > this.mainExecutions) this.mainExecutions = n
+    }
   }
 
   /** The stream and execution of retained decision `id`, if it is retained. */
@@ -371,6 +392,7 @@ export class OutcomeAggregator {
   }
 
   private addDecision(r: DecisionRecord, source: FrameSource | undefined, index: number): void {
+    if (r.attempt === 0) this.noteMainDecision(r.executionId, r.seq)
     const stream = this.stream(r.streamId)
     // A retried execution's first decision counts the execution only if no earlier attempt decided.
     if (r.seq === 0 && (r.attempt === 1 || !this.hasRetained(stream, r.executionId))) this.executionsTotal++

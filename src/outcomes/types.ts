@@ -5,7 +5,7 @@
  * @module
  */
 import type { EventBus } from '../events/index.js'
-import type { DecisionOption, ProblemSeverity } from '../protocol.js'
+import type { DecisionOption, DecisionRecord, OutcomeRecord, ProblemSeverity } from '../protocol.js'
 
 export type { DecisionOption, ProblemSeverity }
 
@@ -179,6 +179,11 @@ export interface OutcomeStats {
 export interface OutcomeAggregatorOptions {
   /** Where `goal_progress`, `goal_achieved` and `constraint_violation` are published. @default none (nothing is published) */
   bus?: EventBus
+  /**
+   * Called with each record `recordDecision` and `recordOutcome` make on the main thread, once counted (the
+   * runtime's run log keeps them, like a handler's). @default none
+   */
+  onMainRecord?: (record: DecisionRecord | OutcomeRecord) => void
   /** Decisions kept for `decisionsByStream`/`decisionsByExecution`/`recentDecisions`; the oldest go first. @default 10_000 */
   maxDecisions?: number
   /** Outcomes a criterion needs before it can be `met`. @default 1 */
@@ -192,4 +197,6 @@ export interface OutcomeAggregatorOptions {
 }
 
 /** {@link OutcomeAggregatorOptions} with every default filled. Internal. */
-export type ResolvedOutcomeAggregatorOptions = Required<Omit<OutcomeAggregatorOptions, 'bus'>>
+export type ResolvedOutcomeAggregatorOptions = Required<
+  Omit<OutcomeAggregatorOptions, 'bus' | 'onMainRecord'>
+>

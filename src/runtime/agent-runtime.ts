@@ -103,11 +103,21 @@ export class AgentRuntime {
     const { pool, goal } = this.config
     this.manual = new Set(this.config.entryPoints.filter((e) => e.trigger.type === 'manual').map((e) => e.id))
     this.events = new EventBus({ historySize: this.config.events.historySize })
-    this.outcomes = new OutcomeAggregator(goal, { ...this.config.outcomes, bus: this.events })
+    const durable = this.config.durability !== undefined
+    this.outcomes = new OutcomeAggregator(goal, {
+      ...this.config.outcomes,
+      bus: this.events,
+      // The embedding service's own decisions and outcomes are logged like a handler's.
+      ...(durable
+        ? {
+            onMainRecord: (record) =>
+              this.log?.append({ op: 'record', executionId: record.executionId, record }),
+          }
+        : {}),
+    })
     this.state = createState(this.config)
     this.channel = RecordChannel.create({ slots: pool.threads + SPARE_RINGS })
     const sinks = { aggregator: this.outcomes, bus: this.events }
-    const durable = this.config.durability !== undefined
     this.engine = new RuntimeEngine(this.config, this.runtimeId, this.events, this.state, {
       // One goal evaluation per frame, not per record.
       onRecords: durable
