@@ -63,6 +63,8 @@ export class ClusterHost implements AdmissionSource, ResultSource {
   private accepting = false
   /** Set by a stop without drain: the jobs it cancels are left to stall and run on another host. */
   private handingOver = false
+  /** The agent's key prefix (`<prefix>:<name>`). */
+  private readonly prefix: string
 
   private constructor(
     private readonly config: ResolvedRuntimeConfig,
@@ -72,6 +74,7 @@ export class ClusterHost implements AdmissionSource, ResultSource {
     private readonly local: LocalRunner,
   ) {
     const prefix = keyPrefix(options)
+    this.prefix = prefix
     this.counters = new ClusterCounters(client, prefix, randomUUID())
     this.timers = new ClusterTimers(
       config.entryPoints,
@@ -104,7 +107,7 @@ export class ClusterHost implements AdmissionSource, ResultSource {
   }
 
   private async open(): Promise<void> {
-    const prefix = keyPrefix(this.options)
+    const prefix = this.prefix
     for (const ep of this.config.entryPoints) {
       const queue = new Queue<JobData, JobResult>(ep.id, {
         connection: this.client,
@@ -258,7 +261,7 @@ export class ClusterHost implements AdmissionSource, ResultSource {
     }
     // The job finishes only once its figures are in the cluster counters.
     await this.counters.add(
-      `${keyPrefix(this.options)}:${job.queueName}:${job.id}`,
+      `${this.prefix}:${job.queueName}:${job.id}`,
       fieldsOf(result, this.local.decisionsOf(result.streamId, result.executionId)),
     )
     return jobResultOf(result)

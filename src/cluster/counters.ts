@@ -26,22 +26,32 @@ type AddOnce = (this: Redis, ...args: (string | number)[]) => Promise<unknown>
 const COUNTED_FIELD = 'agentpool:counted'
 
 /**
- * Adds each job's figures once: KEYS[1] the counters hash, KEYS[2..] the jobs' BullMQ hashes; ARGV per
- * job, in order: its field count n, then n field/delta pairs. A job is counted when its hash still exists
- * (a job removed from Redis has finished, and was counted then) and is not yet marked; the mark lives and
- * goes with the job. The batch's deltas are summed first: one HINCRBY per field.
+ * Adds each job's figures once: KEYS[1] the counters hash, KEYS[2..] the jobs' BullMQ hashes, jobs with
+ * the same figures next to each other; ARGV per group of such jobs, in order: its job count m, its field
+ * count n, then n field/delta pairs. A job is counted when its hash still exists (a job removed from Redis
+ * has finished, and was counted then) and is not yet marked; the mark lives and goes with the job. The
+ * batch's deltas are summed first: one HINCRBY per field.
  */
 const ADD_ONCE = `
 local sums = {}
+local j = 2
 local a = 1
-for j = 2, #KEYS do
-  local n = tonumber(ARGV[a])
-  if redis.call('EXISTS', KEYS[j]) == 1 and redis.call('HSETNX', KEYS[j], '${COUNTED_FIELD}', 1) == 1 then
-    for k = a + 1, a + 2 * n, 2 do
-      sums[ARGV[k]] = (sums[ARGV[k]] or 0) + tonumber(ARGV[k + 1])
+while a <= #ARGV do
+  local m = tonumber(ARGV[a])
+  local n = tonumber(ARGV[a + 1])
+  local counted = 0
+  for k = j, j + m - 1 do
+    if redis.call('EXISTS', KEYS[k]) == 1 and redis.call('HSETNX', KEYS[k], '${COUNTED_FIELD}', 1) == 1 then
+      counted = counted + 1
     end
   end
-  a = a + 1 + 2 * n
+  if counted > 0 then
+    for k = a + 2, a + 1 + 2 * n, 2 do
+      sums[ARGV[k]] = (sums[ARGV[k]] or 0) + counted * tonumber(ARGV[k + 1])
+    end
+  end
+  j = j + m
+  a = a + 2 + 2 * n
 end
 for field, delta in pairs(sums) do
   redis.call('HINCRBY', KEYS[1], field, delta)
@@ -163,12 +173,21 @@ export class ClusterCounters {
   private async flush(): Promise<void> {
     const batch = this.batch
     this.batch = []
+    // Most jobs of a batch have the same figures (one entry point, completed, no decisions): they travel once.
+    const groups = new Map<string, { fields: Map<string, number>; jobKeys: string[] }>()
+    for (const p of batch) {
+      let sig = ''
+      for (const [field, n] of p.fields) sig += `${field}\n${n}\n`
+      const group = groups.get(sig)
+      if (group === undefined) groups.set(sig, { fields: p.fields, jobKeys: [p.jobKey] })
+      else group.jobKeys.push(p.jobKey)
+    }
     const keys: string[] = [this.countersKey]
     const args: (string | number)[] = []
-    for (const p of batch) {
-      keys.push(p.jobKey)
-      args.push(p.fields.size)
-      for (const [field, n] of p.fields) args.push(field, n)
+    for (const { fields, jobKeys } of groups.values()) {
+      for (const k of jobKeys) keys.push(k)
+      args.push(jobKeys.length, fields.size)
+      for (const [field, n] of fields) args.push(field, n)
     }
     const addOnce = (this.client as unknown as Record<string, AddOnce>)[ADD_ONCE_COMMAND]!
     for (;;) {
