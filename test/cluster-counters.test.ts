@@ -29,15 +29,15 @@ describe.runIf(redisAvailable())('cluster counters', () => {
     ])
     // One batch: interleaved figures, a job reported twice, and a job no longer in Redis.
     await Promise.all([
-      counters.add(job('a'), completed),
-      counters.add(job('b'), decided),
-      counters.add(job('c'), completed),
-      counters.add(job('a'), completed),
-      counters.add(job('gone'), decided),
-      counters.add(job('d'), fields([['ep:ep:failed', 1]])),
+      counters.add(client, job('a'), completed),
+      counters.add(client, job('b'), decided),
+      counters.add(client, job('c'), completed),
+      counters.add(client, job('a'), completed),
+      counters.add(client, job('gone'), decided),
+      counters.add(client, job('d'), fields([['ep:ep:failed', 1]])),
     ])
     // A later batch: a job counted before reports again (its attempt ran twice), a new one is counted.
-    await Promise.all([counters.add(job('b'), decided), counters.add(job('e'), decided)])
+    await Promise.all([counters.add(client, job('b'), decided), counters.add(client, job('e'), decided)])
     const { counters: read } = await counters.read()
     expect(Object.fromEntries(read)).toEqual({
       'ep:ep:completed': 4,

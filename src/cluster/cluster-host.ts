@@ -57,6 +57,8 @@ export class ClusterHost implements AdmissionSource, ResultSource {
   /** One queue per entry point, by entry point id. */
   private readonly queues = new Map<string, Queue<JobData, JobResult>>()
   private readonly workers: Worker<JobData, JobResult>[] = []
+  /** Each entry point's worker connection, which its jobs' completions go on. */
+  private readonly workerClients = new Map<string, Redis>()
   private waiters: ResultWaiters | undefined
   private readonly counters: ClusterCounters
   private readonly timers: ClusterTimers
@@ -136,6 +138,9 @@ export class ClusterHost implements AdmissionSource, ResultSource {
       this.workers.push(worker)
     }
     await Promise.all(this.workers.map((w) => w.waitUntilReady()))
+    for (const w of this.workers) {
+      this.workerClients.set(w.name, (await w.getBackend().client) as unknown as Redis)
+    }
     await this.counters.start()
     await this.timers.start()
     this.accepting = true
@@ -259,8 +264,9 @@ export class ClusterHost implements AdmissionSource, ResultSource {
     if (result.status === 'failed' && attempt < (job.opts.attempts ?? 1)) {
       throw new AttemptFailedError(result.error?.message ?? 'the attempt failed')
     }
-    // The job finishes only once its figures are in the cluster counters.
+    // The job finishes only once its figures are on their way to the cluster counters, ahead of it.
     await this.counters.add(
+      this.workerClients.get(job.queueName)!,
       `${this.prefix}:${job.queueName}:${job.id}`,
       fieldsOf(result, this.local.decisionsOf(result.streamId, result.executionId)),
     )

@@ -2,9 +2,9 @@
  * Cluster counters: each host adds what its executions counted — per entry point, how executions ended;
  * for the goal, decisions and outcomes per criterion — into one Redis hash, in batches. A job is counted
  * once however often it runs: the batch script marks the job's own BullMQ hash as counted and adds its
- * figures only the first time. A host finishes a job only after the batch holding its figures is written,
- * so once the queues are idle the counters equal the finished jobs, even when hosts were killed. Hosts
- * also leave a heartbeat, so the cluster knows how many are alive.
+ * figures only the first time. A host sends a job's figures ahead of the job's completion, on the connection
+ * the completion goes on, so once the queues are idle the counters equal the finished jobs, even when
+ * hosts were killed. Hosts also leave a heartbeat, so the cluster knows how many are alive.
  * Main thread only.
  *
  * @module
@@ -82,26 +82,29 @@ interface Pending {
   /** The job's BullMQ hash. */
   jobKey: string
   fields: Map<string, number>
-  done: () => void
+  /** Resolves the job's `add` once its figures are sent; absent for figures sent again. */
+  done: (() => void) | undefined
 }
 
 export class ClusterCounters {
-  private batch: Pending[] = []
-  /** A write is scheduled for the end of the current event-loop phase. */
+  /** Figures waiting to be sent, by the connection they go on. */
+  private readonly pending = new Map<Redis, Pending[]>()
+  /** Connections the batch script is defined on. */
+  private readonly defined = new WeakSet<Redis>()
+  /** A send is scheduled for the end of the current event-loop phase. */
   private scheduled = false
-  /** The batch being written; one at a time, and what arrives meanwhile forms the next batch. */
-  private writing: Promise<void> | undefined
+  /** Batches sent and not yet answered. */
+  private readonly unanswered = new Set<Promise<void>>()
   private heartbeat: NodeJS.Timeout | undefined
   private closed = false
 
   constructor(
+    /** The connection for the heartbeat and for reading. */
     private readonly client: Redis,
     /** Key prefix of the agent (`<prefix>:<name>`). */
     private readonly prefix: string,
     private readonly hostId: string,
-  ) {
-    client.defineCommand(ADD_ONCE_COMMAND, { lua: ADD_ONCE })
-  }
+  ) {}
 
   get countersKey(): string {
     return `${this.prefix}:agentpool:counters`
@@ -118,12 +121,14 @@ export class ClusterCounters {
     this.heartbeat.unref()
   }
 
-  /** Resolves once the job's figures are written (counted once per job, cluster-wide). */
-  add(jobKey: string, fields: Map<string, number>): Promise<void> {
-    return new Promise((done) => {
-      this.batch.push({ jobKey, fields, done })
-      this.schedule()
-    })
+  /**
+   * Resolves once the job's figures are sent on `via`, the connection the job's completion then goes on:
+   * Redis runs one connection's commands in order, so it has the figures (counted once per job,
+   * cluster-wide) before it has the job finished, and a host killed in between leaves a job that is
+   * counted and runs again elsewhere, never a finished job without its figures.
+   */
+  add(via: Redis, jobKey: string, fields: Map<string, number>): Promise<void> {
+    return new Promise((done) => this.queue(via, { jobKey, fields, done }))
   }
 
   /** The cluster's counters and the hosts whose heartbeat is recent. */
@@ -139,15 +144,12 @@ export class ClusterCounters {
     }
   }
 
-  /** Stops the heartbeat and leaves the hosts list; figures still pending are written first. */
+  /** Stops the heartbeat and leaves the hosts list; figures still pending are sent and answered first. */
   async close(): Promise<void> {
-    this.closed = true
     clearInterval(this.heartbeat)
-    await this.writing
-    if (this.batch.length > 0) {
-      this.writing = this.flush()
-      await this.writing
-    }
+    this.send()
+    this.closed = true
+    while (this.unanswered.size > 0) await Promise.allSettled([...this.unanswered])
     await this.client.hdel(this.hostsKey, this.hostId).catch(() => {})
   }
 
@@ -155,24 +157,36 @@ export class ClusterCounters {
     return this.client.hset(this.hostsKey, this.hostId, Date.now())
   }
 
-  /**
-   * Writes the pending figures once the current event-loop phase is over (the jobs that ended in it go
-   * together) and no batch is being written: under load a batch is whatever ended while the previous one
-   * was written.
-   */
-  private schedule(): void {
-    if (this.scheduled || this.writing !== undefined) return
+  private queue(via: Redis, p: Pending): void {
+    const batch = this.pending.get(via)
+    if (batch === undefined) this.pending.set(via, [p])
+    else batch.push(p)
+    if (this.scheduled) return
     this.scheduled = true
-    setImmediate(() => {
-      this.scheduled = false
-      if (this.writing === undefined && this.batch.length > 0) this.writing = this.flush()
-    })
+    // The jobs that end in the current event-loop phase go together.
+    setImmediate(() => this.send())
   }
 
-  /** Writes the batch; while Redis refuses it, tries again (its jobs wait, as their completion would fail). */
-  private async flush(): Promise<void> {
-    const batch = this.batch
-    this.batch = []
+  /** Sends every pending batch, and lets their jobs finish. */
+  private send(): void {
+    this.scheduled = false
+    for (const [via, batch] of this.pending) {
+      this.pending.delete(via)
+      const answered = this.sendBatch(via, batch).finally(() => this.unanswered.delete(answered))
+      this.unanswered.add(answered)
+      for (const p of batch) p.done?.()
+    }
+  }
+
+  /**
+   * Sends one batch; a refused batch is sent again (its jobs may have finished meanwhile; their marks keep
+   * them from counting twice), until the host closes or the connection has ended.
+   */
+  private async sendBatch(via: Redis, batch: Pending[]): Promise<void> {
+    if (!this.defined.has(via)) {
+      via.defineCommand(ADD_ONCE_COMMAND, { lua: ADD_ONCE })
+      this.defined.add(via)
+    }
     // Most jobs of a batch have the same figures (one entry point, completed, no decisions): they travel once.
     const groups = new Map<string, { fields: Map<string, number>; jobKeys: string[] }>()
     for (const p of batch) {
@@ -189,18 +203,14 @@ export class ClusterCounters {
       args.push(jobKeys.length, fields.size)
       for (const [field, n] of fields) args.push(field, n)
     }
-    const addOnce = (this.client as unknown as Record<string, AddOnce>)[ADD_ONCE_COMMAND]!
-    for (;;) {
-      try {
-        await addOnce.call(this.client, keys.length, ...keys, ...args)
-        break
-      } catch {
-        if (this.closed) break
-        await new Promise((r) => setTimeout(r, RETRY_MS))
-      }
+    const addOnce = (via as unknown as Record<string, AddOnce>)[ADD_ONCE_COMMAND]!
+    try {
+      await addOnce.call(via, keys.length, ...keys, ...args)
+    } catch {
+      if (this.closed || via.status === 'end') return
+      await new Promise((r) => setTimeout(r, RETRY_MS))
+      if (this.closed) return
+      for (const p of batch) this.queue(via, { jobKey: p.jobKey, fields: p.fields, done: undefined })
     }
-    this.writing = undefined
-    if (this.batch.length > 0 && !this.closed) this.schedule()
-    for (const p of batch) p.done()
   }
 }
