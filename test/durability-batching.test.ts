@@ -7,6 +7,7 @@ import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { decodeBatch, encodeBatch, unpackRecords } from '../src/durability/codec.js'
 import { LogStore, RunLog } from '../src/durability/index.js'
+import { UNAWAITED_MS } from '../src/durability/run-log.js'
 import type { LogOp } from '../src/protocol.js'
 
 const Sqlite = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3
@@ -218,5 +219,99 @@ describe('durable runs: group commit writes what one-by-one writing would', () =
       ),
       { numRuns: 40, seed: 20261204 },
     )
+  })
+})
+
+describe('durable runs: when a batch goes out', () => {
+  let dir: string
+  let log: RunLog
+  /** Batches sent to the writer thread so far (its real port, counted on the way). */
+  let sent = 0
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'agentpool-schedule-'))
+    log = await RunLog.open({
+      path: join(dir, 'runs.db'),
+      syncMs: 0,
+      retainRunsMs: 3_600_000,
+      synchronous: 'normal',
+    })
+    const worker = (log as unknown as { worker: { postMessage: (m: { kind: string }, t?: unknown) => void } })
+      .worker
+    const post = worker.postMessage.bind(worker)
+    worker.postMessage = (m, t) => {
+      if (m.kind === 'ops') sent++
+      post(m, t)
+    }
+  })
+  afterAll(async () => {
+    await log?.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  const admit = (id: string, at: number): LogOp => ({
+    op: 'admit',
+    id,
+    entryPointId: 'api',
+    input: { id },
+    priority: 0,
+    correlationId: id,
+    meta: {},
+    timeoutMs: 30_000,
+    depth: 0,
+    admittedAt: at,
+  })
+  const end = (id: string, at: number): LogOp => ({
+    op: 'end',
+    id,
+    status: 'completed',
+    attempts: 1,
+    output: { id },
+    startedAt: at,
+    completedAt: at + 1,
+  })
+  const statusOf = (id: string): unknown => {
+    const db = new Sqlite(join(dir, 'runs.db'), { readonly: true })
+    try {
+      return (db.prepare('SELECT status FROM runs WHERE id = ?').get(id) as { status: string } | undefined)
+        ?.status
+    } finally {
+      db.close()
+    }
+  }
+
+  it('an admission nobody waits for waits for its end, and the two are one commit', async () => {
+    await log.committed()
+    const before = sent
+    log.append(admit('quick', 1))
+    // Less than the unawaited window later (a turn of the event loop is far shorter), the execution ends.
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(sent).toBe(before)
+    log.append(end('quick', 2))
+    await log.committed()
+    expect(sent).toBe(before + 1)
+    expect(statusOf('quick')).toBe('completed')
+  })
+
+  it('an admission someone waits for goes out in the same turn of the event loop', async () => {
+    await log.committed()
+    const before = sent
+    log.append(admit('acked', 1))
+    const acked = log.committed()
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(sent).toBe(before + 1)
+    await acked
+    expect(statusOf('acked')).toBe('queued')
+  })
+
+  it('what nobody waits for is committed on its own, soon', async () => {
+    await log.committed()
+    const before = sent
+    log.append(admit('alone', 1))
+    const deadline = Date.now() + 5_000
+    while (statusOf('alone') === undefined && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, UNAWAITED_MS))
+    }
+    expect(statusOf('alone')).toBe('queued')
+    expect(sent).toBe(before + 1)
   })
 })

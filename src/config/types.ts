@@ -100,9 +100,10 @@ export interface DurabilityOptions {
   /** The SQLite file, created with its folder if missing; relative to the config file's folder (or `baseDir`). */
   path: string
   /**
-   * Group-commit window: how long the first admission, end or state change after a quiet spell waits for
-   * others to share its commit. 0 commits what one turn of the event loop produced, at once; under load
-   * batches form anyway (while one commits, the next gathers). @default 0
+   * Group-commit window: once someone waits for a commit (a `trigger()` or a webhook for its admission, a
+   * result for its execution's end), how long the batch still gathers before it goes out. 0 sends it at
+   * the end of that event loop turn; under load batches form anyway (while one commits, the next gathers).
+   * What nobody waits for joins the next batch, or goes out on its own within 10 ms. @default 0
    */
   syncMs?: number
   /** How long finished runs stay in the log. @default 604_800_000 (7 days) */

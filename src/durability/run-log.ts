@@ -1,11 +1,17 @@
 /**
  * `RunLog`: the main thread's side of the run log. Operations are appended in the order they happen and
- * sent to the writer thread in batches (group commit): a batch goes out `syncMs` after its first
- * operation (or at the end of the event loop turn when `syncMs` is 0) and is committed as one
- * transaction. One batch is in flight at a time: whatever arrives while the writer commits goes out as
- * the next batch the moment it is done, so batches grow with the load and the writer's cost per
- * operation falls as it rises. {@link RunLog.committed} resolves once everything appended so far is on
- * disk, which is what `trigger()` and the webhook's `202` wait for. Main thread only; nothing here blocks.
+ * sent to the writer thread in batches (group commit), each committed as one transaction. A batch goes
+ * out as soon as someone waits for what it holds ({@link RunLog.committed}: `trigger()` and the webhook's
+ * `202` wait for their admission, a result for its execution's end): `syncMs` after the first such wait,
+ * or at the end of that event loop turn when `syncMs` is 0. What nobody waits for (a `triggerAndWait`
+ * admission, whose caller acknowledges nothing before the result; an end or a state change nobody awaits)
+ * rides along with the next batch someone waits for, and goes out on its own at most
+ * {@link UNAWAITED_MS} after it was appended. So an execution admitted and ended within that time, with
+ * only its result awaited, is one row written in one commit instead of two rows in two.
+ *
+ * One batch is in flight at a time: whatever arrives while the writer commits goes out as the next batch
+ * the moment it is done (when someone waits for it), so batches grow with the load and the writer's cost
+ * per operation falls as it rises. Main thread only; nothing here blocks.
  *
  * A batch is encoded once, here, into one buffer transferred to the writer (`codec.ts`), which hands it
  * back once committed so that the next batch is written into the same memory; within a
@@ -63,6 +69,13 @@ const bootstrapFile = fileURLToPath(
   new URL(fromSource ? '../../workers/bootstrap.mjs' : '../../../workers/bootstrap.mjs', import.meta.url),
 )
 
+/**
+ * The longest an operation nobody waits for stays on the main thread before it is committed anyway. A
+ * process killed meanwhile loses it: an end (with the state changes and records before it) is then run
+ * again, as after any crash before its commit, and an unacknowledged admission was never promised.
+ */
+export const UNAWAITED_MS = 10
+
 /** A start waiting in `pending`, and where. */
 interface PendingStart {
   op: 'pending_start'
@@ -85,7 +98,11 @@ export class RunLog {
   private pendingRuns = new Map<string, AdmitOp | PendingStart>()
   /** Settles when the batch `pending` will become is committed; made only when someone waits. */
   private pendingDone: Deferred<void> | undefined
+  /** When what is pending goes out: {@link UNAWAITED_MS} after it came, or sooner once someone waits. */
   private flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined
+  /** The timer is the sooner one: someone waits. */
+  private hurried = false
+  private readonly flushNow = () => this.flush()
   private nextBatch = 0
   private readonly inFlight = new Map<number, Deferred<void> | undefined>()
   /** The promise of the last batch sent, for {@link committed} when nothing is pending. */
@@ -140,12 +157,8 @@ export class RunLog {
   append(op: LogOp): void {
     if (op.op === 'state') this.keepLatest(op)
     else if (!this.fold(op)) this.pending.push(op)
-    if (this.flushTimer === undefined) {
-      this.flushTimer =
-        this.opts.syncMs === 0
-          ? setImmediate(() => this.flush())
-          : setTimeout(() => this.flush(), this.opts.syncMs)
-    }
+    // Someone already waits for the batch this joins: it goes out on that schedule.
+    this.flushTimer ??= setTimeout(this.flushNow, UNAWAITED_MS)
   }
 
   /**
@@ -155,8 +168,27 @@ export class RunLog {
   committed(): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure)
     if (this.pending.length === 0 && this.pendingState.size === 0) return this.lastSent
-    this.pendingDone ??= deferred()
+    if (this.pendingDone === undefined) {
+      this.pendingDone = deferred()
+      if (this.inFlight.size === 0) this.hurry()
+    }
     return this.pendingDone.promise
+  }
+
+  /** Someone waits for what is pending: it goes out at the end of this turn, or `syncMs` from now. */
+  private hurry(): void {
+    if (this.hurried) return
+    this.clearTimer()
+    this.hurried = true
+    this.flushTimer =
+      this.opts.syncMs === 0 ? setImmediate(this.flushNow) : setTimeout(this.flushNow, this.opts.syncMs)
+  }
+
+  private clearTimer(): void {
+    if (this.flushTimer === undefined) return
+    clearTimeout(this.flushTimer as NodeJS.Timeout)
+    clearImmediate(this.flushTimer as NodeJS.Immediate)
+    this.flushTimer = undefined
   }
 
   /** Everything to restore at start. */
@@ -221,11 +253,8 @@ export class RunLog {
   }
 
   private flush(): void {
-    if (this.flushTimer !== undefined) {
-      clearTimeout(this.flushTimer as NodeJS.Timeout)
-      clearImmediate(this.flushTimer as NodeJS.Immediate)
-      this.flushTimer = undefined
-    }
+    this.clearTimer()
+    this.hurried = false
     // One batch in flight at a time: what arrives meanwhile waits and goes out as one batch when it commits.
     if ((this.pending.length === 0 && this.pendingState.size === 0) || this.inFlight.size > 0) return
     const batch = this.nextBatch++
@@ -270,7 +299,10 @@ export class RunLog {
         this.spare = m.bytes
         this.inFlight.get(m.batch)?.resolve()
         this.inFlight.delete(m.batch)
-        this.flush()
+        // What someone waits for goes out at once; the rest keeps gathering.
+        if (this.pendingDone !== undefined) this.flush()
+        else if (this.pending.length > 0 || this.pendingState.size > 0)
+          this.flushTimer ??= setTimeout(this.flushNow, UNAWAITED_MS)
         break
       case 'write_failed':
         this.fail(new DurabilityError(this.opts.path, stripPrefix(m.problem, this.opts.path)))

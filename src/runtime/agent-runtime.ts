@@ -301,6 +301,7 @@ export class AgentRuntime {
 
   /** Admits through the admission source and waits through the result source. */
   private async admitAndWait(request: AdmitRequest): Promise<ExecutionResult> {
+    request.resultAwaited = true
     const id = await this.admission.admit(request)
     const result = await this.results.wait(id, request.entryPointId)
     // The id was just admitted: a source that does not know it lost it.

@@ -32,8 +32,9 @@ export class LocalSources implements AdmissionSource, ResultSource {
       })
     }
     r.onAdmitted?.(id)
-    // Acknowledged means durable: with a run log, the id is returned once the admission is committed.
-    await log?.committed()
+    // Acknowledged means durable: with a run log, the id is returned once the admission is committed. A
+    // caller that waits for the result acknowledges nothing before it, and the result waits for the end.
+    if (r.resultAwaited !== true) await log?.committed()
     return id
   }
 

@@ -20,6 +20,13 @@ export interface AdmitRequest {
   delegated: boolean
   /** Called with the id once admitted (before the execution can start where admission is local). */
   onAdmitted?: (executionId: string) => void
+  /**
+   * The caller waits for the result and acknowledges nothing before it (`triggerAndWait`, a delegation
+   * awaited): the admission needs no acknowledgement of its own, since the result is reported only once
+   * the execution's end, and so its admission, is durable. A run log may then commit the admission together
+   * with the end. @default false
+   */
+  resultAwaited?: boolean
 }
 
 /** Where executions are admitted. */
