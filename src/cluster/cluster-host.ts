@@ -22,6 +22,7 @@ import {
   UnknownEntryPointError,
 } from '../errors.js'
 import type { GoalProgress } from '../outcomes/index.js'
+import { API_META } from '../protocol.js'
 import {
   type AdmissionSource,
   type AdmitRequest,
@@ -242,7 +243,7 @@ export class ClusterHost implements AdmissionSource, ResultSource {
     const d = job.data
     const attempt = job.attemptsMade + 1
     let input = d.input
-    const opts: AdmitRequest['opts'] = { meta: d.meta ?? {} }
+    const opts: AdmitRequest['opts'] = { meta: d.meta ?? API_META }
     if (d.meta?.trigger === 'timer') {
       // A scheduler's tick: its slot comes from the job, as one process's timers give it.
       const scheduledAt = scheduledAtOf(job)

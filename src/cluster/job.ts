@@ -7,6 +7,7 @@
  */
 import type { Job, JobsOptions } from 'bullmq'
 import type { ResolvedClusterOptions, ResolvedEntryPoint } from '../config/index.js'
+import { API_META } from '../protocol.js'
 import type { AdmitRequest, ExecutionResult } from '../runtime/index.js'
 
 /** A job's data: the admission, less what BullMQ carries itself (id, priority, idempotency key). */
@@ -16,6 +17,7 @@ export interface JobData {
   /** The trigger's own priority (added to the entry point's on the host that runs it). */
   priority?: number
   timeoutMs?: number
+  /** Absent for an api trigger's (`{ trigger: 'api' }`), the most common. */
   meta?: Record<string, unknown>
   /** Event-cascade depth; absent for 0. */
   depth?: number
@@ -70,7 +72,7 @@ export function jobDataOf(r: Pick<AdmitRequest, 'input' | 'opts' | 'depth' | 'de
   if (correlationId !== undefined) data.correlationId = correlationId
   if (priority !== undefined && priority !== 0) data.priority = priority
   if (timeoutMs !== undefined) data.timeoutMs = timeoutMs
-  if (meta !== undefined) data.meta = { ...meta }
+  if (meta !== undefined && meta !== API_META) data.meta = { ...meta }
   return data
 }
 
