@@ -163,8 +163,9 @@ export class ClusterCounters {
     else batch.push(p)
     if (this.scheduled) return
     this.scheduled = true
-    // The jobs that end in the current event-loop phase go together.
-    setImmediate(() => this.send())
+    // Jobs whose executions ended together (the end records of one drain, settled in one synchronous
+    // pass) resume in the microtasks queued before this one: they go together.
+    queueMicrotask(() => this.send())
   }
 
   /** Sends every pending batch, and lets their jobs finish. */
