@@ -58,12 +58,27 @@ for field, delta in pairs(sums) do
 end
 return 1`
 
+/** Figures of jobs without decisions, by entry point and status: most jobs share one of these. */
+const withoutDecisions = new Map<string, Map<string, ReadonlyMap<string, number>>>()
+
 /** The counter fields of one finished job: how it ended, and what its decisions and outcomes count. */
-export function fieldsOf(result: ExecutionResult, decisions: readonly Decision[]): Map<string, number> {
+export function fieldsOf(result: ExecutionResult, decisions: readonly Decision[]): Figures {
+  if (decisions.length === 0) {
+    let byStatus = withoutDecisions.get(result.streamId)
+    if (byStatus === undefined) {
+      byStatus = new Map()
+      withoutDecisions.set(result.streamId, byStatus)
+    }
+    let fields = byStatus.get(result.status)
+    if (fields === undefined) {
+      fields = new Map([[`ep:${result.streamId}:${result.status}`, 1]])
+      byStatus.set(result.status, fields)
+    }
+    return fields
+  }
   const fields = new Map<string, number>()
   const add = (field: string, n = 1) => fields.set(field, (fields.get(field) ?? 0) + n)
   add(`ep:${result.streamId}:${result.status}`)
-  if (decisions.length === 0) return fields
   add('goal:executions')
   add(`stream:${result.streamId}:decisions`, decisions.length)
   for (const d of decisions) {
@@ -78,21 +93,17 @@ export function fieldsOf(result: ExecutionResult, decisions: readonly Decision[]
   return fields
 }
 
-interface Pending {
-  /** The job's BullMQ hash. */
-  jobKey: string
-  fields: Map<string, number>
-  /** Resolves the job's `add` once its figures are sent; absent for figures sent again. */
-  done: (() => void) | undefined
-}
+/** Counter fields and their deltas; never changed once made (jobs share them). */
+export type Figures = ReadonlyMap<string, number>
 
 export class ClusterCounters {
-  /** Figures waiting to be sent, by the connection they go on. */
-  private readonly pending = new Map<Redis, Pending[]>()
+  /** Job keys waiting to be sent, by the connection they go on, by their figures. */
+  private readonly pending = new Map<Redis, Map<Figures, string[]>>()
   /** Connections the batch script is defined on. */
   private readonly defined = new WeakSet<Redis>()
-  /** A send is scheduled for the end of the current event-loop phase. */
-  private scheduled = false
+  /** Resolves once the pending figures are sent; undefined while none are pending. */
+  private sent: Promise<void> | undefined
+  private markSent: () => void = () => {}
   /** Batches sent and not yet answered. */
   private readonly unanswered = new Set<Promise<void>>()
   private heartbeat: NodeJS.Timeout | undefined
@@ -127,8 +138,8 @@ export class ClusterCounters {
    * cluster-wide) before it has the job finished, and a host killed in between leaves a job that is
    * counted and runs again elsewhere, never a finished job without its figures.
    */
-  add(via: Redis, jobKey: string, fields: Map<string, number>): Promise<void> {
-    return new Promise((done) => this.queue(via, { jobKey, fields, done }))
+  add(via: Redis, jobKey: string, fields: Figures): Promise<void> {
+    return this.queue(via, jobKey, fields)
   }
 
   /** The cluster's counters and the hosts whose heartbeat is recent. */
@@ -157,49 +168,51 @@ export class ClusterCounters {
     return this.client.hset(this.hostsKey, this.hostId, Date.now())
   }
 
-  private queue(via: Redis, p: Pending): void {
-    const batch = this.pending.get(via)
-    if (batch === undefined) this.pending.set(via, [p])
-    else batch.push(p)
-    if (this.scheduled) return
-    this.scheduled = true
-    // Jobs whose executions ended together (the end records of one drain, settled in one synchronous
-    // pass) resume in the microtasks queued before this one: they go together.
-    queueMicrotask(() => this.send())
+  /** Queues a job's figures; resolves once they are sent. */
+  private queue(via: Redis, jobKey: string, fields: Figures): Promise<void> {
+    let byFigures = this.pending.get(via)
+    if (byFigures === undefined) {
+      byFigures = new Map()
+      this.pending.set(via, byFigures)
+    }
+    const jobKeys = byFigures.get(fields)
+    if (jobKeys === undefined) byFigures.set(fields, [jobKey])
+    else jobKeys.push(jobKey)
+    if (this.sent === undefined) {
+      this.sent = new Promise((resolve) => {
+        this.markSent = resolve
+      })
+      // Jobs whose executions ended together (the end records of one drain, settled in one synchronous
+      // pass) resume in the microtasks queued before this one: they go together.
+      queueMicrotask(() => this.send())
+    }
+    return this.sent
   }
 
   /** Sends every pending batch, and lets their jobs finish. */
   private send(): void {
-    this.scheduled = false
-    for (const [via, batch] of this.pending) {
+    this.sent = undefined
+    for (const [via, byFigures] of this.pending) {
       this.pending.delete(via)
-      const answered = this.sendBatch(via, batch).finally(() => this.unanswered.delete(answered))
+      const answered = this.sendBatch(via, byFigures).finally(() => this.unanswered.delete(answered))
       this.unanswered.add(answered)
-      for (const p of batch) p.done?.()
     }
+    this.markSent()
   }
 
   /**
    * Sends one batch; a refused batch is sent again (its jobs may have finished meanwhile; their marks keep
    * them from counting twice), until the host closes or the connection has ended.
    */
-  private async sendBatch(via: Redis, batch: Pending[]): Promise<void> {
+  private async sendBatch(via: Redis, byFigures: Map<Figures, string[]>): Promise<void> {
     if (!this.defined.has(via)) {
       via.defineCommand(ADD_ONCE_COMMAND, { lua: ADD_ONCE })
       this.defined.add(via)
     }
-    // Most jobs of a batch have the same figures (one entry point, completed, no decisions): they travel once.
-    const groups = new Map<string, { fields: Map<string, number>; jobKeys: string[] }>()
-    for (const p of batch) {
-      let sig = ''
-      for (const [field, n] of p.fields) sig += `${field}\n${n}\n`
-      const group = groups.get(sig)
-      if (group === undefined) groups.set(sig, { fields: p.fields, jobKeys: [p.jobKey] })
-      else group.jobKeys.push(p.jobKey)
-    }
+    // Jobs with the same figures (most of a batch: one entry point, completed, no decisions) share them.
     const keys: string[] = [this.countersKey]
     const args: (string | number)[] = []
-    for (const { fields, jobKeys } of groups.values()) {
+    for (const [fields, jobKeys] of byFigures) {
       for (const k of jobKeys) keys.push(k)
       args.push(jobKeys.length, fields.size)
       for (const [field, n] of fields) args.push(field, n)
@@ -211,7 +224,7 @@ export class ClusterCounters {
       if (this.closed || via.status === 'end') return
       await new Promise((r) => setTimeout(r, RETRY_MS))
       if (this.closed) return
-      for (const p of batch) this.queue(via, { jobKey: p.jobKey, fields: p.fields, done: undefined })
+      for (const [fields, jobKeys] of byFigures) for (const k of jobKeys) void this.queue(via, k, fields)
     }
   }
 }
