@@ -21,19 +21,24 @@ type Reused = Buffer & { start?: number; end?: number }
 /** Packs strings that are not plain ASCII exactly as msgpackr does (lone surrogates included). */
 const strings = new Packr({ useRecords: false })
 
+/** The largest batch buffer kept for the next batch; a bigger one (a rare burst) is let go. */
+export const MAX_KEPT_BYTES = 4 << 20
+
 export class MsgpackWriter {
   private buf: Buffer
   private pos = 0
 
   /**
    * @param capacity bytes to start with (it grows as needed).
-   * @param reuse memory of an earlier batch to write into when it holds `capacity` and is not far larger
-   * (what one burst grew is let go): the writer thread hands each batch's buffer back once committed.
+   * @param reuse memory of an earlier batch to write into when it holds `capacity` and is at most
+   * {@link MAX_KEPT_BYTES} (the writer thread hands each batch's buffer back once committed). Batch sizes
+   * swing between a burst of admissions and the trickle of ends after it: keeping the larger buffer spares
+   * an allocation and a chain of doublings at every swing.
    */
   constructor(capacity: number, reuse?: ArrayBuffer) {
     // Never from Node's shared pool: the buffer is transferred, so it must be the only view of its memory.
     this.buf =
-      reuse !== undefined && reuse.byteLength >= capacity && reuse.byteLength <= 4 * capacity + 4096
+      reuse !== undefined && reuse.byteLength >= capacity && reuse.byteLength <= MAX_KEPT_BYTES
         ? Buffer.from(reuse)
         : Buffer.allocUnsafeSlow(Math.max(64, capacity))
   }

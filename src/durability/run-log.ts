@@ -157,8 +157,9 @@ export class RunLog {
   append(op: LogOp): void {
     if (op.op === 'state') this.keepLatest(op)
     else if (!this.fold(op)) this.pending.push(op)
-    // Someone already waits for the batch this joins: it goes out on that schedule.
-    this.flushTimer ??= setTimeout(this.flushNow, UNAWAITED_MS)
+    // While a batch commits, its reply decides when this goes out; and a batch someone already waits for
+    // has its own schedule.
+    if (this.inFlight.size === 0) this.flushTimer ??= setTimeout(this.flushNow, UNAWAITED_MS)
   }
 
   /**
