@@ -3,6 +3,7 @@ import { Packr } from 'msgpackr'
 import { describe, expect, it } from 'vitest'
 import { decodeBatch, encodeBatch, type LogRow, unpack, unpackRecords } from '../src/durability/codec.js'
 import { MsgpackWriter } from '../src/durability/msgpack-writer.js'
+import type { LogOp } from '../src/protocol.js'
 
 const values = new Packr({ structuredClone: true, useRecords: false })
 const frames = new Packr({ useRecords: false })
@@ -127,5 +128,80 @@ describe('durable runs: the log encoding', () => {
     expect(second!.self).toBe(second)
     expect(second!.result).toEqual({ when: new Date(7) })
     expect(unpackRecords(rows[1]![3])).toEqual([{ k: 'decision', executionId: 'b', set: new Set([1]) }])
+  })
+
+  it('read back every input, meta, output and state value as it was, however it was written', () => {
+    const api = Object.freeze({ trigger: 'api' })
+    const nested = Object.freeze({ trigger: 'api', inner: { n: 1 } })
+    const open = { trigger: 'webhook', n: 1 }
+    const scalar = fc.oneof(
+      fc.double(),
+      fc.integer(),
+      fc.constantFrom(-0, 0xffffffff, 2 ** 32, Number.MAX_SAFE_INTEGER, Number.NaN, -Infinity),
+      fc.string({ unit: 'grapheme-ascii', maxLength: 300 }),
+      fc.string({ unit: 'binary', maxLength: 40 }),
+      fc.constantFrom(api, nested, open, Object.freeze({}), Object.freeze([1, 2]), undefined, null, true),
+    )
+    fc.assert(
+      fc.property(fc.array(fc.tuple(scalar, scalar, scalar), { minLength: 1, maxLength: 8 }), (runs) => {
+        // A value the log wrote earlier changes after: what is written now must be the new one.
+        open.n++
+        nested.inner.n++
+        const ops = runs.flatMap(([input, meta, output], i): LogOp[] => [
+          {
+            op: 'admit' as const,
+            id: `r${i}`,
+            entryPointId: 'api',
+            input,
+            priority: 0,
+            correlationId: `r${i}`,
+            meta: meta as Record<string, unknown>,
+            timeoutMs: 1_000,
+            depth: 0,
+            admittedAt: 1,
+          },
+          {
+            op: 'end' as const,
+            id: `r${i}`,
+            status: 'completed' as const,
+            attempts: 1,
+            output,
+            startedAt: 1,
+            completedAt: 2,
+          },
+          {
+            op: 'state' as const,
+            scope: 'global' as const,
+            streamId: '',
+            key: `k${i}`,
+            value: input,
+            deleted: false,
+            version: i,
+          },
+        ])
+        const rows = decodeBatch(encodeBatch(ops))
+        // msgpack has no negative zero: msgpackr writes -0 as 0, and so does the log.
+        const expected = (v: unknown) =>
+          v === open
+            ? { ...open }
+            : v === nested
+              ? { trigger: 'api', inner: { ...nested.inner } }
+              : Object.is(v, -0)
+                ? 0
+                : v
+        for (const [i, [input, meta, output]] of runs.entries()) {
+          const run = rows[3 * i] as Extract<LogRow, { 0: 0 }>
+          const end = rows[3 * i + 1] as Extract<LogRow, { 0: 2 }>
+          const state = rows[3 * i + 2] as Extract<LogRow, { 0: 3 }>
+          expect(unpack(run[9])).toEqual(expected(input))
+          expect(unpack(run[10])).toEqual(expected(meta))
+          expect(output === undefined ? end[3] : unpack(end[3])).toEqual(
+            output === undefined ? null : expected(output),
+          )
+          expect(unpack(state[4])).toEqual(expected(input))
+        }
+      }),
+      { numRuns: 300, seed: 20261205 },
+    )
   })
 })

@@ -92,10 +92,44 @@ export type LogRow =
   | [typeof Row.RECORD, executionId: string, kind: string, body: Buffer]
   | [typeof Row.TIMER, entryPointId: string, firedAt: number]
 
+/**
+ * The last frozen plain object of primitives packed, and its bytes. Every api admission of a runtime
+ * shares one frozen `ctx.meta` (`{ trigger: 'api' }`): it is packed once, not once per admission. Such an
+ * object cannot change, so its bytes stay right for as long as it is the one seen.
+ */
+let frozen: object | undefined
+let frozenBytes: Uint8Array = new Uint8Array(0)
+
+/** Whether every own value of `o` is a primitive (freezing is shallow: an object inside could still change). */
+function primitivesOnly(o: object): boolean {
+  for (const k of Object.keys(o)) {
+    const x = (o as Record<string, unknown>)[k]
+    if (typeof x === 'object' ? x !== null : typeof x === 'function') return false
+  }
+  return true
+}
+
+/**
+ * A value packed by `packr`, after the mark. A number, a short ASCII string and the frozen object of last
+ * time are written without a trip through msgpackr.
+ */
+function packed(w: MsgpackWriter, v: unknown): void {
+  const type = typeof v
+  if ((type === 'number' || type === 'string') && w.scalar(v as number | string, MARK)) return
+  if (type === 'object' && v !== null && v !== frozen && Object.isFrozen(v)) {
+    if (Object.getPrototypeOf(v) === Object.prototype && primitivesOnly(v as object)) {
+      frozenBytes = Uint8Array.from(packr.pack(v))
+      frozen = v as object
+    }
+  }
+  if (type === 'object' && v === frozen) w.bin(frozenBytes, 0, frozenBytes.length, MARK)
+  else w.value(packr, v, MARK)
+}
+
 /** A value column: nil for undefined (a run without output or error), else the value packed. */
 function value(w: MsgpackWriter, v: unknown): void {
   if (v === undefined) w.nil()
-  else w.value(packr, v, MARK)
+  else packed(w, v)
 }
 
 function runRow(w: MsgpackWriter, o: AdmitOp): void {
@@ -110,8 +144,8 @@ function runRow(w: MsgpackWriter, o: AdmitOp): void {
   w.str(o.correlationId)
   w.num(o.timeoutMs)
   w.num(o.depth)
-  w.value(packr, o.input, MARK)
-  w.value(packr, o.meta, MARK)
+  packed(w, o.input)
+  packed(w, o.meta)
   value(w, end?.output)
   value(w, end?.error)
   w.num(o.admittedAt)
@@ -142,7 +176,7 @@ function stateRow(w: MsgpackWriter, o: StateOp): void {
   w.str(o.streamId)
   w.str(o.key)
   if (o.deleted) w.nil()
-  else w.value(packr, o.value, MARK)
+  else packed(w, o.value)
   w.num(o.deleted ? 1 : 0)
   w.num(o.version)
 }

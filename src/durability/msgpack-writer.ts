@@ -135,11 +135,57 @@ export class MsgpackWriter {
   /** `value` packed by `packr`, as a `bin`; after `mark` when given (a byte the reader tells formats by). */
   value(packr: Packr, value: unknown, mark?: number): void {
     const t = packr.pack(value, REUSE_BUFFER_MODE | RESET_BUFFER_MODE) as Reused
-    const from = t.start ?? 0
-    const to = t.end ?? t.length
+    this.bin(t, t.start ?? 0, t.end ?? t.length, mark)
+  }
+
+  /** `bytes[from, to)` (one packed value) as a `bin`; after `mark` when given. */
+  bin(bytes: Uint8Array, from: number, to: number, mark?: number): void {
     const n = to - from
-    const size = mark === undefined ? n : n + 1
-    this.room(6 + n)
+    this.binHeader(mark === undefined ? n : n + 1, n)
+    const b = this.buf
+    if (mark !== undefined) b[this.pos++] = mark
+    if (n <= 32) for (let i = 0; i < n; i++) b[this.pos + i] = bytes[from + i]!
+    else b.set(bytes.subarray(from, to), this.pos)
+    this.pos += n
+  }
+
+  /**
+   * A number, or a string of at most 252 ASCII characters, as msgpack inside a `bin` after `mark`: what
+   * `value` writes for it, without a trip through msgpackr (any msgpack reader decodes both alike). False,
+   * having written nothing, for any other string.
+   */
+  scalar(v: number | string, mark: number): boolean {
+    if (typeof v === 'number') {
+      const start = this.pos
+      this.binHeader(0, 10)
+      this.buf[this.pos++] = mark
+      this.num(v)
+      this.buf[start + 1] = this.pos - start - 2
+      return true
+    }
+    const n = v.length
+    // The bin holds the mark, a str8 header and the characters: at most 255 bytes, one length byte.
+    if (n > 252) return false
+    this.room(n + 5)
+    const b = this.buf
+    const at = this.pos + 5
+    for (let i = 0; i < n; i++) {
+      const c = v.charCodeAt(i)
+      if (c >= 0x80) return false
+      b[at + i] = c
+    }
+    b[this.pos] = 0xc4
+    b[this.pos + 1] = n + 3
+    b[this.pos + 2] = mark
+    b[this.pos + 3] = 0xd9
+    b[this.pos + 4] = n
+    this.pos = at + n
+    return true
+  }
+
+  /** A `bin` header for `size` bytes, with room for `content` bytes after it. */
+  private binHeader(size: number, content: number): void {
+    this.room(6 + content)
     const b = this.buf
     if (size < 0x100) {
       b[this.pos] = 0xc4
@@ -154,10 +200,6 @@ export class MsgpackWriter {
       b.writeUInt32BE(size, this.pos + 1)
       this.pos += 5
     }
-    if (mark !== undefined) b[this.pos++] = mark
-    if (n <= 32) for (let i = 0; i < n; i++) b[this.pos + i] = t[from + i]!
-    else t.copy(b, this.pos, from, to)
-    this.pos += n
   }
 
   /** The bytes written, as a view of the writer's own buffer (transfer `.buffer`); the writer is done. */
