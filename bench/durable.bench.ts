@@ -15,17 +15,11 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { AgentRuntime, type RuntimeConfig } from '../src/index.js'
-import { type BenchSuite, compareSideBySide, runFor } from './harness/index.js'
+import { BATCH_QUICK_BUDGET, type BenchSuite, compareSideBySide, runFor } from './harness/index.js'
 import { noopRuntimeConfig } from './workloads/noop-runtime.js'
 import { processBatch, TicketSource, ticketRuntimeConfig } from './workloads/ticket-runtime.js'
 
 const IN_FLIGHT = 256
-/**
- * Quick runs measure longer than the default quick budget: an iteration of the ticket workload is a whole
- * batch (about a tenth of a second), so a default quick round holds a handful, and both entries' medians
- * swung by ×0.1 between runs of the same tree.
- */
-const QUICK_BUDGET = { rounds: 5, timeMs: 800, warmupMs: 200 }
 const SEED = 20261204
 const TICKETS_PER_THREAD = 128
 
@@ -68,7 +62,7 @@ const suite: BenchSuite = {
         target: 0.5,
         quick,
         log,
-        ...(quick ? { budget: QUICK_BUDGET } : {}),
+        ...(quick ? { budget: BATCH_QUICK_BUDGET } : {}),
         baseline: { name: 'triggerAndWait, no run log', opsPerIteration: IN_FLIGHT, fn: many(memory) },
         contender: { name: 'triggerAndWait, durable', opsPerIteration: IN_FLIGHT, fn: many(durable) },
       })
@@ -90,7 +84,7 @@ const suite: BenchSuite = {
         target: 0.9,
         quick,
         log,
-        ...(quick ? { budget: QUICK_BUDGET } : {}),
+        ...(quick ? { budget: BATCH_QUICK_BUDGET } : {}),
         baseline: {
           name: 'tickets, no run log',
           opsPerIteration: batch,

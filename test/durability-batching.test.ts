@@ -9,6 +9,7 @@ import { decodeBatch, encodeBatch, unpackRecords } from '../src/durability/codec
 import { LogStore, RunLog } from '../src/durability/index.js'
 import { UNAWAITED_MS } from '../src/durability/run-log.js'
 import type { LogOp } from '../src/protocol.js'
+import { admitOp, endOp } from './helpers/durable.js'
 
 const Sqlite = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3
 
@@ -135,6 +136,11 @@ function dump(path: string, run: number) {
   }
 }
 
+/** A run log keeping finished runs for an hour, committing with `syncMs`. */
+function openLog(path: string, syncMs: number): Promise<RunLog> {
+  return RunLog.open({ path, syncMs, retainRunsMs: 3_600_000, synchronous: 'normal' })
+}
+
 /** The nice value of each thread of this process (Linux), by thread id. */
 function threadNices(): Map<number, number> {
   const nices = new Map<number, number>()
@@ -155,12 +161,7 @@ describe.skipIf(process.platform !== 'linux')('durable runs: the writer thread',
     const dir = mkdtempSync(join(tmpdir(), 'agentpool-writer-nice-'))
     const before = threadNices()
     const main = before.get(process.pid)!
-    const log = await RunLog.open({
-      path: join(dir, 'runs.db'),
-      syncMs: 0,
-      retainRunsMs: 3_600_000,
-      synchronous: 'normal',
-    })
+    const log = await openLog(join(dir, 'runs.db'), 0)
     try {
       const added = [...threadNices()].filter(([tid]) => !before.has(tid))
       // The writer is a worker thread: its own JavaScript thread and helper threads; the one lowered is
@@ -181,12 +182,7 @@ describe('durable runs: group commit writes what one-by-one writing would', () =
   let plain: LogStore
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'agentpool-batching-'))
-    log = await RunLog.open({
-      path: join(dir, 'batched.db'),
-      syncMs: 1,
-      retainRunsMs: 3_600_000,
-      synchronous: 'normal',
-    })
+    log = await openLog(join(dir, 'batched.db'), 1)
     plain = LogStore.open(join(dir, 'plain.db'), 'normal')
   })
   afterAll(async () => {
@@ -229,12 +225,7 @@ describe('durable runs: when a batch goes out', () => {
   let sent = 0
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'agentpool-schedule-'))
-    log = await RunLog.open({
-      path: join(dir, 'runs.db'),
-      syncMs: 0,
-      retainRunsMs: 3_600_000,
-      synchronous: 'normal',
-    })
+    log = await openLog(join(dir, 'runs.db'), 0)
     const worker = (log as unknown as { worker: { postMessage: (m: { kind: string }, t?: unknown) => void } })
       .worker
     const post = worker.postMessage.bind(worker)
@@ -248,27 +239,6 @@ describe('durable runs: when a batch goes out', () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
-  const admit = (id: string, at: number): LogOp => ({
-    op: 'admit',
-    id,
-    entryPointId: 'api',
-    input: { id },
-    priority: 0,
-    correlationId: id,
-    meta: {},
-    timeoutMs: 30_000,
-    depth: 0,
-    admittedAt: at,
-  })
-  const end = (id: string, at: number): LogOp => ({
-    op: 'end',
-    id,
-    status: 'completed',
-    attempts: 1,
-    output: { id },
-    startedAt: at,
-    completedAt: at + 1,
-  })
   const statusOf = (id: string): unknown => {
     const db = new Sqlite(join(dir, 'runs.db'), { readonly: true })
     try {
@@ -282,11 +252,11 @@ describe('durable runs: when a batch goes out', () => {
   it('an admission nobody waits for waits for its end, and the two are one commit', async () => {
     await log.committed()
     const before = sent
-    log.append(admit('quick', 1))
+    log.append(admitOp('quick', 1))
     // Less than the unawaited window later (a turn of the event loop is far shorter), the execution ends.
     await new Promise((resolve) => setImmediate(resolve))
     expect(sent).toBe(before)
-    log.append(end('quick', 2))
+    log.append(endOp('quick', 2, 3))
     await log.committed()
     expect(sent).toBe(before + 1)
     expect(statusOf('quick')).toBe('completed')
@@ -295,7 +265,7 @@ describe('durable runs: when a batch goes out', () => {
   it('an admission someone waits for goes out in the same turn of the event loop', async () => {
     await log.committed()
     const before = sent
-    log.append(admit('acked', 1))
+    log.append(admitOp('acked', 1))
     const acked = log.committed()
     await new Promise((resolve) => setImmediate(resolve))
     expect(sent).toBe(before + 1)
@@ -306,7 +276,7 @@ describe('durable runs: when a batch goes out', () => {
   it('what nobody waits for is committed on its own, soon', async () => {
     await log.committed()
     const before = sent
-    log.append(admit('alone', 1))
+    log.append(admitOp('alone', 1))
     const deadline = Date.now() + 5_000
     while (statusOf('alone') === undefined && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, UNAWAITED_MS))

@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { decodeBatch, encodeBatch } from '../src/durability/codec.js'
 import { LogStore } from '../src/durability/index.js'
-import type { AdmitOp, EndOp, LogOp } from '../src/protocol.js'
+import type { LogOp } from '../src/protocol.js'
+import { admitOp as admit, endOp as end } from './helpers/durable.js'
 
 const cleanups: (() => void)[] = []
 afterEach(() => {
@@ -17,26 +18,6 @@ function openStore(): LogStore {
   const store = LogStore.open(join(dir, 'runs.db'), 'normal')
   cleanups.push(() => store.close())
   return store
-}
-
-function admit(id: string, admittedAt: number, extra: Partial<AdmitOp> = {}): AdmitOp {
-  return {
-    op: 'admit',
-    id,
-    entryPointId: 'api',
-    input: { id },
-    priority: 0,
-    correlationId: id,
-    meta: {},
-    timeoutMs: 0,
-    depth: 0,
-    admittedAt,
-    ...extra,
-  }
-}
-
-function end(id: string, startedAt: number, completedAt: number): EndOp {
-  return { op: 'end', id, status: 'completed', attempts: 1, output: id, startedAt, completedAt }
 }
 
 describe('durable runs: retention', () => {

@@ -77,6 +77,12 @@ export function budgetFor(quick: boolean): RoundBudget {
   return quick ? { rounds: 3, timeMs: 400, warmupMs: 100 } : { rounds: 7, timeMs: 1500, warmupMs: 300 }
 }
 
+/**
+ * The quick budget of a comparison whose iteration is a whole batch (a tenth of a second or more): the
+ * default quick round holds only a handful of iterations, and three of them swing the median too far.
+ */
+export const BATCH_QUICK_BUDGET: RoundBudget = { rounds: 5, timeMs: 800, warmupMs: 200 }
+
 /** Builds an entry from two measured sides; `ratio` is contender over baseline (0 if the baseline is 0). */
 export function makeEntry(
   spec: { name: string; unit: string; target: number },

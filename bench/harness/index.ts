@@ -16,6 +16,7 @@ export {
   USAGE_EXIT_CODE,
 } from './args.js'
 export {
+  BATCH_QUICK_BUDGET,
   budgetFor,
   type CompareSpec,
   compareSideBySide,

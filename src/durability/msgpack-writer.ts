@@ -156,6 +156,7 @@ export class MsgpackWriter {
    */
   scalar(v: number | string, mark: number): boolean {
     if (typeof v === 'number') {
+      // A bin8 whose length byte is filled in once the number is written (at most 9 bytes, and the mark).
       const start = this.pos
       this.binHeader(0, 10)
       this.buf[this.pos++] = mark

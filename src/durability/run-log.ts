@@ -157,9 +157,13 @@ export class RunLog {
   append(op: LogOp): void {
     if (op.op === 'state') this.keepLatest(op)
     else if (!this.fold(op)) this.pending.push(op)
-    // While a batch commits, its reply decides when this goes out; and a batch someone already waits for
-    // has its own schedule.
-    if (this.inFlight.size === 0) this.flushTimer ??= setTimeout(this.flushNow, UNAWAITED_MS)
+    // While a batch commits, its reply decides when this goes out.
+    if (this.inFlight.size === 0) this.gather()
+  }
+
+  /** What is pending goes out {@link UNAWAITED_MS} from now, unless a sooner flush is already set. */
+  private gather(): void {
+    this.flushTimer ??= setTimeout(this.flushNow, UNAWAITED_MS)
   }
 
   /**
@@ -302,8 +306,7 @@ export class RunLog {
         this.inFlight.delete(m.batch)
         // What someone waits for goes out at once; the rest keeps gathering.
         if (this.pendingDone !== undefined) this.flush()
-        else if (this.pending.length > 0 || this.pendingState.size > 0)
-          this.flushTimer ??= setTimeout(this.flushNow, UNAWAITED_MS)
+        else if (this.pending.length > 0 || this.pendingState.size > 0) this.gather()
         break
       case 'write_failed':
         this.fail(new DurabilityError(this.opts.path, stripPrefix(m.problem, this.opts.path)))

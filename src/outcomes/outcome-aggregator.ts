@@ -283,11 +283,8 @@ export class OutcomeAggregator {
     const d = checkDecision(input)
     const executionId = given ?? `main-${++this.mainExecutions}`
     const seq = this.mainSeqs.get(executionId) ?? 0
-    this.mainSeqs.delete(executionId)
-    this.mainSeqs.set(executionId, seq + 1)
-    // Bounded: an execution id unused for long restarts at the next free number of its attempt 0.
-    if (this.mainSeqs.size > MAIN_EXECUTIONS_KEPT) this.mainSeqs.delete(this.mainSeqs.keys().next().value!)
-    // Attempt 0: a main-thread decision; a handler's attempts count from 1.
+    // Attempt 0: a main-thread decision; a handler's attempts count from 1. Ingesting it moves the
+    // execution's next number on (noteMainDecision).
     const record = decisionRecord(executionId, streamId, 0, seq, executionId, d)
     this.ingest(record)
     this.onMainRecord?.(record)
@@ -331,6 +328,7 @@ export class OutcomeAggregator {
     if ((this.mainSeqs.get(executionId) ?? 0) <= seq) {
       this.mainSeqs.delete(executionId)
       this.mainSeqs.set(executionId, seq + 1)
+      // Bounded: an execution id unused for long restarts at the next free number of its attempt 0.
       if (this.mainSeqs.size > MAIN_EXECUTIONS_KEPT) this.mainSeqs.delete(this.mainSeqs.keys().next().value!)
     }
     if (executionId.startsWith('main-')) {

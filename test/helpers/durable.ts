@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import type { RuntimeConfig } from '../../src/index.js'
+import type { AdmitOp, EndOp } from '../../src/protocol.js'
 
 const HANDLER = fileURLToPath(new URL('../fixtures/durability/ticket.ts', import.meta.url))
 
@@ -21,4 +22,26 @@ export function durableConfig(dir: string, extra: Partial<RuntimeConfig> = {}): 
     ],
     ...extra,
   }
+}
+
+/** An admission as the runtime journals it, for tests that write a run log directly. */
+export function admitOp(id: string, admittedAt: number, extra: Partial<AdmitOp> = {}): AdmitOp {
+  return {
+    op: 'admit',
+    id,
+    entryPointId: 'api',
+    input: { id },
+    priority: 0,
+    correlationId: id,
+    meta: {},
+    timeoutMs: 0,
+    depth: 0,
+    admittedAt,
+    ...extra,
+  }
+}
+
+/** A completed execution's end, for tests that write a run log directly. */
+export function endOp(id: string, startedAt: number, completedAt: number): EndOp {
+  return { op: 'end', id, status: 'completed', attempts: 1, output: id, startedAt, completedAt }
 }
