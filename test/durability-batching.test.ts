@@ -7,8 +7,8 @@ import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { decodeBatch, encodeBatch, unpackRecords } from '../src/durability/codec.js'
 import { LogStore, RunLog } from '../src/durability/index.js'
-import { UNAWAITED_MS } from '../src/durability/run-log.js'
-import type { LogOp } from '../src/protocol.js'
+import { HELD_RUN_MS, RESULT_GATHER_MS, UNAWAITED_MS } from '../src/durability/run-log.js'
+import type { LogOp, StartOp } from '../src/protocol.js'
 import { admitOp, endOp } from './helpers/durable.js'
 
 const Sqlite = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3
@@ -262,15 +262,130 @@ describe('durable runs: when a batch goes out', () => {
     expect(statusOf('quick')).toBe('completed')
   })
 
-  it('an admission someone waits for goes out in the same turn of the event loop', async () => {
-    await log.committed()
+  /** Appends the admission of `id`, acknowledged: it must go out in this turn of the event loop. */
+  const expectAckedThisTurn = async (id: string) => {
     const before = sent
-    log.append(admitOp('acked', 1))
+    log.append(admitOp(id, 1))
     const acked = log.committed()
     await new Promise((resolve) => setImmediate(resolve))
     expect(sent).toBe(before + 1)
     await acked
-    expect(statusOf('acked')).toBe('queued')
+    expect(statusOf(id)).toBe('queued')
+  }
+
+  it('an admission someone waits for goes out in the same turn of the event loop', async () => {
+    await log.committed()
+    await expectAckedThisTurn('acked')
+  })
+
+  /** Lets `ms` pass, plus a turn of the event loop. */
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+  /** Appends an admission nobody is acknowledged for, held back, and its start when `startedAt` is given. */
+  const admitHeld = (id: string, startedAt?: number) => {
+    log.append(admitOp(id, 1))
+    log.hold(id)
+    if (startedAt !== undefined) log.append({ op: 'start', id, attempt: 1, startedAt } satisfies StartOp)
+  }
+
+  it('a held admission stays out of the batches until its end, and the two are one row', async () => {
+    await log.committed()
+    const before = sent
+    admitHeld('held', Date.now())
+    // Past the unawaited window, and past a commit someone waits for: still not written.
+    await pause(3 * UNAWAITED_MS)
+    log.append(admitOp('other', 1))
+    await log.committed()
+    expect(sent).toBe(before + 1)
+    expect(statusOf('other')).toBe('queued')
+    expect(statusOf('held')).toBeUndefined()
+    log.append(endOp('held', 2, 3))
+    await log.committed(true)
+    expect(sent).toBe(before + 2)
+    expect(statusOf('held')).toBe('completed')
+  })
+
+  it('what is appended while only held admissions wait goes out within the unawaited window', async () => {
+    await log.committed()
+    admitHeld('waiting', Date.now())
+    // The held admission alone: nothing is written, and the next look is due when it has run long.
+    await pause(3 * UNAWAITED_MS)
+    log.append(admitOp('later', 1))
+    const deadline = Date.now() + HELD_RUN_MS / 2
+    while (statusOf('later') === undefined && Date.now() < deadline) await pause(UNAWAITED_MS)
+    expect(statusOf('later')).toBe('queued')
+    expect(statusOf('waiting')).toBeUndefined()
+    log.append(endOp('waiting', 2, 3))
+    await log.committed(true)
+  })
+
+  it("a held admission goes out with its execution's first record, so no effect is durable without it", async () => {
+    await log.committed()
+    admitHeld('effect')
+    log.append({
+      op: 'record',
+      executionId: 'effect',
+      record: { k: 'decision', executionId: 'effect', decisionId: 'd1' },
+    } as LogOp)
+    await log.committed()
+    expect(statusOf('effect')).toBe('queued')
+  })
+
+  it('an admission with an idempotency key is never held: a repeat of the key is acknowledged', async () => {
+    await log.committed()
+    log.append(admitOp('keyed', 1, { idempotency: { key: 'api\u0000k1', expiresAt: Date.now() + 60_000 } }))
+    log.hold('keyed')
+    await log.committed()
+    expect(statusOf('keyed')).toBe('queued')
+  })
+
+  it(`a held admission whose execution has run for ${HELD_RUN_MS} ms is written`, async () => {
+    await log.committed()
+    admitHeld('long', Date.now() - HELD_RUN_MS - 1)
+    const deadline = Date.now() + 5_000
+    while (statusOf('long') === undefined && Date.now() < deadline) await pause(UNAWAITED_MS)
+    expect(statusOf('long')).toBe('running')
+  })
+
+  it('a result waits for the ends still on their way, and goes out with the last', async () => {
+    await log.committed()
+    const before = sent
+    let running = 2
+    log.moreComing = () => running > 0
+    try {
+      admitHeld('first')
+      admitHeld('second')
+      running--
+      log.append(endOp('first', 2, 3))
+      const first = log.committed(true)
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(sent).toBe(before)
+      running--
+      log.append(endOp('second', 2, 3))
+      const second = log.committed(true)
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(sent).toBe(before + 1)
+      await Promise.all([first, second])
+      expect([statusOf('first'), statusOf('second')]).toEqual(['completed', 'completed'])
+    } finally {
+      log.moreComing = () => false
+    }
+  })
+
+  it(`a result waits for company at most ${RESULT_GATHER_MS} ms, and an acknowledgement not at all`, async () => {
+    await log.committed()
+    log.moreComing = () => true
+    try {
+      log.append(admitOp('patient', 1))
+      const start = performance.now()
+      await log.committed(true)
+      const waited = performance.now() - start
+      expect(waited).toBeGreaterThanOrEqual(RESULT_GATHER_MS - 1)
+      expect(statusOf('patient')).toBe('queued')
+      await expectAckedThisTurn('urgent')
+    } finally {
+      log.moreComing = () => false
+    }
   })
 
   it('what nobody waits for is committed on its own, soon', async () => {
@@ -283,5 +398,25 @@ describe('durable runs: when a batch goes out', () => {
     }
     expect(statusOf('alone')).toBe('queued')
     expect(sent).toBe(before + 1)
+  })
+})
+
+describe('durable runs: stopping', () => {
+  it('writes the admissions it held back, so a stop without drain leaves them to be recovered', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agentpool-held-close-'))
+    try {
+      const log = await openLog(join(dir, 'runs.db'), 0)
+      log.append(admitOp('left', 1))
+      log.hold('left')
+      await log.close()
+      const store = LogStore.open(join(dir, 'runs.db'), 'normal')
+      try {
+        expect(store.recover().unfinished.map((r) => r.id)).toEqual(['left'])
+      } finally {
+        store.close()
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -3,10 +3,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
+import { LogStore } from '../src/durability/index.js'
 import { AgentRuntime, type RuntimeConfig } from '../src/index.js'
 import { durableConfig } from './helpers/durable.js'
 
 const SERIAL_COUNTER = fileURLToPath(new URL('./fixtures/handlers/serial-counter.ts', import.meta.url))
+const SLEEP = fileURLToPath(new URL('./fixtures/handlers/sleep.ts', import.meta.url))
 
 const cleanups: (() => void | Promise<void>)[] = []
 afterEach(async () => {
@@ -132,6 +134,47 @@ describe('durable runs across a clean restart', () => {
     const starts = second.events.history({ types: ['execution_started'] }).map((e) => e.executionId)
     expect(starts.indexOf(slow)).toBeLessThan(starts.indexOf(fresh))
     expect(second.stats().streams.api!.running + second.stats().streams.api!.completed).toBeGreaterThan(0)
+  })
+
+  it('writes a triggerAndWait run once it has an effect, and at a stop without drain, and recovers it', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'done.txt')
+    writeFileSync(marker, '')
+    const base = durableConfig(dir)
+    const config = {
+      ...base,
+      entryPoints: [...base.entryPoints, { id: 'sleep', handler: SLEEP, trigger: { type: 'api' as const } }],
+    }
+    const logged = (id: string) => {
+      const store = LogStore.openReadOnly(join(dir, 'data', 'runs.db'))
+      try {
+        return store.lookup(id)?.status
+      } finally {
+        store.close()
+      }
+    }
+    const first = await started(config)
+    const startedQuiet = first.events.waitFor({ types: ['execution_started'], streamId: 'sleep' })
+    const startedBusy = first.events.waitFor({ types: ['execution_started'], streamId: 'api' })
+    // Nobody is acknowledged for either before its result: their admissions wait to be written with it.
+    first.triggerAndWait('sleep', { ms: 20_000 }).catch(() => {})
+    first.triggerAndWait('api', { delivery: 'busy', marker, ms: 20_000 }).catch(() => {})
+    const quiet = (await startedQuiet).executionId!
+    const busy = (await startedBusy).executionId!
+    // The ticket handler changes state at once: its admission goes out with the change.
+    const deadline = Date.now() + 5_000
+    while (logged(busy) === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    expect(logged(busy)).toBe('running')
+    // The sleeper has no effect yet, and has run for far less than a second.
+    expect(logged(quiet)).toBeUndefined()
+    await first.stop({ drain: false })
+    expect(logged(quiet)).toBe('running')
+
+    const second = new AgentRuntime(config)
+    const recovered = second.events.waitFor({ types: ['execution_recovered'], executionId: quiet })
+    await second.start()
+    cleanups.push(() => second.stop({ drain: false }))
+    expect((await recovered).data).toEqual({ entryPointId: 'sleep', attempt: 2 })
   })
 
   it('answers a run of an earlier process with the state conflicts its attempts ran into', async () => {

@@ -9,8 +9,22 @@
  * {@link UNAWAITED_MS} after it was appended. So an execution admitted and ended within that time, with
  * only its result awaited, is one row written in one commit instead of two rows in two.
  *
+ * A result is patient ({@link RunLog.committed} with `patient`): while other executions of this process
+ * are still unfinished ({@link RunLog.moreComing}), their ends are on their way, and the batch waits for
+ * them up to {@link RESULT_GATHER_MS} after its first waiter; it goes out at the end of the turn in which
+ * the last of them ends. Each batch costs a wake of the writer thread and a commit whatever its size, so
+ * under load this is most of the log's cost per execution (see docs/benchmarks.md, "Durable runs").
+ * An acknowledgement (`trigger()`, a webhook's `202`) never waits for company beyond `syncMs`.
+ *
+ * An admission nobody was acknowledged for (a `triggerAndWait`'s, {@link RunLog.hold}) is held back from
+ * the batches until its execution's end, or its first state change or record, is appended, or until it
+ * has run for {@link HELD_RUN_MS}: its end then folds into it, and the run is one row written once
+ * instead of an insert and a later update of the same page. A process killed meanwhile loses it, which
+ * loses nothing acknowledged and no effect: an execution whose effects are in a batch has its admission
+ * in that batch too, so it is re-run after a crash like any unfinished one.
+ *
  * One batch is in flight at a time: whatever arrives while the writer commits goes out as the next batch
- * the moment it is done (when someone waits for it), so batches grow with the load and the writer's cost
+ * once it is done (when someone waits for it), so batches grow with the load and the writer's cost
  * per operation falls as it rises. Main thread only; nothing here blocks.
  *
  * A batch is encoded once, here, into one buffer transferred to the writer (`codec.ts`), which hands it
@@ -76,6 +90,21 @@ const bootstrapFile = fileURLToPath(
  */
 export const UNAWAITED_MS = 10
 
+/**
+ * The longest a batch whose waiters all wait for results is held for the ends of executions still
+ * running (see the module's doc). Long enough that under load a commit carries tens of executions
+ * instead of a handful; short beside the executions it delays, whose results wait on other work anyway.
+ */
+export const RESULT_GATHER_MS = 8
+
+/**
+ * How long a held admission's execution may run before its admission is written anyway, so that a long
+ * run is re-run after a crash like any acknowledged one. A pool message runs its executions one after
+ * another, so an execution counts as running from its message's dispatch: the bound is far above a
+ * message's length.
+ */
+export const HELD_RUN_MS = 1000
+
 /** A start waiting in `pending`, and where. */
 interface PendingStart {
   op: 'pending_start'
@@ -96,12 +125,23 @@ export class RunLog {
    * wait is folded into them, so an execution admitted and ended within one window is one row written once.
    */
   private pendingRuns = new Map<string, AdmitOp | PendingStart>()
+  /** Admissions in `pending` held back from the batches (see {@link hold}). */
+  private held = new Set<AdmitOp>()
   /** Settles when the batch `pending` will become is committed; made only when someone waits. */
   private pendingDone: Deferred<void> | undefined
   /** When what is pending goes out: {@link UNAWAITED_MS} after it came, or sooner once someone waits. */
   private flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined
-  /** The timer is the sooner one: someone waits. */
-  private hurried = false
+  /** When `flushTimer` fires (`performance.now()` time; -1: at the end of this turn). */
+  private flushAt = 0
+  /** When the first waiter of what is pending came. */
+  private waitSince = 0
+  /** Someone waits for an acknowledgement (not a result) of what is pending: no waiting for company. */
+  private urgent = false
+  /**
+   * Whether executions of this process are still unfinished, so that more ends are on their way (set by
+   * the runtime; none by default).
+   */
+  moreComing: () => boolean = () => false
   private readonly flushNow = () => this.flush()
   private nextBatch = 0
   private readonly inFlight = new Map<number, Deferred<void> | undefined>()
@@ -155,38 +195,65 @@ export class RunLog {
 
   /** Appends one operation; it is committed with the next batch. */
   append(op: LogOp): void {
+    if (op.op === 'record') this.release(op.executionId)
     if (op.op === 'state') this.keepLatest(op)
     else if (!this.fold(op)) this.pending.push(op)
     // While a batch commits, its reply decides when this goes out.
-    if (this.inFlight.size === 0) this.gather()
-  }
-
-  /** What is pending goes out {@link UNAWAITED_MS} from now, unless a sooner flush is already set. */
-  private gather(): void {
-    this.flushTimer ??= setTimeout(this.flushNow, UNAWAITED_MS)
+    if (this.inFlight.size === 0) this.flushWithin(UNAWAITED_MS)
   }
 
   /**
-   * Resolves once every operation appended so far is committed.
+   * Holds back the admission of `executionId`, appended last, from the batches: nobody is acknowledged
+   * for it, only its result is awaited (see the module's doc). An admission with an idempotency key is
+   * never held: a repeat of the key is acknowledged with its id.
+   */
+  hold(executionId: string): void {
+    const op = this.pendingRuns.get(executionId)
+    if (op?.op === 'admit' && op.idempotency === undefined && op.end === undefined) this.held.add(op)
+  }
+
+  /** The execution's effects are being appended: its admission, if held, goes out with them. */
+  release(executionId: string): void {
+    if (this.held.size === 0) return
+    const op = this.pendingRuns.get(executionId)
+    if (op?.op === 'admit') this.held.delete(op)
+  }
+
+  /**
+   * Resolves once every operation appended so far (except held admissions) is committed.
+   * @param patient the caller waits for a result, not an acknowledgement: the batch may wait for the
+   * ends of other executions still running (see {@link RESULT_GATHER_MS}).
    * @throws DurabilityError when the log could not be written.
    */
-  committed(): Promise<void> {
+  committed(patient = false): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure)
-    if (this.pending.length === 0 && this.pendingState.size === 0) return this.lastSent
+    // Held admissions are always in `pending`: only they pending, nothing is to be written.
+    if (this.pending.length === this.held.size && this.pendingState.size === 0) return this.lastSent
     if (this.pendingDone === undefined) {
       this.pendingDone = deferred()
-      if (this.inFlight.size === 0) this.hurry()
+      this.waitSince = performance.now()
     }
+    if (!patient) this.urgent = true
+    if (this.inFlight.size === 0) this.flushWithin(this.waitLeft())
     return this.pendingDone.promise
   }
 
-  /** Someone waits for what is pending: it goes out at the end of this turn, or `syncMs` from now. */
-  private hurry(): void {
-    if (this.hurried) return
-    this.clearTimer()
-    this.hurried = true
-    this.flushTimer =
-      this.opts.syncMs === 0 ? setImmediate(this.flushNow) : setTimeout(this.flushNow, this.opts.syncMs)
+  /** How much longer what someone waits for may gather (0: go out at the end of this turn). */
+  private waitLeft(): number {
+    const window =
+      this.urgent || !this.moreComing() ? this.opts.syncMs : Math.max(this.opts.syncMs, RESULT_GATHER_MS)
+    return Math.max(0, window - (performance.now() - this.waitSince))
+  }
+
+  /** What is pending goes out within `ms` (0: at the end of this turn), unless a sooner flush is set. */
+  private flushWithin(ms: number): void {
+    const at = ms === 0 ? -1 : performance.now() + ms
+    if (this.flushTimer !== undefined) {
+      if (this.flushAt <= at) return
+      this.clearTimer()
+    }
+    this.flushAt = at
+    this.flushTimer = ms === 0 ? setImmediate(this.flushNow) : setTimeout(this.flushNow, ms)
   }
 
   private clearTimer(): void {
@@ -208,6 +275,8 @@ export class RunLog {
 
   /** Commits what is pending, closes the file and stops the writer thread. */
   async close(): Promise<void> {
+    // Runs a stop leaves unfinished are recovered at the next start: none is held back now.
+    this.held.clear()
     this.flush()
     await this.committed().catch(() => {})
     await this.request((request) => ({ kind: 'close', request })).catch(() => {})
@@ -246,6 +315,7 @@ export class RunLog {
         this.pendingRuns.delete(op.id)
         if (earlier.op === 'admit') {
           earlier.end = op
+          this.held.delete(earlier)
           return true
         }
         // A pending start is superseded: the end carries the attempts, and the start's time.
@@ -259,18 +329,35 @@ export class RunLog {
 
   private flush(): void {
     this.clearTimer()
-    this.hurried = false
     // One batch in flight at a time: what arrives meanwhile waits and goes out as one batch when it commits.
     if ((this.pending.length === 0 && this.pendingState.size === 0) || this.inFlight.size > 0) return
+    const carried = this.held.size === 0 ? [] : this.takeHeld()
+    if (this.pending.length === 0 && this.pendingState.size === 0) {
+      // Only held admissions: nothing to write, and nothing anyone waits for. Look again when the first
+      // to start has run for HELD_RUN_MS (an admission that starts or ends later is appended, and arms
+      // a flush of its own).
+      this.pending = carried
+      this.pendingDone?.resolve()
+      this.pendingDone = undefined
+      this.urgent = false
+      let firstStart = Number.POSITIVE_INFINITY
+      for (const op of carried as AdmitOp[])
+        firstStart = Math.min(firstStart, op.start?.startedAt ?? firstStart)
+      if (firstStart !== Number.POSITIVE_INFINITY)
+        this.flushWithin(Math.max(1, firstStart + HELD_RUN_MS - Date.now()))
+      return
+    }
     const batch = this.nextBatch++
     const done = this.pendingDone ?? deferred<void>()
     this.inFlight.set(batch, done)
     this.lastSent = done.promise
     const ops = this.pendingState.size === 0 ? this.pending : [...this.pending, ...this.pendingState.values()]
-    this.pending = []
+    this.pending = carried
     this.pendingState = new Map()
     this.pendingRuns = new Map()
+    for (const op of carried) this.pendingRuns.set((op as AdmitOp).id, op as AdmitOp)
     this.pendingDone = undefined
+    this.urgent = false
     let bytes: Uint8Array<ArrayBuffer>
     try {
       bytes = encodeBatch(ops, this.spare)
@@ -289,6 +376,30 @@ export class RunLog {
     this.worker.postMessage(message, [bytes.buffer])
   }
 
+  /**
+   * Takes the held admissions out of `pending`, for the next batch; one whose execution has run for
+   * {@link HELD_RUN_MS} stays in this one (so a long run is re-run after a crash).
+   */
+  private takeHeld(): LogOp[] {
+    const carried: LogOp[] = []
+    const kept: LogOp[] = []
+    const since = Date.now() - HELD_RUN_MS
+    for (const op of this.pending) {
+      if (
+        op.op === 'admit' &&
+        this.held.has(op) &&
+        !(op.start !== undefined && op.start.startedAt <= since)
+      ) {
+        carried.push(op)
+        continue
+      }
+      kept.push(op)
+    }
+    this.held = new Set(carried as AdmitOp[])
+    this.pending = kept
+    return carried
+  }
+
   private request<T>(make: (request: number) => WriterRequest): Promise<T> {
     if (this.failure !== undefined) return Promise.reject(this.failure)
     const request = this.nextRequest++
@@ -304,9 +415,12 @@ export class RunLog {
         this.spare = m.bytes
         this.inFlight.get(m.batch)?.resolve()
         this.inFlight.delete(m.batch)
-        // What someone waits for goes out at once; the rest keeps gathering.
-        if (this.pendingDone !== undefined) this.flush()
-        else if (this.pending.length > 0 || this.pendingState.size > 0) this.gather()
+        // What someone waits for goes out at once unless it may wait for company; the rest keeps gathering.
+        if (this.pendingDone !== undefined) {
+          const left = this.waitLeft()
+          if (left === 0) this.flush()
+          else this.flushWithin(left)
+        } else if (this.pending.length > 0 || this.pendingState.size > 0) this.flushWithin(UNAWAITED_MS)
         break
       case 'write_failed':
         this.fail(new DurabilityError(this.opts.path, stripPrefix(m.problem, this.opts.path)))

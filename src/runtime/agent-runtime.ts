@@ -184,6 +184,8 @@ export class AgentRuntime {
     if (this.config.durability !== undefined) {
       try {
         this.log = await RunLog.open(this.config.durability)
+        const engine = this.engine
+        this.log.moreComing = () => engine.unfinished > 0
         recovery = await this.log.recover()
       } catch (err) {
         await this.log?.close()
@@ -486,6 +488,8 @@ export class AgentRuntime {
       switch (r.k) {
         case 'state_change':
           if (r.scope === 'execution' || r.version === undefined) break
+          // The change is an effect of its execution: a held admission goes out with it.
+          log.release(r.executionId)
           log.append({
             op: 'state',
             scope: r.scope,

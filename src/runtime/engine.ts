@@ -203,6 +203,11 @@ export class RuntimeEngine {
     return running >= 2 * (this.pool?.threads ?? 1)
   }
 
+  /** Executions admitted and not yet final (queued, running or waiting to re-run). */
+  get unfinished(): number {
+    return this.active
+  }
+
   /** Depth of a live execution in an event cascade; 0 if unknown. */
   depthOf(executionId: string): number {
     return this.executions.get(executionId)?.depth ?? 0

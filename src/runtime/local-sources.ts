@@ -33,8 +33,10 @@ export class LocalSources implements AdmissionSource, ResultSource {
     }
     r.onAdmitted?.(id)
     // Acknowledged means durable: with a run log, the id is returned once the admission is committed. A
-    // caller that waits for the result acknowledges nothing before it, and the result waits for the end.
-    if (r.resultAwaited !== true) await log?.committed()
+    // caller that waits for the result acknowledges nothing before it, and the result waits for the end:
+    // the admission is held back to be written with its end.
+    if (r.resultAwaited === true) log?.hold(id)
+    else await log?.committed()
     return id
   }
 
@@ -42,8 +44,8 @@ export class LocalSources implements AdmissionSource, ResultSource {
     const waiting = this.engine.wait(executionId)
     if (waiting === undefined) return this.fromLog(executionId)
     const result = await waiting
-    // A result is reported once its end is durable too.
-    await this.log()?.committed()
+    // A result is reported once its end is durable too; its commit may wait for other ends on their way.
+    await this.log()?.committed(true)
     return result
   }
 }
