@@ -7,7 +7,7 @@ import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { decodeBatch, encodeBatch, unpackRecords } from '../src/durability/codec.js'
 import { LogStore, RunLog } from '../src/durability/index.js'
-import { HELD_RUN_MS, RESULT_GATHER_MS, UNAWAITED_MS } from '../src/durability/run-log.js'
+import { ENOUGH_ENDS, HELD_RUN_MS, RESULT_GATHER_MS, UNAWAITED_MS } from '../src/durability/run-log.js'
 import type { LogOp, StartOp } from '../src/protocol.js'
 import { admitOp, endOp } from './helpers/durable.js'
 
@@ -367,6 +367,26 @@ describe('durable runs: when a batch goes out', () => {
       expect(sent).toBe(before + 1)
       await Promise.all([first, second])
       expect([statusOf('first'), statusOf('second')]).toEqual(['completed', 'completed'])
+    } finally {
+      log.moreComing = () => false
+    }
+  })
+
+  it(`results go out without waiting once ${ENOUGH_ENDS} ends share the batch`, async () => {
+    await log.committed()
+    const before = sent
+    log.moreComing = () => true
+    try {
+      const ids = Array.from({ length: ENOUGH_ENDS }, (_, i) => `many-${i}`)
+      const results = ids.map((id) => {
+        admitHeld(id)
+        log.append(endOp(id, 2, 3))
+        return log.committed(true)
+      })
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(sent).toBe(before + 1)
+      await Promise.all(results)
+      expect(statusOf(ids.at(-1)!)).toBe('completed')
     } finally {
       log.moreComing = () => false
     }

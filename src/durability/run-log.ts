@@ -12,7 +12,7 @@
  * A result is patient ({@link RunLog.committed} with `patient`): while other executions of this process
  * are still unfinished ({@link RunLog.moreComing}), their ends are on their way, and the batch waits for
  * them up to {@link RESULT_GATHER_MS} after its first waiter; it goes out at the end of the turn in which
- * the last of them ends. Each batch costs a wake of the writer thread and a commit whatever its size, so
+ * the last of them ends, or in which it gathered {@link ENOUGH_ENDS} ends. Each batch costs a wake of the writer thread and a commit whatever its size, so
  * under load this is most of the log's cost per execution (see docs/benchmarks.md, "Durable runs").
  * An acknowledgement (`trigger()`, a webhook's `202`) never waits for company beyond `syncMs`.
  *
@@ -98,6 +98,13 @@ export const UNAWAITED_MS = 10
 export const RESULT_GATHER_MS = 8
 
 /**
+ * Ends a batch needs to go out without waiting for more: enough to share a commit well. The writer then
+ * commits them while the main thread handles the rest (with 256 no-op executions in flight, the last ends
+ * otherwise wait for the first).
+ */
+export const ENOUGH_ENDS = 64
+
+/**
  * How long a held admission's execution may run before its admission is written anyway, so that a long
  * run is re-run after a crash like any acknowledged one. A pool message runs its executions one after
  * another, so an execution counts as running from its message's dispatch: the bound is far above a
@@ -125,6 +132,8 @@ export class RunLog {
    * wait is folded into them, so an execution admitted and ended within one window is one row written once.
    */
   private pendingRuns = new Map<string, AdmitOp | PendingStart>()
+  /** Ends appended since the last batch went out. */
+  private pendingEnds = 0
   /** Admissions in `pending` held back from the batches (see {@link hold}). */
   private held = new Set<AdmitOp>()
   /** Settles when the batch `pending` will become is committed; made only when someone waits. */
@@ -196,6 +205,7 @@ export class RunLog {
   /** Appends one operation; it is committed with the next batch. */
   append(op: LogOp): void {
     if (op.op === 'record') this.release(op.executionId)
+    else if (op.op === 'end') this.pendingEnds++
     if (op.op === 'state') this.keepLatest(op)
     else if (!this.fold(op)) this.pending.push(op)
     // While a batch commits, its reply decides when this goes out.
@@ -240,8 +250,8 @@ export class RunLog {
 
   /** How much longer what someone waits for may gather (0: go out at the end of this turn). */
   private waitLeft(): number {
-    const window =
-      this.urgent || !this.moreComing() ? this.opts.syncMs : Math.max(this.opts.syncMs, RESULT_GATHER_MS)
+    const company = this.urgent || this.pendingEnds >= ENOUGH_ENDS || !this.moreComing()
+    const window = company ? this.opts.syncMs : Math.max(this.opts.syncMs, RESULT_GATHER_MS)
     return Math.max(0, window - (performance.now() - this.waitSince))
   }
 
@@ -358,6 +368,7 @@ export class RunLog {
     for (const op of carried) this.pendingRuns.set((op as AdmitOp).id, op as AdmitOp)
     this.pendingDone = undefined
     this.urgent = false
+    this.pendingEnds = 0
     let bytes: Uint8Array<ArrayBuffer>
     try {
       bytes = encodeBatch(ops, this.spare)
