@@ -392,6 +392,23 @@ describe('durable runs: when a batch goes out', () => {
     }
   })
 
+  it('the last results of a burst go out while the batch before them still commits', async () => {
+    await log.committed()
+    const before = sent
+    // A batch long enough to commit (thousands of rows) that it is still in flight a turn later.
+    for (let i = 0; i < 5000; i++) log.append(admitOp(`bulk-${i}`, 1))
+    const bulk = log.committed(true)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(sent).toBe(before + 1)
+    admitHeld('tail')
+    log.append(endOp('tail', 2, 3))
+    const tail = log.committed(true)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(sent).toBe(before + 2)
+    await Promise.all([bulk, tail])
+    expect([statusOf('bulk-4999'), statusOf('tail')]).toEqual(['queued', 'completed'])
+  })
+
   it(`a result waits for company at most ${RESULT_GATHER_MS} ms, and an acknowledgement not at all`, async () => {
     await log.committed()
     log.moreComing = () => true

@@ -25,7 +25,8 @@
  *
  * One batch is in flight at a time: whatever arrives while the writer commits goes out as the next batch
  * once it is done (when someone waits for it), so batches grow with the load and the writer's cost
- * per operation falls as it rises. Main thread only; nothing here blocks.
+ * per operation falls as it rises. The one exception is the last results of a burst, when nothing else
+ * is running: they follow at once. Main thread only; nothing here blocks.
  *
  * A batch is encoded once, here, into one buffer transferred to the writer (`codec.ts`), which hands it
  * back once committed so that the next batch is written into the same memory; within a
@@ -244,8 +245,17 @@ export class RunLog {
       this.waitSince = performance.now()
     }
     if (!patient) this.urgent = true
-    if (this.inFlight.size === 0) this.flushWithin(this.waitLeft())
+    if (this.inFlight.size === 0 || this.lastOfAll()) this.flushWithin(this.waitLeft())
     return this.pendingDone.promise
+  }
+
+  /**
+   * Someone waits for what is pending and nothing more is coming: it may go out while the batch before
+   * it still commits (the writer commits batches in the order sent), so the last results of a burst do
+   * not wait for a reply first. At most two batches are in flight.
+   */
+  private lastOfAll(): boolean {
+    return this.pendingDone !== undefined && !this.urgent && !this.moreComing()
   }
 
   /** How much longer what someone waits for may gather (0: go out at the end of this turn). */
@@ -340,7 +350,8 @@ export class RunLog {
   private flush(): void {
     this.clearTimer()
     // One batch in flight at a time: what arrives meanwhile waits and goes out as one batch when it commits.
-    if ((this.pending.length === 0 && this.pendingState.size === 0) || this.inFlight.size > 0) return
+    if (this.pending.length === 0 && this.pendingState.size === 0) return
+    if (this.inFlight.size > 0 && !(this.inFlight.size === 1 && this.lastOfAll())) return
     const carried = this.held.size === 0 ? [] : this.takeHeld()
     if (this.pending.length === 0 && this.pendingState.size === 0) {
       // Only held admissions: nothing to write, and nothing anyone waits for. Look again when the first
