@@ -40,7 +40,7 @@ import {
   ValueTag,
   WriteOp,
 } from '../shm/index.js'
-import { encodeMeta, inlineTag, KeyGroup, type KeyRef, noneValue, type ValueCodec } from './codec.js'
+import { inlineTag, KeyGroup, type KeyRef, metaOf, noneValue, type ValueCodec } from './codec.js'
 import { IsolatedView } from './level-isolated.js'
 import { SerializableLog, SerializableView } from './level-serializable.js'
 import { SharedView } from './level-shared.js'
@@ -114,7 +114,6 @@ export class BufferCore {
   private readonly views: { stream: ScopeView; global: ScopeView }
   /** The execution scope's view, made on first use: most executions never touch that scope. */
   private executionView: ScopeView | undefined
-  private metaBytes: Uint8Array | undefined
 
   constructor(
     readonly store: ShmStore,
@@ -136,10 +135,9 @@ export class BufferCore {
     }
   }
 
-  /** Who commits, as history entries record it; encoded at the first commit. */
+  /** Who commits, as history entries record it (valid until another execution of this thread commits). */
   get meta(): Uint8Array {
-    this.metaBytes ??= encodeMeta(this.executionId, this.streamId)
-    return this.metaBytes
+    return metaOf(this.executionId, this.streamId)
   }
 
   /** Whether the execution scope was used at all (if not, nothing of it was stored). */

@@ -208,19 +208,43 @@ function tooLong(name: string, max: number, atLeast: number): StateKeyError {
   )
 }
 
-/** Encodes commit meta: the execution and stream ids, for history entries. */
-export function encodeMeta(executionId: string, streamId: string): Uint8Array {
+/** This thread's scratch for commit meta (see {@link metaOf}), and one view of it per meta length. */
+let metaScratch = new ArrayBuffer(256)
+const metaViews = new Map<number, Uint8Array>()
+let lastExecutionId: string | undefined
+let lastStreamId: string | undefined
+let lastMeta: Uint8Array = new Uint8Array(0)
+
+/**
+ * The commit meta of `executionId` in `streamId` (the two ids, for history entries), encoded into this
+ * thread's scratch: valid until the next call with other ids. A commit copies it into its history entry
+ * at once, and a thread's consecutive commits mostly come from one execution, so an execution that commits
+ * allocates nothing for it. One view per length, so a history ring's cached word view of it stays right.
+ */
+export function metaOf(executionId: string, streamId: string): Uint8Array {
+  if (executionId === lastExecutionId && streamId === lastStreamId) return lastMeta
   const e = idBytes(executionId)
   const s = idBytes(streamId)
   const len = META_OVERHEAD + e.length + s.length
   // Padded to whole words: history entries copy the meta a word at a time.
-  const out = new Uint8Array(new ArrayBuffer(align4(len)), 0, len)
+  if (align4(len) > metaScratch.byteLength) {
+    metaScratch = new ArrayBuffer(2 * align4(len))
+    metaViews.clear()
+  }
+  let out = metaViews.get(len)
+  if (out === undefined) {
+    out = new Uint8Array(metaScratch, 0, len)
+    metaViews.set(len, out)
+  }
   out[0] = e.length & 0xff
   out[1] = e.length >> 8
   putBytes(out, 2, e)
   out[2 + e.length] = s.length & 0xff
   out[3 + e.length] = s.length >> 8
   putBytes(out, META_OVERHEAD + e.length, s)
+  lastExecutionId = executionId
+  lastStreamId = streamId
+  lastMeta = out
   return out
 }
 
