@@ -46,6 +46,20 @@ function seen(runtime: AgentRuntime, streamId: string, executionId: string) {
 }
 
 describe('records are visible when the execution resolves', () => {
+  it('for ctx methods a handler took off ctx before calling them', async () => {
+    const rt = await start({ goal, entryPoints: [api('detached', 'detached')] })
+    const done = rt.events.waitFor({ types: ['detached_done'] })
+    const r = await rt.triggerAndWait('detached', { note: 'taken off ctx' })
+    expect(r.status).toBe('completed')
+    expect((await done).data).toEqual({ id: r.output })
+    const [decision] = rt.outcomes.decisionsByExecution('detached', r.executionId)
+    expect(decision).toMatchObject({ reasoning: 'taken off ctx', outcome: { success: true } })
+    expect(r.output).toBe(`${r.executionId}:1:0`)
+    expect(rt.events.history({ types: ['problem_reported'] }).map((e) => e.executionId)).toEqual([
+      r.executionId,
+    ])
+  })
+
   it('for a completed execution', async () => {
     const rt = await start({ goal, entryPoints: [api('rec', 'record-handler')] })
     const r = await rt.triggerAndWait('rec', { decisions: 5, ending: 'return' })

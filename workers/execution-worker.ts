@@ -215,19 +215,6 @@ class ExecutionContext implements HandlerContext {
     this.attempt = task.attempt
     this.meta = task.meta
     if (task.serializable) this.held = new HeldRecords()
-    this.decide = (decision) => this.records().decide(decision)
-    this.recordOutcome = (id, outcome) => this.records().recordOutcome(id, outcome)
-    this.reportProblem = (severity, description, options) =>
-      this.records().reportProblem(severity, description, options)
-    this.violateConstraint = (id, details) => this.records().violateConstraint(id, details)
-    this.emit = (type, data) => this.records().emit(type, data)
-    this.trigger = (entryPointId, input) =>
-      delegate(
-        entryPointId,
-        input,
-        { executionId: this.executionId, correlationId: this.correlationId },
-        this.signal,
-      )
   }
 
   /** Whether the attempt has `serializable` state to commit. */
@@ -272,14 +259,51 @@ class ExecutionContext implements HandlerContext {
     return this.recorder
   }
 
-  // Bound in the constructor (not as arrow-function fields), so a handler may call them detached, and a
-  // build that keeps function names does not rename six functions per execution.
-  readonly decide: HandlerContext['decide']
-  readonly recordOutcome: HandlerContext['recordOutcome']
-  readonly reportProblem: HandlerContext['reportProblem']
-  readonly violateConstraint: HandlerContext['violateConstraint']
-  readonly emit: HandlerContext['emit']
-  readonly trigger: HandlerContext['trigger']
+  // Bound on first use, so a handler may call them detached (`const { decide } = ctx`), and an execution
+  // that never records or delegates makes none of the six functions.
+  private boundDecide: HandlerContext['decide'] | undefined
+  private boundRecordOutcome: HandlerContext['recordOutcome'] | undefined
+  private boundReportProblem: HandlerContext['reportProblem'] | undefined
+  private boundViolateConstraint: HandlerContext['violateConstraint'] | undefined
+  private boundEmit: HandlerContext['emit'] | undefined
+  private boundTrigger: HandlerContext['trigger'] | undefined
+
+  get decide(): HandlerContext['decide'] {
+    this.boundDecide ??= (decision) => this.records().decide(decision)
+    return this.boundDecide
+  }
+
+  get recordOutcome(): HandlerContext['recordOutcome'] {
+    this.boundRecordOutcome ??= (id, outcome) => this.records().recordOutcome(id, outcome)
+    return this.boundRecordOutcome
+  }
+
+  get reportProblem(): HandlerContext['reportProblem'] {
+    this.boundReportProblem ??= (severity, description, options) =>
+      this.records().reportProblem(severity, description, options)
+    return this.boundReportProblem
+  }
+
+  get violateConstraint(): HandlerContext['violateConstraint'] {
+    this.boundViolateConstraint ??= (id, details) => this.records().violateConstraint(id, details)
+    return this.boundViolateConstraint
+  }
+
+  get emit(): HandlerContext['emit'] {
+    this.boundEmit ??= (type, data) => this.records().emit(type, data)
+    return this.boundEmit
+  }
+
+  get trigger(): HandlerContext['trigger'] {
+    this.boundTrigger ??= (entryPointId, input) =>
+      delegate(
+        entryPointId,
+        input,
+        { executionId: this.executionId, correlationId: this.correlationId },
+        this.signal,
+      )
+    return this.boundTrigger
+  }
 
   /**
    * Ends the attempt's state: commits the private writes of its `serializable` scopes if it completed (a
