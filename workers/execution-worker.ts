@@ -35,6 +35,7 @@ import { API_META, controlChannelName } from '../src/protocol.js'
 import type { WorkerSetup } from '../src/runtime/index.js'
 import {
   SharedBufferManager,
+  type StateChange,
   type StateConflictInfo,
   type StateHooks,
   type StreamBuffer,
@@ -246,9 +247,7 @@ class ExecutionContext implements HandlerContext {
       this.executionId,
       this.streamId,
       this.task.isolation,
-      stateHooks(this.task, (info) => {
-        this.lastConflict = info
-      }),
+      new RecordingHooks(this.task, this),
       this.task.lease,
     )
     return this.buffer
@@ -340,41 +339,50 @@ class ExecutionContext implements HandlerContext {
   }
 }
 
-/** Forwards committed changes and refused synchronized writes as records. */
-function stateHooks(task: Job, conflicted: (info: StateConflictInfo) => void): StateHooks {
-  return {
-    onChange(change) {
-      const record: StateChangeRecord = {
-        k: 'state_change',
-        executionId: task.executionId,
-        streamId: task.streamId,
-        attempt: task.attempt,
-        key: change.key,
-        scope: change.scope,
-        old: change.old,
-        new: change.new,
-        timestamp: change.timestamp,
-        version: change.version,
-        oldBytes: change.oldBytes,
-        newBytes: change.newBytes,
-      }
-      // Only when a value was left out: every field travels, and is decoded, for each change.
-      if (change.truncated === true) record.truncated = true
-      sink.push(record)
-    },
-    onConflict(info) {
-      conflicted(info)
-      sink.push({
-        k: 'state_conflict',
-        executionId: task.executionId,
-        streamId: task.streamId,
-        attempt: task.attempt,
-        key: info.key,
-        scope: info.scope,
-        level: info.level,
-        timestamp: Date.now(),
-      })
-    },
+/**
+ * An execution's state hooks: forward committed changes and refused synchronized writes as records. One
+ * object with methods (not closures), made with the execution's state buffer.
+ */
+class RecordingHooks implements StateHooks {
+  constructor(
+    private readonly task: Job,
+    private readonly ctx: ExecutionContext,
+  ) {}
+
+  /** State hook: forwards a committed change as a record. */
+  onChange(change: StateChange): void {
+    const record: StateChangeRecord = {
+      k: 'state_change',
+      executionId: this.task.executionId,
+      streamId: this.task.streamId,
+      attempt: this.task.attempt,
+      key: change.key,
+      scope: change.scope,
+      old: change.old,
+      new: change.new,
+      timestamp: change.timestamp,
+      version: change.version,
+      oldBytes: change.oldBytes,
+      newBytes: change.newBytes,
+    }
+    // Only when a value was left out: every field travels, and is decoded, for each change.
+    if (change.truncated === true) record.truncated = true
+    sink.push(record)
+  }
+
+  /** State hook: remembers a refused synchronized write or conflicting attempt, and forwards it as a record. */
+  onConflict(info: StateConflictInfo): void {
+    this.ctx.lastConflict = info
+    sink.push({
+      k: 'state_conflict',
+      executionId: this.task.executionId,
+      streamId: this.task.streamId,
+      attempt: this.task.attempt,
+      key: info.key,
+      scope: info.scope,
+      level: info.level,
+      timestamp: Date.now(),
+    })
   }
 }
 

@@ -455,8 +455,8 @@ export class BufferCore {
   /** After a successful commit of `op`: private views follow the commit, hooks hear of it. */
   after(sc: ScopeView, name: string, op: WriteOp): void {
     sc.committed(name, op)
-    const onChange = this.hooks?.onChange
-    if (onChange === undefined || !op.record || (op.del && op.found < 0)) return
+    const hooks = this.hooks
+    if (hooks?.onChange === undefined || !op.record || (op.del && op.found < 0)) return
     const oldBytes = storedBytes(op.old)
     const newBytes = op.del ? 0 : storedBytes(op)
     const change: StateChange = {
@@ -472,7 +472,8 @@ export class BufferCore {
       newBytes,
     }
     if (oldBytes > CHANGE_VALUE_MAX_BYTES || newBytes > CHANGE_VALUE_MAX_BYTES) change.truncated = true
-    onChange(change)
+    // A method call: the hooks may be an object whose methods use `this`.
+    hooks.onChange(change)
   }
 
   /** A refused write: counted, reported to the hooks, returned as the error to throw. */
