@@ -386,7 +386,26 @@ class RecordingHooks implements StateHooks {
   }
 }
 
-async function runOne(task: Job, largeOutputs: Record<string, unknown>): Promise<void> {
+/**
+ * Runs one execution of a pool message: undefined when it ended synchronously (a loaded, synchronous
+ * handler outside `serializable` state, the common case: no promise is made for it), else the promise of
+ * its end.
+ */
+function runOne(task: Job, largeOutputs: Record<string, unknown>): Promise<void> | undefined {
+  if (endedEarly(task, largeOutputs)) return undefined
+  const startedAt = Date.now()
+  if (task.serializable) return runSerializable(task, startedAt, largeOutputs)
+  // Without serializable state an attempt never re-runs: it ends once, here or when its promise settles.
+  const attempt = runAttempt(task)
+  if (!isThenable(attempt)) {
+    finishRun(task, attempt, startedAt, 0, largeOutputs)
+    return undefined
+  }
+  return attempt.then((a) => finishRun(task, a, startedAt, 0, largeOutputs))
+}
+
+/** Ends an execution aborted on the main thread before it started here (never runs it); true if so. */
+function endedEarly(task: Job, largeOutputs: Record<string, unknown>): boolean {
   const aborted = earlyAborts.get(task.executionId)
   if (aborted !== undefined) {
     // Already final on the main thread (timed out or cancelled while its message waited): never run it.
@@ -406,10 +425,18 @@ async function runOne(task: Job, largeOutputs: Record<string, unknown>): Promise
       },
       largeOutputs,
     )
-    return
+    return true
   }
-  const startedAt = Date.now()
-  if (task.serializable) task.turnSlot = state.turns.slot(task.streamId)
+  return false
+}
+
+/** An execution with `serializable` state: attempts until one commits, holding its stream's turn if it must. */
+async function runSerializable(
+  task: Job,
+  startedAt: number,
+  largeOutputs: Record<string, unknown>,
+): Promise<void> {
+  task.turnSlot = state.turns.slot(task.streamId)
   try {
     await runUntilCommitted(task, startedAt, largeOutputs)
   } finally {
@@ -613,8 +640,21 @@ export default async function run(task: BatchTask): Promise<BatchResult> {
     return {}
   }
   const largeOutputs: Record<string, unknown> = {}
-  if (task.executions.length === 1) await runOne(jobOf(task.executions[0]!), largeOutputs)
-  else await Promise.all(task.executions.map((t) => runOne(jobOf(t), largeOutputs)))
+  // The executions start one after another; only those that did not end at once are waited for.
+  let pending: Promise<void>[] | undefined
+  for (const t of task.executions) {
+    let running: Promise<void> | undefined
+    try {
+      running = runOne(jobOf(t), largeOutputs)
+    } catch (err) {
+      // As from an async function: the message fails, and the rest of its executions still run.
+      running = Promise.reject(err)
+    }
+    if (running === undefined) continue
+    pending ??= []
+    pending.push(running)
+  }
+  if (pending !== undefined) await Promise.all(pending)
   // Every end must be in shared memory before the pool message returns.
   flush()
   const result = busySinceLastReply()
