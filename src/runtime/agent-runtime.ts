@@ -82,6 +82,8 @@ export class AgentRuntime {
   /** Where executions are admitted and results awaited: this process's engine, or the cluster's queues. */
   private admission: AdmissionSource
   private results: ResultSource
+  /** This process's engine as admission and result source (replaced by the host in cluster mode). */
+  private readonly local: LocalSources
   private host: ClusterHost | undefined
   /**
    * Cluster mode: the cluster's stats and goal progress over every host, and cluster-wide timer controls.
@@ -132,13 +134,13 @@ export class AgentRuntime {
       ...(durable ? { journal: (op) => this.log?.append(op) } : {}),
     })
     this.channel.onRecords((records, source) => this.engine.consume(records, source))
-    const local = new LocalSources(
+    this.local = new LocalSources(
       this.engine,
       () => this.log,
       (id) => this.fromLog(id),
     )
-    this.admission = local
-    this.results = local
+    this.admission = this.local
+    this.results = this.local
   }
 
   private metaOf(entryPointId: string): Readonly<Record<string, unknown>> {
@@ -265,13 +267,18 @@ export class AgentRuntime {
   }
 
   /** Admits one execution and resolves with its result once it is final and its records are consumed. */
-  async triggerAndWait<Output = unknown>(
+  triggerAndWait<Output = unknown>(
     entryPointId: string,
     input?: unknown,
     opts?: TriggerOptions,
   ): Promise<ExecutionResult<Output>> {
-    this.checkOptions(opts)
-    return (await this.admitAndWait(this.apiRequest(entryPointId, input, opts))) as ExecutionResult<Output>
+    try {
+      this.checkOptions(opts)
+    } catch (err) {
+      // Like every other failure here: a rejected promise, never a synchronous throw.
+      return Promise.reject(err)
+    }
+    return this.admitAndWait(this.apiRequest(entryPointId, input, opts)) as Promise<ExecutionResult<Output>>
   }
 
   /**
@@ -301,8 +308,22 @@ export class AgentRuntime {
     }
   }
 
-  /** Admits through the admission source and waits through the result source. */
-  private async admitAndWait(request: AdmitRequest): Promise<ExecutionResult> {
+  /**
+   * Admits through the admission source and waits through the result source. In-process (no cluster),
+   * both are this process's engine: admitted at once, and the promise is the result's (a caller that
+   * waits for many pays for no chain of promises per execution). May throw synchronously there.
+   */
+  private admitAndWait(request: AdmitRequest): Promise<ExecutionResult> {
+    if (this.admission !== this.local) return this.admitAndWaitAway(request)
+    try {
+      return this.local.admitAndWait(request)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  /** {@link admitAndWait} through sources elsewhere (cluster mode). */
+  private async admitAndWaitAway(request: AdmitRequest): Promise<ExecutionResult> {
     request.resultAwaited = true
     const id = await this.admission.admit(request)
     const result = await this.results.wait(id, request.entryPointId)

@@ -6,6 +6,7 @@
  * @module
  */
 import type { RunLog } from '../durability/index.js'
+import { InvalidArgumentError } from '../errors.js'
 import type { RuntimeEngine } from './engine.js'
 import type { AdmissionSource, AdmitRequest, ResultSource } from './sources.js'
 import type { ExecutionResult } from './types.js'
@@ -20,6 +21,30 @@ export class LocalSources implements AdmissionSource, ResultSource {
   ) {}
 
   async admit(r: AdmitRequest): Promise<string> {
+    const id = this.admitNow(r)
+    // Acknowledged means durable: with a run log, the id is returned once the admission is committed. A
+    // caller that waits for the result acknowledges nothing before it, and the result waits for the end:
+    // the admission is held back to be written with its end.
+    if (r.resultAwaited !== true) await this.log()?.committed()
+    return id
+  }
+
+  /**
+   * Admits and waits in one step, without an acknowledgement in between (`triggerAndWait`): the admission
+   * is made at once and the promise is the result's.
+   * @throws QueueFullError, NotRunningError, UnknownEntryPointError (synchronously): nothing admitted.
+   */
+  admitAndWait(r: AdmitRequest): Promise<ExecutionResult> {
+    r.resultAwaited = true
+    const id = this.admitNow(r)
+    const waiting = this.engine.wait(id)
+    // The id was just admitted here: the engine knows it.
+    if (waiting === undefined) throw new InvalidArgumentError(`execution ${id} is not known to its engine`)
+    return this.durable(waiting)
+  }
+
+  /** Admits into the engine and journals what the run log keeps beyond the admission itself. */
+  private admitNow(r: AdmitRequest): string {
     const id = this.engine.admit(r.entryPointId, r.input, r.opts, r.depth, r.delegated)
     const log = this.log()
     if (log !== undefined && r.opts.meta?.trigger === 'timer') {
@@ -32,20 +57,20 @@ export class LocalSources implements AdmissionSource, ResultSource {
       })
     }
     r.onAdmitted?.(id)
-    // Acknowledged means durable: with a run log, the id is returned once the admission is committed. A
-    // caller that waits for the result acknowledges nothing before it, and the result waits for the end:
-    // the admission is held back to be written with its end.
     if (r.resultAwaited === true) log?.hold(id)
-    else await log?.committed()
     return id
   }
 
-  async wait(executionId: string): Promise<ExecutionResult | undefined> {
+  wait(executionId: string): Promise<ExecutionResult | undefined> {
     const waiting = this.engine.wait(executionId)
     if (waiting === undefined) return this.fromLog(executionId)
-    const result = await waiting
-    // A result is reported once its end is durable too; its commit may wait for other ends on their way.
-    await this.log()?.committed(true)
-    return result
+    return this.durable(waiting)
+  }
+
+  /** A result is reported once its end is durable too; its commit may wait for other ends on their way. */
+  private durable(waiting: Promise<ExecutionResult>): Promise<ExecutionResult> {
+    const log = this.log()
+    if (log === undefined) return waiting
+    return waiting.then((result) => log.committed(true).then(() => result))
   }
 }
