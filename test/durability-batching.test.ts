@@ -249,12 +249,27 @@ describe('durable runs: when a batch goes out', () => {
     }
   }
 
+  /** Lets `ms` pass, plus a turn of the event loop. */
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+  /** Lets the rest of this turn of the event loop run (a flush set for its end included). */
+  const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
+
+  /** Runs `body` with the log told whether executions are still running (`more`), then tells it none are. */
+  const withMoreComing = async (more: () => boolean, body: () => Promise<void>) => {
+    log.moreComing = more
+    try {
+      await body()
+    } finally {
+      log.moreComing = () => false
+    }
+  }
+
   it('an admission nobody waits for waits for its end, and the two are one commit', async () => {
     await log.committed()
     const before = sent
     log.append(admitOp('quick', 1))
     // Less than the unawaited window later (a turn of the event loop is far shorter), the execution ends.
-    await new Promise((resolve) => setImmediate(resolve))
+    await nextTurn()
     expect(sent).toBe(before)
     log.append(endOp('quick', 2, 3))
     await log.committed()
@@ -267,7 +282,7 @@ describe('durable runs: when a batch goes out', () => {
     const before = sent
     log.append(admitOp(id, 1))
     const acked = log.committed()
-    await new Promise((resolve) => setImmediate(resolve))
+    await nextTurn()
     expect(sent).toBe(before + 1)
     await acked
     expect(statusOf(id)).toBe('queued')
@@ -277,9 +292,6 @@ describe('durable runs: when a batch goes out', () => {
     await log.committed()
     await expectAckedThisTurn('acked')
   })
-
-  /** Lets `ms` pass, plus a turn of the event loop. */
-  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
   /** Appends an admission nobody is acknowledged for, held back, and its start when `startedAt` is given. */
   const admitHeld = (id: string, startedAt?: number) => {
@@ -351,45 +363,45 @@ describe('durable runs: when a batch goes out', () => {
     await log.committed()
     const before = sent
     let running = 2
-    log.moreComing = () => running > 0
-    try {
-      admitHeld('first')
-      admitHeld('second')
-      running--
-      log.append(endOp('first', 2, 3))
-      const first = log.committed(true)
-      await new Promise((resolve) => setImmediate(resolve))
-      expect(sent).toBe(before)
-      running--
-      log.append(endOp('second', 2, 3))
-      const second = log.committed(true)
-      await new Promise((resolve) => setImmediate(resolve))
-      expect(sent).toBe(before + 1)
-      await Promise.all([first, second])
-      expect([statusOf('first'), statusOf('second')]).toEqual(['completed', 'completed'])
-    } finally {
-      log.moreComing = () => false
-    }
+    await withMoreComing(
+      () => running > 0,
+      async () => {
+        admitHeld('first')
+        admitHeld('second')
+        running--
+        log.append(endOp('first', 2, 3))
+        const first = log.committed(true)
+        await nextTurn()
+        expect(sent).toBe(before)
+        running--
+        log.append(endOp('second', 2, 3))
+        const second = log.committed(true)
+        await nextTurn()
+        expect(sent).toBe(before + 1)
+        await Promise.all([first, second])
+        expect([statusOf('first'), statusOf('second')]).toEqual(['completed', 'completed'])
+      },
+    )
   })
 
   it(`results go out without waiting once ${ENOUGH_ENDS} ends share the batch`, async () => {
     await log.committed()
     const before = sent
-    log.moreComing = () => true
-    try {
-      const ids = Array.from({ length: ENOUGH_ENDS }, (_, i) => `many-${i}`)
-      const results = ids.map((id) => {
-        admitHeld(id)
-        log.append(endOp(id, 2, 3))
-        return log.committed(true)
-      })
-      await new Promise((resolve) => setImmediate(resolve))
-      expect(sent).toBe(before + 1)
-      await Promise.all(results)
-      expect(statusOf(ids.at(-1)!)).toBe('completed')
-    } finally {
-      log.moreComing = () => false
-    }
+    await withMoreComing(
+      () => true,
+      async () => {
+        const ids = Array.from({ length: ENOUGH_ENDS }, (_, i) => `many-${i}`)
+        const results = ids.map((id) => {
+          admitHeld(id)
+          log.append(endOp(id, 2, 3))
+          return log.committed(true)
+        })
+        await nextTurn()
+        expect(sent).toBe(before + 1)
+        await Promise.all(results)
+        expect(statusOf(ids.at(-1)!)).toBe('completed')
+      },
+    )
   })
 
   it('the last results of a burst go out while the batch before them still commits', async () => {
@@ -398,12 +410,12 @@ describe('durable runs: when a batch goes out', () => {
     // A batch long enough to commit (thousands of rows) that it is still in flight a turn later.
     for (let i = 0; i < 5000; i++) log.append(admitOp(`bulk-${i}`, 1))
     const bulk = log.committed(true)
-    await new Promise((resolve) => setImmediate(resolve))
+    await nextTurn()
     expect(sent).toBe(before + 1)
     admitHeld('tail')
     log.append(endOp('tail', 2, 3))
     const tail = log.committed(true)
-    await new Promise((resolve) => setImmediate(resolve))
+    await nextTurn()
     expect(sent).toBe(before + 2)
     await Promise.all([bulk, tail])
     expect([statusOf('bulk-4999'), statusOf('tail')]).toEqual(['queued', 'completed'])
@@ -411,18 +423,18 @@ describe('durable runs: when a batch goes out', () => {
 
   it(`a result waits for company at most ${RESULT_GATHER_MS} ms, and an acknowledgement not at all`, async () => {
     await log.committed()
-    log.moreComing = () => true
-    try {
-      log.append(admitOp('patient', 1))
-      const start = performance.now()
-      await log.committed(true)
-      const waited = performance.now() - start
-      expect(waited).toBeGreaterThanOrEqual(RESULT_GATHER_MS - 1)
-      expect(statusOf('patient')).toBe('queued')
-      await expectAckedThisTurn('urgent')
-    } finally {
-      log.moreComing = () => false
-    }
+    await withMoreComing(
+      () => true,
+      async () => {
+        log.append(admitOp('patient', 1))
+        const start = performance.now()
+        await log.committed(true)
+        const waited = performance.now() - start
+        expect(waited).toBeGreaterThanOrEqual(RESULT_GATHER_MS - 1)
+        expect(statusOf('patient')).toBe('queued')
+        await expectAckedThisTurn('urgent')
+      },
+    )
   })
 
   it('what nobody waits for is committed on its own, soon', async () => {

@@ -238,7 +238,7 @@ export class RunLog {
    */
   committed(patient = false): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure)
-    // Held admissions are always in `pending`: only they pending, nothing is to be written.
+    // Held admissions are always in `pending`: when only they are, nothing is to be written.
     if (this.pending.length === this.held.size && this.pendingState.size === 0) return this.lastSent
     if (this.pendingDone === undefined) {
       this.pendingDone = deferred()

@@ -38,9 +38,13 @@ export class LocalSources implements AdmissionSource, ResultSource {
     r.resultAwaited = true
     const id = this.admitNow(r)
     const waiting = this.engine.wait(id)
-    // The id was just admitted here: the engine knows it.
-    if (waiting === undefined) throw new InvalidArgumentError(`execution ${id} is not known to its engine`)
-    return this.durable(waiting)
+    if (waiting !== undefined) return this.durable(waiting)
+    // A repeated idempotency key whose first run this process no longer remembers: the log may.
+    return this.fromLog(id).then(
+      (result) =>
+        result ??
+        Promise.reject(new InvalidArgumentError(`execution ${id} is not known to its result source`)),
+    )
   }
 
   /** Admits into the engine and journals what the run log keeps beyond the admission itself. */
