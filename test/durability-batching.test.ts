@@ -404,6 +404,17 @@ describe('durable runs: when a batch goes out', () => {
     )
   })
 
+  it('the end of the last execution running goes out as it is appended, its result awaited', async () => {
+    await log.committed()
+    const before = sent
+    admitHeld('only-one')
+    log.append(endOp('only-one', 2, 3))
+    // Before this turn of the event loop ends: the result handlers queued behind it do not delay it.
+    expect(sent).toBe(before + 1)
+    await log.committed(true)
+    expect(statusOf('only-one')).toBe('completed')
+  })
+
   it('the last results of a burst go out while the batch before them still commits', async () => {
     await log.committed()
     const before = sent

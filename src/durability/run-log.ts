@@ -26,7 +26,8 @@
  * One batch is in flight at a time: whatever arrives while the writer commits goes out as the next batch
  * once it is done (when someone waits for it), so batches grow with the load and the writer's cost
  * per operation falls as it rises. The one exception is the last results of a burst, when nothing else
- * is running: they follow at once. Main thread only; nothing here blocks.
+ * is running: they follow at once, the batch sent as the last awaited end is appended rather than at the
+ * end of that turn of the event loop. Main thread only; nothing here blocks.
  *
  * A batch is encoded once, here, into one buffer transferred to the writer (`codec.ts`), which hands it
  * back once committed so that the next batch is written into the same memory; within a
@@ -137,6 +138,8 @@ export class RunLog {
   private pendingEnds = 0
   /** Admissions in `pending` held back from the batches (see {@link hold}). */
   private held = new Set<AdmitOp>()
+  /** Executions whose admissions were held (their results are awaited), until their ends are appended. */
+  private awaited = new Set<string>()
   /** Settles when the batch `pending` will become is committed; made only when someone waits. */
   private pendingDone: Deferred<void> | undefined
   /** When what is pending goes out: {@link UNAWAITED_MS} after it came, or sooner once someone waits. */
@@ -209,6 +212,12 @@ export class RunLog {
     else if (op.op === 'end') this.pendingEnds++
     if (op.op === 'state') this.keepLatest(op)
     else if (!this.fold(op)) this.pending.push(op)
+    // The last end of a burst, its result awaited: out at once, not at the end of this turn, which first runs
+    // every reply and result handler queued behind it. At most two batches in flight, as for lastOfAll.
+    if (op.op === 'end' && this.awaited.delete(op.id) && !this.moreComing() && this.inFlight.size < 2) {
+      this.send()
+      return
+    }
     // While a batch commits, its reply decides when this goes out.
     if (this.inFlight.size === 0) this.flushWithin(UNAWAITED_MS)
   }
@@ -220,7 +229,10 @@ export class RunLog {
    */
   hold(executionId: string): void {
     const op = this.pendingRuns.get(executionId)
-    if (op?.op === 'admit' && op.idempotency === undefined && op.end === undefined) this.held.add(op)
+    if (op?.op === 'admit' && op.idempotency === undefined && op.end === undefined) {
+      this.held.add(op)
+      this.awaited.add(executionId)
+    }
   }
 
   /** The execution's effects are being appended: its admission, if held, goes out with them. */
@@ -297,6 +309,7 @@ export class RunLog {
   async close(): Promise<void> {
     // Runs a stop leaves unfinished are recovered at the next start: none is held back now.
     this.held.clear()
+    this.awaited.clear()
     this.flush()
     await this.committed().catch(() => {})
     await this.request((request) => ({ kind: 'close', request })).catch(() => {})
@@ -348,10 +361,18 @@ export class RunLog {
   }
 
   private flush(): void {
-    this.clearTimer()
     // One batch in flight at a time: what arrives meanwhile waits and goes out as one batch when it commits.
+    if (this.inFlight.size > 0 && !(this.inFlight.size === 1 && this.lastOfAll())) {
+      this.clearTimer()
+      return
+    }
+    this.send()
+  }
+
+  /** Sends what is pending as the next batch, whatever is in flight. */
+  private send(): void {
+    this.clearTimer()
     if (this.pending.length === 0 && this.pendingState.size === 0) return
-    if (this.inFlight.size > 0 && !(this.inFlight.size === 1 && this.lastOfAll())) return
     const carried = this.held.size === 0 ? [] : this.takeHeld()
     if (this.pending.length === 0 && this.pendingState.size === 0) {
       // Only held admissions: nothing to write, and nothing anyone waits for. Look again when the first

@@ -475,10 +475,10 @@ export class RuntimeEngine {
     this.clearTimer(e)
     e.detachSignal?.()
     const result = buildResult(e, status, error, output, completedAt)
+    this.active--
     if (this.hooks.journal !== undefined && !this.handingOver) this.hooks.journal(endOp(result))
     e.stream.record(result)
     this.results.remember(result)
-    this.active--
     // Still known while its end is published: event triggers ask for its cascade depth.
     this.publishEnd(e, result, smallEnd)
     this.executions.delete(e.id)
