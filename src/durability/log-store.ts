@@ -18,6 +18,14 @@ import { type Database, type Statement, sqlite } from './sqlite.js'
 
 const SCHEMA_VERSION = 1
 
+/**
+ * The page size of a new log file, twice SQLite's default. A run's row with a ticket-sized input (a KiB
+ * or so) plus its records fills a 4 KiB page every few runs; with 8 KiB pages the B-trees split half as
+ * often, each commit writes fewer, fuller pages to the WAL and each checkpoint copies fewer. The writer
+ * spends noticeably less CPU per run on such rows, a little less on small ones (docs/benchmarks.md).
+ */
+export const PAGE_SIZE = 8192
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -132,6 +140,8 @@ export class LogStore {
     }
     try {
       db = new Sqlite(path, { timeout: 5000 })
+      // Takes effect only while the file is still empty: a log created with another page size keeps it.
+      db.pragma(`page_size = ${PAGE_SIZE}`)
       db.pragma('journal_mode = WAL')
       db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
       db.exec(SCHEMA)
