@@ -119,6 +119,13 @@ const badConfigs: Array<[string, unknown, string, string, unknown?]> = [
     0,
   ],
   [
+    'a negative young generation',
+    { pool: { youngGenerationMb: -1 }, entryPoints: [ep()] },
+    'pool.youngGenerationMb',
+    'must be an integer from 0 to 4096',
+    -1,
+  ],
+  [
     'tiny state.maxBytes',
     { state: { maxBytes: 10 }, entryPoints: [ep()] },
     'state.maxBytes',
@@ -355,6 +362,7 @@ describe('config validation', () => {
       tasksPerThread: 4,
       idleTimeoutMs: 30_000,
       maxHeapMb: 0,
+      youngGenerationMb: 96,
     })
     expect(r.state).toEqual({
       isolation: { stream: 'shared', global: 'shared' },

@@ -215,6 +215,7 @@ export const runtimeConfigSchema = z.strictObject(
           tasksPerThread: int(1, 1024).optional(),
           idleTimeoutMs: int(0, MAX_TIMER_MS).optional(),
           maxHeapMb: int(0).optional(),
+          youngGenerationMb: int(0, 4096).optional(),
         },
         says('must be an object'),
       )

@@ -68,6 +68,13 @@ export interface PoolOptions {
   idleTimeoutMs?: number
   /** Per-thread heap limit in MiB (old generation); a thread past it dies with `AGENTPOOL_WORKER_CRASHED`. @default 0 (Node's default) */
   maxHeapMb?: number
+  /**
+   * Per-thread young generation in MiB (V8's `maxYoungGenerationSizeMb`: where a thread's short-lived
+   * objects are made, collected by scavenges). Larger means fewer scavenges and fewer objects promoted to
+   * the old generation; V8 grows it up to this size only as the thread allocates. 0: Node's default.
+   * @default 96
+   */
+  youngGenerationMb?: number
 }
 
 export interface StateOptions {
@@ -304,7 +311,13 @@ export interface ResolvedEntryPoint {
 export interface ResolvedRuntimeConfig {
   /** Criteria have `metric` and `weight` filled and `target` as a fraction in [0, 1] (`'90%'` → 0.9). */
   goal: (Goal & { constraints: Constraint[]; successCriteria: ResolvedSuccessCriterion[] }) | undefined
-  pool: { threads: number; tasksPerThread: number; idleTimeoutMs: number; maxHeapMb: number }
+  pool: {
+    threads: number
+    tasksPerThread: number
+    idleTimeoutMs: number
+    maxHeapMb: number
+    youngGenerationMb: number
+  }
   state: {
     isolation: { stream: IsolationLevel; global: IsolationLevel }
     maxBytes: number

@@ -73,7 +73,7 @@ export class WorkerPool {
   private closing = false
 
   constructor(config: ResolvedRuntimeConfig, setup: WorkerSetup, events: WorkerPoolEvents) {
-    const { threads, tasksPerThread, idleTimeoutMs, maxHeapMb } = config.pool
+    const { threads, tasksPerThread, idleTimeoutMs, maxHeapMb, youngGenerationMb } = config.pool
     const slots = 2 * threads * (tasksPerThread + DELEGATION_HEADROOM) + 64
     this.messageThreads = new Int32Array(new SharedArrayBuffer(4 * slots))
     this.freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i)
@@ -111,7 +111,10 @@ export class WorkerPool {
       // executions alone, and each of those waits in that queue for an idle thread — refused again, for
       // ever (seen in the full sweep: the main thread spinning on refusals while the pool idled).
       maxQueue: Number.POSITIVE_INFINITY,
-      ...(maxHeapMb > 0 ? { resourceLimits: { maxOldGenerationSizeMb: maxHeapMb } } : {}),
+      resourceLimits: {
+        ...(maxHeapMb > 0 ? { maxOldGenerationSizeMb: maxHeapMb } : {}),
+        ...(youngGenerationMb > 0 ? { maxYoungGenerationSizeMb: youngGenerationMb } : {}),
+      },
     })
     this.piscina.on('workerCreate', (w: { id: number }) => {
       this.live.add(w.id)
