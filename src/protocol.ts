@@ -380,7 +380,9 @@ export interface Recovery {
   state: { scope: 'stream' | 'global'; streamId: string; key: string; value: unknown }[]
   idempotency: { key: string; executionId: string; expiresAt: number }[]
   unfinished: UnfinishedRun[]
-  /** Aggregated records in the order they were consumed. */
+  /** The aggregator's latest snapshot, if the log has one (`AggregatorSnapshot`). */
+  snapshot?: unknown
+  /** Aggregated records made after the snapshot (all, without one), in the order they were consumed. */
   records: unknown[]
   timers: Record<string, number>
 }

@@ -126,6 +126,13 @@ const badConfigs: Array<[string, unknown, string, string, unknown?]> = [
     -1,
   ],
   [
+    'zero durability.snapshotRecords',
+    { durability: { path: './runs.db', snapshotRecords: 0 }, entryPoints: [ep()] },
+    'durability.snapshotRecords',
+    'must be an integer >= 1',
+    0,
+  ],
+  [
     'tiny state.maxBytes',
     { state: { maxBytes: 10 }, entryPoints: [ep()] },
     'state.maxBytes',

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
+import { packSnapshot } from '../src/durability/codec.js'
+import { LogStore } from '../src/durability/index.js'
 import { AgentRuntime, DurabilityError, ErrorCode, type RuntimeConfig } from '../src/index.js'
 import { durableConfig } from './helpers/durable.js'
 
@@ -71,6 +73,16 @@ describe('a run log that cannot be used', () => {
     const file = join(dir, 'data', 'runs.db')
     writeFileSync(file, Buffer.alloc(8192, 0x5a))
     await expectRefused(durableConfig(dir), file, /not an SQLite database/)
+  })
+
+  it('refuses start() when the log holds a snapshot of the goal this version cannot read', async () => {
+    const dir = tempDir()
+    mkdirSync(join(dir, 'data'))
+    const file = join(dir, 'data', 'runs.db')
+    const store = LogStore.open(file, 'normal')
+    store.saveSnapshot(0, packSnapshot({ v: 2 }))
+    store.close()
+    await expectRefused(durableConfig(dir), file, /snapshot of the goal's counters this version cannot read/)
   })
 
   it('refuses start() when the disk is full', async (ctx) => {

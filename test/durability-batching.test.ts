@@ -138,7 +138,15 @@ function dump(path: string, run: number) {
 
 /** A run log keeping finished runs for an hour, committing with `syncMs`. */
 function openLog(path: string, syncMs: number): Promise<RunLog> {
-  return RunLog.open({ path, syncMs, retainRunsMs: 3_600_000, synchronous: 'normal' })
+  return RunLog.open({
+    path,
+    syncMs,
+    retainRunsMs: 3_600_000,
+    synchronous: 'normal',
+    snapshotRecords: 100_000,
+    goal: undefined,
+    outcomes: {},
+  })
 }
 
 /** The nice value of each thread of this process (Linux), by thread id. */

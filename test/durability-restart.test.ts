@@ -113,6 +113,48 @@ describe('durable runs across a clean restart', () => {
     expect(second.outcomes.recentDecisions(1000)).toHaveLength(8)
   })
 
+  it('restores goal progress from the snapshot once the records it covers are pruned, and replays nothing', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'done.txt')
+    writeFileSync(marker, '')
+    // Every finished run is past its retention at the next start; a snapshot every 5 records.
+    const config = durableConfig(dir, {
+      durability: { path: './data/runs.db', retainRunsMs: 0, snapshotRecords: 5 },
+    })
+    const first = await started(config)
+    const ids: string[] = []
+    for (let i = 0; i < 24; i++)
+      ids.push(await first.trigger(i % 3 === 0 ? 'other' : 'api', { delivery: `d${i}`, marker }))
+    const made = [0, 1, 2].map(() => first.outcomes.recordDecision(REFUND, { streamId: 'desk' }))
+    first.outcomes.recordOutcome(made[1]!, { success: false })
+    await Promise.all(ids.map((id) => first.waitForExecution(id)))
+    await first.stop({ drain: true })
+    const before = snapshot(first)
+    expect(before.progress.metrics.totalDecisions).toBe(27)
+
+    const file = join(dir, 'data', 'runs.db')
+    const second = await started(config)
+    expect(snapshot(second)).toEqual(before)
+    await second.stop({ drain: true })
+    // The runs were pruned at the second start, and with them every record: the snapshot holds it all.
+    const log = LogStore.openReadOnly(file)
+    try {
+      expect(log.list()).toEqual([])
+      const { records, snapshot: kept } = log.recover()
+      expect(records).toEqual([])
+      expect(kept).toMatchObject({ totalDecisions: 27 })
+    } finally {
+      log.close()
+    }
+    const third = await started(config)
+    expect(snapshot(third)).toEqual(before)
+    // An outcome for a decision of the first process still lands on it after both restarts.
+    third.outcomes.recordOutcome(made[2]!, { success: true })
+    expect(third.outcomes.evaluateGoalProgress().metrics.successfulOutcomes).toBe(
+      before.progress.metrics.successfulOutcomes + 1,
+    )
+  })
+
   it('re-runs what a stop without drain left unfinished, ahead of new work, as a recovered attempt', async () => {
     const dir = tempDir()
     const marker = join(dir, 'done.txt')

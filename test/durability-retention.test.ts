@@ -1,8 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
-import { decodeBatch, encodeBatch } from '../src/durability/codec.js'
+import { decodeBatch, encodeBatch, packSnapshot } from '../src/durability/codec.js'
 import { LogStore } from '../src/durability/index.js'
 import type { LogOp } from '../src/protocol.js'
 import { admitOp as admit, endOp as end } from './helpers/durable.js'
@@ -12,12 +13,31 @@ afterEach(() => {
   for (const c of cleanups.splice(0).reverse()) c()
 })
 
-function openStore(): LogStore {
-  const dir = mkdtempSync(join(tmpdir(), 'agentpool-retention-'))
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
-  const store = LogStore.open(join(dir, 'runs.db'), 'normal')
+function openStore(path = logPath()): LogStore {
+  const store = LogStore.open(path, 'normal')
   cleanups.push(() => store.close())
   return store
+}
+
+function logPath(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'agentpool-retention-'))
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  return join(dir, 'runs.db')
+}
+
+/** A decision record of `executionId`, as the runtime journals it. */
+function record(executionId: string, n: number): LogOp {
+  return { op: 'record', executionId, record: { k: 'decision', executionId, n } }
+}
+
+/** How many rows the records table holds. */
+function recordRows(path: string): number {
+  const db = new Database(path, { readonly: true })
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM records').get() as { n: number }).n
+  } finally {
+    db.close()
+  }
 }
 
 describe('durable runs: retention', () => {
@@ -65,5 +85,59 @@ describe('durable runs: retention', () => {
       const completedAt = i * 10 + (i % 7) * 300
       expect(kept.has(`r${i}`), `r${i} completed at ${completedAt}`).toBe(completedAt >= 1_500)
     }
+  })
+
+  it('replays only the records after the snapshot, and deletes covered records once no run needs them', () => {
+    const path = logPath()
+    const store = openStore(path)
+    store.apply(
+      decodeBatch(
+        encodeBatch([
+          admit('old', 1_000),
+          record('old', 1),
+          end('old', 1_100, 2_000),
+          // The embedding service's own decision: no run of its id.
+          record('main-1', 2),
+          admit('recent', 9_500),
+          record('recent', 3),
+          end('recent', 9_550, 9_600),
+        ]),
+      ),
+    )
+    store.saveSnapshot(store.lastRecord, packSnapshot({ covers: 3 }))
+    store.apply(decodeBatch(encodeBatch([record('main-2', 4), admit('late', 9_700), record('late', 5)])))
+    const replayed = (s: LogStore) => s.recover(10_000).records.map((r) => (r as { n: number }).n)
+    expect(store.recover(10_000).snapshot).toEqual({ covers: 3 })
+    expect(replayed(store)).toEqual([4, 5])
+    expect(recordRows(path)).toBe(5)
+
+    store.prune(5_000, 10_000)
+
+    // The pruned run's record and the service's covered one are gone; a retained run keeps its records
+    // (`agentpool runs <id>` shows them), and nothing the snapshot does not cover is touched.
+    expect(store.recordsOf('old')).toEqual([])
+    expect(store.recordsOf('recent').map((r) => r.record)).toEqual([
+      { k: 'decision', executionId: 'recent', n: 3 },
+    ])
+    expect(recordRows(path)).toBe(3)
+    expect(replayed(store)).toEqual([4, 5])
+  })
+
+  it('never hands a covered sequence number to a later record, across a reopen', () => {
+    const path = logPath()
+    const first = openStore(path)
+    first.apply(decodeBatch(encodeBatch([record('main-1', 1), record('main-2', 2)])))
+    first.saveSnapshot(first.lastRecord, packSnapshot(1))
+    first.prune(5_000, 10_000)
+    // Every record the snapshot covers is deleted: the table is empty.
+    expect(recordRows(path)).toBe(0)
+    first.apply(decodeBatch(encodeBatch([record('main-3', 3)])))
+    first.close()
+    cleanups.pop()
+    const second = openStore(path)
+    second.apply(decodeBatch(encodeBatch([record('main-4', 4)])))
+    const { snapshot, records } = second.recover(10_000)
+    expect(snapshot).toBe(1)
+    expect(records.map((r) => (r as { n: number }).n)).toEqual([3, 4])
   })
 })

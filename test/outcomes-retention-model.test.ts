@@ -6,6 +6,7 @@ import type { Goal } from '../src/config/index.js'
 import { EventBus } from '../src/events/index.js'
 import { OutcomeAggregator, routeRecords } from '../src/outcomes/index.js'
 import { type DecisionRecord, decisionId, type OutcomeRecord } from '../src/protocol.js'
+import { feedThroughChannel } from './helpers/records.js'
 
 const goal: Goal = {
   id: 'g',
@@ -142,21 +143,7 @@ function feed(
     for (const r of records) aggregator.ingest(r)
     return
   }
-  const channel = RecordChannel.create({ slots: 1, ringBytes: 1 << 16 })
-  channel.onRecords((batch, source) => {
-    routeRecords(batch, { aggregator, bus: new EventBus() }, source)
-  })
-  const writer = RecordWriter.attach(channel.handles, threadId)
-  records.forEach((r, i) => {
-    writer.push(r)
-    if (i % 3 === 2) {
-      writer.flush()
-      channel.drain()
-    }
-  })
-  writer.flush()
-  channel.drain()
-  channel.close()
+  feedThroughChannel(aggregator, records, 3)
 }
 
 describe.each(['objects', 'channel'] as const)(

@@ -28,6 +28,9 @@ const DEFAULT_LOCK_BUDGET_MS = 250
  */
 const DEFAULT_YOUNG_GENERATION_MB = 96
 
+/** Records between two snapshots of the aggregator in the run log (see `DurabilityOptions.snapshotRecords`). */
+const DEFAULT_SNAPSHOT_RECORDS = 100_000
+
 /** Options of {@link resolveConfig}. */
 export interface ResolveOptions {
   /** Folder against which `baseDir` and relative handler paths resolve. @default process.cwd() */
@@ -106,6 +109,7 @@ function fill(
       path: resolve(baseDir, c.durability.path),
       syncMs: c.durability.syncMs ?? 0,
       retainRunsMs: c.durability.retainRunsMs ?? 7 * 24 * 3_600_000,
+      snapshotRecords: c.durability.snapshotRecords ?? DEFAULT_SNAPSHOT_RECORDS,
       synchronous: c.durability.synchronous ?? 'normal',
     },
     cluster: c.cluster && {

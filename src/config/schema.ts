@@ -266,6 +266,7 @@ export const runtimeConfigSchema = z.strictObject(
           path: nonEmptyText,
           syncMs: int(0, 1000).optional(),
           retainRunsMs: int(0).optional(),
+          snapshotRecords: int(1).optional(),
           synchronous: z.enum(['normal', 'full'], says("must be 'normal' or 'full'")).optional(),
         },
         says('must be an object'),

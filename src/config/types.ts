@@ -116,6 +116,13 @@ export interface DurabilityOptions {
   /** How long finished runs stay in the log. @default 604_800_000 (7 days) */
   retainRunsMs?: number
   /**
+   * Records (decisions, outcomes, problems, violations) written between two snapshots of the aggregator
+   * in the log. The log's writer thread folds them into a new snapshot, in steps between commits; a
+   * restart restores it and replays only the records after it, and records it covers are deleted with
+   * their runs. A clean stop always writes one. @default 100_000
+   */
+  snapshotRecords?: number
+  /**
    * `'normal'` survives a killed process; `'full'` also survives power loss or an OS crash, at the cost
    * of an fsync per commit. @default 'normal'
    */
@@ -332,7 +339,13 @@ export interface ResolvedRuntimeConfig {
   events: Required<EventsOptions>
   /** `path` is absolute. */
   durability:
-    | { path: string; syncMs: number; retainRunsMs: number; synchronous: 'normal' | 'full' }
+    | {
+        path: string
+        syncMs: number
+        retainRunsMs: number
+        snapshotRecords: number
+        synchronous: 'normal' | 'full'
+      }
     | undefined
   /** `redis` undefined: read `REDIS_URL` at `start()`. */
   cluster: ResolvedClusterOptions | undefined

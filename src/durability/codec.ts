@@ -191,12 +191,25 @@ function recordRow(w: MsgpackWriter, executionId: string, records: unknown[]): v
   w.str(executionId)
   const one = records.length === 1
   w.str(one ? (records[0] as { k: string }).k : '')
-  const body = one ? records[0] : records
+  recordBody(w, one ? records[0] : records)
+}
+
+/** Records: plain msgpack, the cheapest to write and read. */
+function recordBody(w: MsgpackWriter, body: unknown): void {
   try {
     w.value(recordPackr, body)
   } catch {
     // A record holding a cycle after all (msgpackr fails before writing anything): as a value.
     w.value(packr, body, MARK)
+  }
+}
+
+/** A snapshot of the aggregator, as records are stored (it holds records), read back by {@link unpack}. */
+export function packSnapshot(snapshot: unknown): Buffer {
+  try {
+    return recordPackr.pack(snapshot)
+  } catch {
+    return Buffer.concat([Buffer.of(MARK), packr.pack(snapshot)])
   }
 }
 

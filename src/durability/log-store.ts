@@ -57,9 +57,13 @@ CREATE TABLE IF NOT EXISTS state (
 CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY, execution_id TEXT NOT NULL, kind TEXT NOT NULL, body BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS records_execution ON records (execution_id);
 CREATE TABLE IF NOT EXISTS timers (entry_point TEXT PRIMARY KEY, fired_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), through INTEGER NOT NULL, body BLOB NOT NULL);
 `
 
 const OPEN_STATUSES = "('queued', 'running')"
+/** The `seq` of the first run admitted since `@cutoff` (every run to prune comes before it). */
+const FIRST_RETAINED =
+  'coalesce((SELECT seq FROM runs WHERE admitted_at >= @cutoff ORDER BY seq LIMIT 1), 1 << 62)'
 
 /** Filters of {@link LogStore.list}. */
 export interface RunFilter {
@@ -93,9 +97,21 @@ interface RunColumns {
   conflicts: number
 }
 
+/**
+ * The `records` table and the aggregator's snapshot. Every record the aggregator consumed is written, in the
+ * order it was consumed, with a sequence number. The `snapshot` row holds the aggregator as it stood after the
+ * records up to its `through` (written by `compaction.ts`); a restart restores it and replays only the
+ * records after it. So the records a snapshot covers are needed only to show their runs
+ * (`agentpool runs <config> <id>`): {@link LogStore.prune} deletes them once their run is pruned, or at once
+ * when no run of that id is in the log (a decision the embedding service made). Sequence numbers are handed
+ * out here, never reused, so a record written after a snapshot always sorts after it even when every record
+ * before it was deleted.
+ */
 export class LogStore {
   private readonly s: Record<string, Statement>
   private readonly tx: (rows: readonly LogRow[]) => void
+  /** The next record's sequence number (writing connection only). */
+  private nextRecord = 1
   /** This process's boot number: with a commit's version it orders changes of one key across restarts. */
   readonly boot: number
 
@@ -109,7 +125,22 @@ export class LogStore {
     this.tx = db.transaction((rows: readonly LogRow[]) => this.write(rows))
     const p = (sql: string) => db.prepare(sql)
     this.s = lock === undefined ? {} : writeStatements(p)
+    if (lock !== undefined) {
+      const { last } = p(
+        'SELECT max(coalesce((SELECT max(seq) FROM records), 0), coalesce((SELECT through FROM snapshot), 0)) AS last',
+      ).get() as { last: number }
+      this.nextRecord = last + 1
+    }
+    // A log written before snapshots existed, opened read-only, has no snapshot table: it has no snapshot.
+    const snapshots =
+      db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshot'").get() !== undefined
+    if (snapshots)
+      Object.assign(this.s, {
+        snapshotRow: p('SELECT through, body FROM snapshot'),
+        snapshotThrough: p('SELECT through FROM snapshot'),
+      })
     Object.assign(this.s, {
+      recordRows: p('SELECT seq, body FROM records WHERE seq > ? ORDER BY seq LIMIT ?'),
       run: p('SELECT * FROM runs WHERE id = ?'),
       records: p('SELECT kind, body FROM records WHERE execution_id = ? ORDER BY seq'),
     })
@@ -204,7 +235,7 @@ export class LogStore {
           s.state!.run(r[1], r[2], r[3], r[4], r[5], this.boot, r[6])
           break
         case Row.RECORD:
-          s.record!.run(r[1], r[2], r[3])
+          s.record!.run(this.nextRecord++, r[1], r[2], r[3])
           break
         case Row.TIMER:
           s.timer!.run(r[1], r[2])
@@ -233,8 +264,11 @@ export class LogStore {
         .prepare(`SELECT * FROM runs WHERE status IN ${OPEN_STATUSES} ORDER BY seq`)
         .all() as RunColumns[]
     ).map(toUnfinished)
+    const snapshot = this.snapshot()
     const records = (
-      this.db.prepare('SELECT body FROM records ORDER BY seq').all() as { body: Buffer }[]
+      this.db.prepare('SELECT body FROM records WHERE seq > ? ORDER BY seq').all(snapshot?.through ?? 0) as {
+        body: Buffer
+      }[]
     ).flatMap((r) => unpackRecords(r.body))
     const timers: Record<string, number> = {}
     for (const r of this.db.prepare('SELECT entry_point, fired_at FROM timers').all() as {
@@ -242,7 +276,34 @@ export class LogStore {
       fired_at: number
     }[])
       timers[r.entry_point] = r.fired_at
-    return { state, idempotency, unfinished, records, timers }
+    const recovery: Recovery = { state, idempotency, unfinished, records, timers }
+    if (snapshot !== undefined) recovery.snapshot = unpack(snapshot.body)
+    return recovery
+  }
+
+  /** The sequence number of the last record written (0: none yet). */
+  get lastRecord(): number {
+    return this.nextRecord - 1
+  }
+
+  /** The aggregator's snapshot and the last record it covers, if the log has one. */
+  snapshot(): { through: number; body: Buffer } | undefined {
+    return this.s.snapshotRow?.get() as { through: number; body: Buffer } | undefined
+  }
+
+  /** The last record the snapshot covers (0: no snapshot). */
+  snapshotThrough(): number {
+    return (this.s.snapshotThrough?.get() as { through: number } | undefined)?.through ?? 0
+  }
+
+  /** Up to `limit` rows of records after sequence number `after`, oldest first. */
+  recordRows(after: number, limit: number): { seq: number; body: Buffer }[] {
+    return this.s.recordRows!.all(after, limit) as { seq: number; body: Buffer }[]
+  }
+
+  /** Replaces the snapshot with `body`, which covers every record up to `through`. */
+  saveSnapshot(through: number, body: Buffer): void {
+    this.s.snapshot!.run(through, body)
   }
 
   /** One run, or undefined when the log does not have it (never admitted, or pruned). */
@@ -276,10 +337,24 @@ export class LogStore {
     )
   }
 
-  /** Deletes runs finished before `now − retainMs` and expired idempotency keys. */
+  /**
+   * Deletes runs finished before `now − retainMs`, expired idempotency keys, and the records the snapshot
+   * covers that no run in the log needs any more (see the class's doc). One transaction.
+   */
   prune(retainMs: number, now = Date.now()): void {
-    this.s.pruneRuns!.run({ cutoff: now - retainMs })
-    this.s.pruneKeys!.run(now)
+    const s = this.s
+    const cutoff = now - retainMs
+    this.db.transaction(() => {
+      const through = this.snapshotThrough()
+      s.pruneRunRecords!.run({ cutoff, through })
+      s.pruneRuns!.run({ cutoff })
+      const checked = (s.recordsChecked!.get() as { value: number } | undefined)?.value ?? 0
+      if (through > checked) {
+        s.pruneOrphanRecords!.run({ checked, through })
+        s.setRecordsChecked!.run(through)
+      }
+      s.pruneKeys!.run(now)
+    })()
   }
 
   /** `PRAGMA integrity_check`: 'ok', or what is wrong. */
@@ -320,12 +395,22 @@ function writeStatements(p: (sql: string) => Statement): Record<string, Statemen
               ON CONFLICT (scope, stream_id, key) DO UPDATE SET value = excluded.value, deleted = excluded.deleted,
                 boot = excluded.boot, version = excluded.version
               WHERE excluded.boot > state.boot OR (excluded.boot = state.boot AND excluded.version >= state.version)`),
-    record: p('INSERT INTO records (execution_id, kind, body) VALUES (?, ?, ?)'),
+    record: p('INSERT INTO records (seq, execution_id, kind, body) VALUES (?, ?, ?, ?)'),
+    snapshot: p('INSERT OR REPLACE INTO snapshot VALUES (1, ?, ?)'),
+    recordsChecked: p("SELECT value FROM meta WHERE key = 'records_checked'"),
+    setRecordsChecked: p("INSERT OR REPLACE INTO meta VALUES ('records_checked', ?)"),
+    // Records of the runs about to be pruned, when the snapshot covers them (else once it does, below).
+    pruneRunRecords: p(`DELETE FROM records WHERE seq <= @through AND execution_id IN (SELECT id FROM runs
+              WHERE completed_at < @cutoff AND status NOT IN ${OPEN_STATUSES} AND seq < ${FIRST_RETAINED})`),
+    // Records the snapshot covers, not looked at before, of no run in the log: a main-thread decision's,
+    // or a run's pruned before the snapshot covered its records.
+    pruneOrphanRecords: p(`DELETE FROM records WHERE seq > @checked AND seq <= @through
+              AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.id = records.execution_id)`),
     timer: p('INSERT OR REPLACE INTO timers VALUES (?, ?)'),
     // Runs are in admission order and finish after they are admitted, so the runs to delete are among
     // those before the first admitted since the cutoff: a scan of them, without an index of completion times.
     pruneRuns: p(`DELETE FROM runs WHERE completed_at < @cutoff AND status NOT IN ${OPEN_STATUSES}
-              AND seq < coalesce((SELECT seq FROM runs WHERE admitted_at >= @cutoff ORDER BY seq LIMIT 1), 1 << 62)`),
+              AND seq < ${FIRST_RETAINED}`),
     pruneKeys: p('DELETE FROM idempotency WHERE expires_at <= ?'),
   }
 }

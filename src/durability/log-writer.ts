@@ -18,6 +18,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { DurabilityError, serializeError } from '../errors.js'
 import type { WriterReply, WriterRequest } from '../protocol.js'
 import { decodeBatch } from './codec.js'
+import { type CompactionSetup, Compactor } from './compaction.js'
 import { describe, LogStore } from './log-store.js'
 
 /** What the main thread hands the writer at start. */
@@ -25,6 +26,7 @@ export interface WriterSetup {
   path: string
   synchronous: 'normal' | 'full'
   retainRunsMs: number
+  compaction: CompactionSetup
 }
 
 /**
@@ -57,9 +59,11 @@ const reply = (message: WriterReply): void => port.postMessage(message)
 lowerPriority()
 
 let store: LogStore | undefined
+let compactor: Compactor | undefined
 try {
   store = LogStore.open(setup.path, setup.synchronous)
   store.prune(setup.retainRunsMs)
+  compactor = new Compactor(store, setup.compaction)
   reply({ kind: 'ready' })
 } catch (err) {
   const problem = err instanceof DurabilityError ? err.message : describe(err, 'the file')
@@ -67,6 +71,23 @@ try {
 }
 
 let lastPrune = Date.now()
+let compacting: NodeJS.Immediate | undefined
+
+/** Runs compaction steps between commits while one is due (see `compaction.ts`). */
+function compactLater(): void {
+  if (compacting !== undefined || compactor === undefined || !compactor.due) return
+  compacting = setImmediate(() => {
+    compacting = undefined
+    try {
+      if (compactor?.step()) compactLater()
+    } catch {
+      // Compaction saves replay time and space, nothing more: a log it cannot compact is still whole. It is
+      // not tried again in this process; a snapshot this version cannot read is reported by the next start.
+      compactor = undefined
+    }
+  })
+}
+compactLater()
 
 port.on('message', (m: WriterRequest) => {
   const log = store
@@ -78,6 +99,7 @@ port.on('message', (m: WriterRequest) => {
         // Nothing refers to the batch's memory any more: back to the main thread, to be written again.
         const bytes = m.bytes.buffer as ArrayBuffer
         port.postMessage({ kind: 'committed', batch: m.batch, bytes } satisfies WriterReply, [bytes])
+        compactLater()
       } catch (err) {
         reply({
           kind: 'write_failed',
@@ -102,6 +124,13 @@ port.on('message', (m: WriterRequest) => {
       reply({ kind: 'found', request: m.request, run: log.lookup(m.executionId) })
       break
     case 'close':
+      if (compacting !== undefined) clearImmediate(compacting)
+      try {
+        // A restart after a clean stop then replays nothing.
+        compactor?.finish()
+      } catch {
+        // As in compactLater: the log is whole without it.
+      }
       log.close()
       store = undefined
       reply({ kind: 'closed', request: m.request })

@@ -39,7 +39,9 @@
  */
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
+import type { Goal } from '../config/index.js'
 import { DurabilityError } from '../errors.js'
+import type { OutcomeAggregatorOptions } from '../outcomes/types.js'
 import type {
   AdmitOp,
   LogOp,
@@ -53,12 +55,17 @@ import type {
 import { encodeBatch } from './codec.js'
 import type { WriterSetup } from './log-writer.js'
 
-/** The resolved `durability` options. */
+/** The resolved `durability` options, and what the writer's compaction needs of the runtime. */
 export interface RunLogOptions {
   path: string
   syncMs: number
   retainRunsMs: number
   synchronous: 'normal' | 'full'
+  /** Records between two snapshots of the aggregator (`compaction.ts`). */
+  snapshotRecords: number
+  /** The runtime's goal and aggregator options: compaction rebuilds its aggregator from the log. */
+  goal: Goal | undefined
+  outcomes: OutcomeAggregatorOptions
 }
 
 interface Deferred<T> {
@@ -186,6 +193,7 @@ export class RunLog {
       path: opts.path,
       synchronous: opts.synchronous,
       retainRunsMs: opts.retainRunsMs,
+      compaction: { goal: opts.goal, outcomes: opts.outcomes, every: opts.snapshotRecords },
     }
     const worker = new Worker(bootstrapFile, {
       workerData: { log: setup, bootstrap: { entry: writerEntry } },

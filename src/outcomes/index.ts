@@ -8,7 +8,7 @@
 export type { ExecutionIds, ExecutionRecorder, RecordSink } from './execution-recorder.js'
 export { createExecutionRecorder } from './execution-recorder.js'
 export { criterionStanding, recommendationOf } from './goal.js'
-export type { AggregatedRecord } from './outcome-aggregator.js'
+export type { AggregatedRecord, AggregatorSnapshot } from './outcome-aggregator.js'
 export { OutcomeAggregator } from './outcome-aggregator.js'
 export type { RecordTargets } from './record-router.js'
 export { routeRecord, routeRecords } from './record-router.js'

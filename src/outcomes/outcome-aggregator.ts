@@ -40,6 +40,38 @@ const MAIN_EXECUTIONS_KEPT = 10_000
 /** Records the aggregator consumes. */
 export type AggregatedRecord = DecisionRecord | OutcomeRecord | ProblemRecord | ViolationRecord
 
+/**
+ * Everything an aggregator holds, as plain data ({@link OutcomeAggregator.snapshot}): its exact counters
+ * and its retained decisions with their outcomes, oldest first. The run log keeps the latest one in place of
+ * the records it covers, so a restart restores it and replays only the records made after it.
+ * @internal
+ */
+export interface AggregatorSnapshot {
+  v: 1
+  totalDecisions: number
+  successes: number
+  failures: number
+  orphanOutcomes: number
+  replacedOutcomes: number
+  droppedDecisions: number
+  executionsTotal: number
+  mainExecutions: number
+  /** Next attempt-0 sequence number per execution id, oldest first. */
+  mainSeqs: [string, number][]
+  /** Counters of the goal's criteria: decisions, successes, failures. */
+  criteria: [string, number, number, number][]
+  /** Per stream: decisions, successful and failed outcomes, problems, violations. */
+  streams: [string, number, number, number, number, number][]
+  problems: Record<ProblemSeverity, number>
+  violations: ConstraintViolationSummary[]
+  hardViolations: number
+  softViolations: number
+  /** Retained decisions, oldest first: the record, its outcome (or null) and the outcome's stream. */
+  retained: [DecisionRecord, OutcomeRecord | null, string | null][]
+  /** The stream and execution of the last goal-relevant record, for the goal events a restore publishes. */
+  last: [string, string] | null
+}
+
 interface CriterionCounters {
   decisions: number
   successes: number
@@ -105,6 +137,8 @@ export class OutcomeAggregator {
   private batchDepth = 0
   /** The last goal-relevant record ingested in the running batch: goal events name its stream and execution. */
   private batchCause: AggregatedRecord | undefined
+  /** The stream and execution of the last goal-relevant record ingested (see {@link AggregatorSnapshot.last}). */
+  private lastCause: AggregatedRecord | undefined
 
   /**
    * @param goal The runtime's goal (raw or resolved); without one, progress stays 0 and no goal events are published.
@@ -147,8 +181,109 @@ export class OutcomeAggregator {
         this.addViolation(record)
         break
     }
+    this.lastCause = record
     if (this.batchDepth > 0) this.batchCause = record
     else this.publishChanges(record)
+  }
+
+  /**
+   * @internal Everything this aggregator holds, as plain data: ingesting records into
+   * {@link restore}`(snapshot())` of a fresh aggregator leaves it as ingesting them here would
+   * (`test/outcomes-snapshot.test.ts`). Decodes every retained decision: a cost of milliseconds per
+   * ten thousand, paid by the run log once every many records, not per record.
+   */
+  snapshot(): AggregatorSnapshot {
+    const ids = new Map<StreamCounters, string>()
+    for (const [id, s] of this.streams) ids.set(s, id)
+    const retained: AggregatorSnapshot['retained'] = []
+    const ring = this.ring
+    for (let n = ring.oldest; n < ring.end; n++) {
+      const outcome = ring.outcome(n)
+      retained.push([
+        ring.decision(n),
+        outcome ?? null,
+        outcome === undefined ? null : ids.get(ring.outcomeStreamOf(n))!,
+      ])
+    }
+    const cause = this.lastCause
+    return {
+      v: 1,
+      totalDecisions: this.totalDecisions,
+      successes: this.successes,
+      failures: this.failures,
+      orphanOutcomes: this.orphanOutcomes,
+      replacedOutcomes: this.replacedOutcomes,
+      droppedDecisions: this.droppedDecisions,
+      executionsTotal: this.executionsTotal,
+      mainExecutions: this.mainExecutions,
+      mainSeqs: [...this.mainSeqs],
+      criteria: [...this.criteria].map(([id, c]) => [id, c.decisions, c.successes, c.failures]),
+      streams: [...this.streams].map(([id, s]) => [
+        id,
+        s.decisions,
+        s.successfulOutcomes,
+        s.failedOutcomes,
+        s.problems,
+        s.violations,
+      ]),
+      problems: { ...this.problems },
+      violations: [...this.violations.values()].map((v) => ({ ...v })),
+      hardViolations: this.hardViolations,
+      softViolations: this.softViolations,
+      retained,
+      last: cause === undefined ? null : [cause.streamId, cause.executionId],
+    }
+  }
+
+  /**
+   * @internal Takes on a {@link snapshot} in place of everything held so far, then publishes the goal's
+   * standing like ingesting the records it covers would have. Counters of criteria the goal no longer has
+   * are dropped; one it has gained starts from zero. With a smaller `maxDecisions` the oldest retained
+   * decisions are dropped (and counted so), as replaying their records would.
+   * @throws InvalidArgumentError when `snapshot` is not one this version wrote.
+   */
+  restore(snapshot: AggregatorSnapshot): void {
+    if (snapshot?.v !== 1)
+      throw new InvalidArgumentError(
+        `restore: not an aggregator snapshot this version can read (v ${describeValue(snapshot?.v)})`,
+      )
+    this.reset()
+    this.totalDecisions = snapshot.totalDecisions
+    this.successes = snapshot.successes
+    this.failures = snapshot.failures
+    this.orphanOutcomes = snapshot.orphanOutcomes
+    this.replacedOutcomes = snapshot.replacedOutcomes
+    this.droppedDecisions = snapshot.droppedDecisions
+    this.executionsTotal = snapshot.executionsTotal
+    this.mainExecutions = snapshot.mainExecutions
+    this.mainSeqs.clear()
+    for (const [id, seq] of snapshot.mainSeqs) this.mainSeqs.set(id, seq)
+    for (const [id, decisions, successes, failures] of snapshot.criteria) {
+      const c = this.criteria.get(id)
+      if (c !== undefined) Object.assign(c, { decisions, successes, failures })
+    }
+    for (const [id, decisions, successfulOutcomes, failedOutcomes, problems, violations] of snapshot.streams)
+      Object.assign(this.stream(id), { decisions, successfulOutcomes, failedOutcomes, problems, violations })
+    this.problems = { ...snapshot.problems }
+    for (const v of snapshot.violations) this.violations.set(v.constraintId, { ...v })
+    this.hardViolations = snapshot.hardViolations
+    this.softViolations = snapshot.softViolations
+    for (const [decision, outcome, outcomeStream] of snapshot.retained) {
+      if (this.ring.size === 0) {
+        this.droppedDecisions++
+        continue
+      }
+      if (this.ring.push(decision, this.stream(decision.streamId), undefined, 0, 0)) this.droppedDecisions++
+      if (outcome !== null)
+        this.ring.setOutcome(this.ring.end - 1, outcome, this.stream(outcomeStream!), undefined, 0, 0)
+    }
+    if (snapshot.last !== null) {
+      const [streamId, executionId] = snapshot.last
+      const cause = { k: 'problem', streamId, executionId } as AggregatedRecord
+      this.lastCause = cause
+      if (this.batchDepth > 0) this.batchCause = cause
+      else this.publishChanges(cause)
+    }
   }
 
   /**
@@ -369,6 +504,7 @@ export class OutcomeAggregator {
     this.hardViolations = 0
     this.softViolations = 0
     this.achieved = false
+    this.lastCause = undefined
     this.resetCriteria()
   }
 

@@ -20,13 +20,19 @@ import { exposeDelegation } from '../delegation/index.js'
 import { RunLog } from '../durability/index.js'
 import {
   ConfigError,
+  DurabilityError,
   HandlerModuleError,
   InvalidArgumentError,
   NotRunningError,
   WorkerCrashedError,
 } from '../errors.js'
 import { EventBus } from '../events/index.js'
-import { OutcomeAggregator, routeRecords } from '../outcomes/index.js'
+import {
+  type AggregatedRecord,
+  type AggregatorSnapshot,
+  OutcomeAggregator,
+  routeRecords,
+} from '../outcomes/index.js'
 import { API_META, MANUAL_META, type Recovery, type RunRow, type WireRecord } from '../protocol.js'
 import { SharedBufferManager } from '../state/index.js'
 import { startTriggers, type Triggers } from '../triggers/index.js'
@@ -185,17 +191,21 @@ export class AgentRuntime {
     let recovery: Recovery | undefined
     if (this.config.durability !== undefined) {
       try {
-        this.log = await RunLog.open(this.config.durability)
+        this.log = await RunLog.open({
+          ...this.config.durability,
+          goal: this.config.goal,
+          outcomes: this.config.outcomes,
+        })
         const engine = this.engine
         this.log.moreComing = () => engine.unfinished > 0
         recovery = await this.log.recover()
+        this.restore(recovery)
       } catch (err) {
         await this.log?.close()
         this.log = undefined
         this.phase = 'stopped'
         throw err
       }
-      this.restore(recovery)
     }
     this.pool = new WorkerPool(
       this.config,
@@ -496,7 +506,18 @@ export class AgentRuntime {
       buffer.write(s.key, s.value, { scope: s.scope })
     }
     this.outcomes.batch(() => {
-      for (const r of recovery.records) this.outcomes.ingest(r as Parameters<OutcomeAggregator['ingest']>[0])
+      if (recovery.snapshot !== undefined) {
+        try {
+          this.outcomes.restore(recovery.snapshot as AggregatorSnapshot)
+        } catch (err) {
+          throw new DurabilityError(
+            this.config.durability!.path,
+            `holds a snapshot of the goal's counters this version cannot read (${(err as Error).message}); it was written by a newer agentpool`,
+            err,
+          )
+        }
+      }
+      for (const r of recovery.records) this.outcomes.ingest(r as AggregatedRecord)
     })
   }
 
