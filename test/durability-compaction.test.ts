@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Goal } from '../src/config/index.js'
-import { decodeBatch, encodeBatch, unpack } from '../src/durability/codec.js'
+import { decodeBatch, decodeRecord, encodeBatch, unpack } from '../src/durability/codec.js'
 import { Compactor, ROWS_PER_STEP } from '../src/durability/compaction.js'
 import { LogStore } from '../src/durability/index.js'
 import { type AggregatedRecord, type AggregatorSnapshot, OutcomeAggregator } from '../src/outcomes/index.js'
@@ -74,7 +74,7 @@ function restarted(store: LogStore): OutcomeAggregator {
   const a = new OutcomeAggregator(goal, options)
   const { snapshot, records } = store.recover()
   a.batch(() => {
-    if (snapshot !== undefined) a.restore(snapshot as AggregatorSnapshot)
+    if (snapshot !== undefined) a.restore(snapshot as AggregatorSnapshot, decodeRecord)
     for (const r of records) a.ingest(r as AggregatedRecord)
   })
   return a

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { Goal } from '../src/config/index.js'
-import { packSnapshot, unpack } from '../src/durability/codec.js'
+import { decodeRecord, packRecord, packSnapshot, unpack } from '../src/durability/codec.js'
 import { EventBus } from '../src/events/index.js'
 import { type AggregatedRecord, type AggregatorSnapshot, OutcomeAggregator } from '../src/outcomes/index.js'
 import { type DecisionRecord, decisionId } from '../src/protocol.js'
@@ -258,5 +258,15 @@ describe('aggregator snapshots', () => {
   it('refuses a snapshot it cannot read, naming the version', () => {
     const a = new OutcomeAggregator(goal)
     expect(() => a.restore({ v: 2 } as unknown as AggregatorSnapshot)).toThrow(/v 2/)
+    // Retained records kept as bytes need a decoder.
+    const kept = new OutcomeAggregator(goal)
+    kept.ingest(
+      recordsOf([{ op: 'decide', exec: 0, stream: 0, attempt: 1, criteria: 1, context: false }])[0]!,
+    )
+    const asBytes = kept.snapshot()
+    asBytes.retained[0]![0] = packRecord(asBytes.retained[0]![0])
+    expect(() => a.restore(asBytes)).toThrow(/as bytes and no decode/)
+    a.restore(asBytes, decodeRecord)
+    expect(a.recentDecisions()).toEqual(kept.recentDecisions())
   })
 })

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { Packr } from 'msgpackr'
+import { Packr, Unpackr } from 'msgpackr'
 import type { AdmitOp, EndOp, LogOp, RecordOp, StateOp } from '../protocol.js'
 import { MsgpackWriter } from './msgpack-writer.js'
 
@@ -28,6 +28,21 @@ const plain = new Packr({ structuredClone: true, useRecords: false })
 const recordPackr = new Packr({ useRecords: false, moreTypes: true })
 /** The first byte of a value packed by `packr`. */
 const MARK = 0xc1
+/** {@link MARK}, for readers of rows that tell records written as values from plain ones. */
+export const MARK_BYTE = MARK
+/** Reads records one by one, as {@link recordPackr} writes them: plain msgpack, maps as objects. */
+export const recordUnpackr = new Unpackr({ useRecords: false, moreTypes: true })
+
+/** One record's bytes, as a row of records holds it. */
+export function packRecord(record: unknown): Uint8Array {
+  return recordPackr.pack(record)
+}
+
+/** One record from its bytes in a row of records (see `compaction.ts`). */
+export function decodeRecord(bytes: Uint8Array): unknown {
+  return recordUnpackr.unpack(bytes)
+}
+
 /** Reads frames (`msgpack-writer.ts`): plain msgpack, so a packed value's `bin` is a `Buffer` slice, not a copy. */
 const framer = new Packr({ useRecords: false })
 

@@ -18,10 +18,19 @@
  *
  * @module
  */
+import { FrameSource, RetainedFrame } from '../channel/index.js'
 import type { Goal } from '../config/index.js'
 import { type AggregatedRecord, type AggregatorSnapshot, OutcomeAggregator } from '../outcomes/index.js'
 import type { OutcomeAggregatorOptions } from '../outcomes/types.js'
-import { packSnapshot, unpack, unpackRecords } from './codec.js'
+import {
+  decodeRecord,
+  MARK_BYTE,
+  packRecord,
+  packSnapshot,
+  recordUnpackr,
+  unpack,
+  unpackRecords,
+} from './codec.js'
 import type { LogStore } from './log-store.js'
 
 /** What compaction needs to know of the runtime: its goal and aggregator options, and how often to run. */
@@ -45,6 +54,7 @@ export class Compactor {
   private consumed = 0
   /** The last record the log's snapshot covers. */
   private through: number
+  private readonly source = new RowSource()
 
   constructor(
     private readonly store: LogStore,
@@ -69,12 +79,11 @@ export class Compactor {
     const aggregator = this.aggregator ?? this.begin()
     const rows = this.store.recordRows(this.consumed, ROWS_PER_STEP)
     aggregator.batch(() => {
-      for (const row of rows)
-        for (const record of unpackRecords(row.body)) aggregator.ingest(record as AggregatedRecord)
+      for (const row of rows) this.ingestRow(aggregator, row.body)
     })
     if (rows.length > 0) this.consumed = rows[rows.length - 1]!.seq
     if (rows.length === ROWS_PER_STEP) return true
-    this.store.saveSnapshot(this.consumed, packSnapshot(aggregator.snapshot()))
+    this.store.saveSnapshot(this.consumed, packSnapshot(aggregator.snapshot(keepBytes)))
     this.through = this.consumed
     this.aggregator = undefined
     return false
@@ -87,12 +96,103 @@ export class Compactor {
     while (this.step()) {}
   }
 
+  /**
+   * Ingests the records of one row. Each is decoded for counting, and kept (when retained) as its bytes in
+   * the row, like the runtime keeps records as bytes of their frames: thousands of retained decisions are
+   * then a few buffers each instead of object graphs that every collection has to promote and mark.
+   */
+  private ingestRow(aggregator: OutcomeAggregator, body: Buffer): void {
+    const header = arrayHeader(body)
+    if (header < 0) {
+      // One record, or (rarely) records that held a cycle, written as a value: decoded as such.
+      if (body[0] === MARK_BYTE) {
+        for (const record of unpackRecords(body)) aggregator.ingest(record as AggregatedRecord)
+        return
+      }
+      const record = recordUnpackr.unpack(body) as AggregatedRecord
+      this.source.row(body).add(0, body.length)
+      aggregator.ingest(record, this.source, 0)
+      return
+    }
+    const records: AggregatedRecord[] = []
+    const source = this.source.row(body)
+    // The array's elements are msgpack values one after another: each decoded with its byte range.
+    recordUnpackr.unpackMultiple(body.subarray(header), (record, start, end) => {
+      records.push(record as AggregatedRecord)
+      source.add(header + start!, header + end!)
+    })
+    for (let i = 0; i < records.length; i++) aggregator.ingest(records[i]!, source, i)
+  }
+
   private begin(): OutcomeAggregator {
     const aggregator = new OutcomeAggregator(this.setup.goal, this.setup.outcomes)
     const kept = this.store.snapshot()
-    if (kept !== undefined) aggregator.restore(unpack(kept.body) as AggregatorSnapshot)
+    if (kept !== undefined) aggregator.restore(unpack(kept.body) as AggregatorSnapshot, decodeRecord)
     this.consumed = kept?.through ?? 0
     this.aggregator = aggregator
     return aggregator
   }
+}
+
+/** The length of the array header `body` starts with, or −1 when it does not start with an array. */
+function arrayHeader(body: Buffer): number {
+  const b = body[0]!
+  if (b >= 0x90 && b <= 0x9f) return 1
+  if (b === 0xdc) return 3
+  if (b === 0xdd) return 5
+  return -1
+}
+
+/** Records kept as their bytes in a row of the log, decoded again (plain msgpack) when asked for. */
+class RowBytes extends RetainedFrame {
+  constructor(private readonly body: Buffer) {
+    super(body, [])
+  }
+
+  override decode(start: number, end: number): unknown {
+    return decodeRecord(this.body.subarray(start, end))
+  }
+
+  /** The bytes of the record in `[start, end)`, as they are (not a copy). */
+  slice(start: number, end: number): Uint8Array {
+    return this.body.subarray(start, end)
+  }
+}
+
+/**
+ * Where each record of the row being ingested lies, for the aggregator to keep it as bytes (the role a
+ * {@link FrameSource} plays for a record channel's frame). A row is small (one execution's records): it
+ * is kept whole.
+ */
+class RowSource extends FrameSource {
+  private body: Buffer | undefined
+  private kept: RowBytes | undefined
+  private readonly at: number[] = []
+
+  /** Starts a row. */
+  row(body: Buffer): this {
+    this.body = body
+    this.kept = undefined
+    this.at.length = 0
+    return this
+  }
+
+  override add(start: number, end: number): void {
+    this.at.push(start, end)
+  }
+
+  override keepFrame(index: number): RetainedFrame {
+    this.kept ??= new RowBytes(this.body!)
+    this.keptStart = this.at[2 * index]!
+    this.keptEnd = this.at[2 * index + 1]!
+    return this.kept
+  }
+}
+
+/**
+ * A retained record in the snapshot: the bytes it was written in, copied as they are (no decoding and
+ * encoding again); the few kept otherwise are decoded.
+ */
+function keepBytes(frame: RetainedFrame, start: number, end: number): Uint8Array {
+  return frame instanceof RowBytes ? frame.slice(start, end) : packRecord(frame.decode(start, end))
 }

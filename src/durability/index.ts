@@ -5,5 +5,7 @@
  *
  * @module
  */
+
+export { decodeRecord } from './codec.js'
 export { type LoggedRecord, LogStore, type RunFilter } from './log-store.js'
 export { RunLog, type RunLogOptions } from './run-log.js'

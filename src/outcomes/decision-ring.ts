@@ -245,6 +245,27 @@ export class DecisionRing {
       : kept
   }
 
+  /** Retained decision `n`: the record, or what `keep` makes of its bytes when it was kept as bytes. */
+  decisionKept<T>(
+    n: number,
+    keep: (frame: RetainedFrame, start: number, end: number) => T,
+  ): DecisionRecord | T {
+    const slot = n % this.size
+    const kept = this.records[slot]!
+    return isFrame(kept) ? keep(kept, this.recordStart[slot]!, this.recordEnd[slot]!) : kept
+  }
+
+  /** {@link decisionKept} for decision `n`'s outcome, if it has one. */
+  outcomeKept<T>(
+    n: number,
+    keep: (frame: RetainedFrame, start: number, end: number) => T,
+  ): OutcomeRecord | T | undefined {
+    const slot = n % this.size
+    const kept = this.outcomes[slot]
+    if (kept === undefined) return undefined
+    return isFrame(kept) ? keep(kept, this.outcomeStart[slot]!, this.outcomeEnd[slot]!) : kept
+  }
+
   /** Whether decision `n` has an outcome, and whether it succeeded: {@link OutcomeState}. */
   outcomeStateOf(n: number): OutcomeState {
     return this.outcomeState[n % this.size] as OutcomeState

@@ -66,8 +66,12 @@ export interface AggregatorSnapshot {
   violations: ConstraintViolationSummary[]
   hardViolations: number
   softViolations: number
-  /** Retained decisions, oldest first: the record, its outcome (or null) and the outcome's stream. */
-  retained: [DecisionRecord, OutcomeRecord | null, string | null][]
+  /**
+   * Retained decisions, oldest first: the record, its outcome (or null) and the outcome's stream. A record
+   * may be the bytes {@link OutcomeAggregator.snapshot}'s `keep` made of it; {@link OutcomeAggregator.restore}
+   * then needs a `decode` that turns them back.
+   */
+  retained: [DecisionRecord | Uint8Array, OutcomeRecord | Uint8Array | null, string | null][]
   /** The stream and execution of the last goal-relevant record, for the goal events a restore publishes. */
   last: [string, string] | null
 }
@@ -189,18 +193,18 @@ export class OutcomeAggregator {
   /**
    * @internal Everything this aggregator holds, as plain data: ingesting records into
    * {@link restore}`(snapshot())` of a fresh aggregator leaves it as ingesting them here would
-   * (`test/outcomes-snapshot.test.ts`). Decodes every retained decision: a cost of milliseconds per
-   * ten thousand, paid by the run log once every many records, not per record.
+   * (`test/outcomes-snapshot.test.ts`). A retained record kept as bytes of a frame is decoded, or, with
+   * `keep`, is what `keep` makes of its bytes (the run log's compaction copies them as they are).
    */
-  snapshot(): AggregatorSnapshot {
+  snapshot(keep?: (frame: RetainedFrame, start: number, end: number) => Uint8Array): AggregatorSnapshot {
     const ids = new Map<StreamCounters, string>()
     for (const [id, s] of this.streams) ids.set(s, id)
     const retained: AggregatorSnapshot['retained'] = []
     const ring = this.ring
     for (let n = ring.oldest; n < ring.end; n++) {
-      const outcome = ring.outcome(n)
+      const outcome = keep === undefined ? ring.outcome(n) : ring.outcomeKept(n, keep)
       retained.push([
-        ring.decision(n),
+        keep === undefined ? ring.decision(n) : ring.decisionKept(n, keep),
         outcome ?? null,
         outcome === undefined ? null : ids.get(ring.outcomeStreamOf(n))!,
       ])
@@ -240,9 +244,10 @@ export class OutcomeAggregator {
    * standing like ingesting the records it covers would have. Counters of criteria the goal no longer has
    * are dropped; one it has gained starts from zero. With a smaller `maxDecisions` the oldest retained
    * decisions are dropped (and counted so), as replaying their records would.
+   * @param decode turns a retained record kept as bytes back into the record.
    * @throws InvalidArgumentError when `snapshot` is not one this version wrote.
    */
-  restore(snapshot: AggregatorSnapshot): void {
+  restore(snapshot: AggregatorSnapshot, decode?: (bytes: Uint8Array) => unknown): void {
     if (snapshot?.v !== 1)
       throw new InvalidArgumentError(
         `restore: not an aggregator snapshot this version can read (v ${describeValue(snapshot?.v)})`,
@@ -268,14 +273,28 @@ export class OutcomeAggregator {
     for (const v of snapshot.violations) this.violations.set(v.constraintId, { ...v })
     this.hardViolations = snapshot.hardViolations
     this.softViolations = snapshot.softViolations
-    for (const [decision, outcome, outcomeStream] of snapshot.retained) {
+    const record = <T>(r: T | Uint8Array): T => {
+      if (!(r instanceof Uint8Array)) return r
+      if (decode === undefined)
+        throw new InvalidArgumentError('restore: the snapshot holds records as bytes and no decode was given')
+      return decode(r) as T
+    }
+    for (const [kept, keptOutcome, outcomeStream] of snapshot.retained) {
       if (this.ring.size === 0) {
         this.droppedDecisions++
         continue
       }
+      const decision = record(kept)
       if (this.ring.push(decision, this.stream(decision.streamId), undefined, 0, 0)) this.droppedDecisions++
-      if (outcome !== null)
-        this.ring.setOutcome(this.ring.end - 1, outcome, this.stream(outcomeStream!), undefined, 0, 0)
+      if (keptOutcome !== null)
+        this.ring.setOutcome(
+          this.ring.end - 1,
+          record(keptOutcome),
+          this.stream(outcomeStream!),
+          undefined,
+          0,
+          0,
+        )
     }
     if (snapshot.last !== null) {
       const [streamId, executionId] = snapshot.last

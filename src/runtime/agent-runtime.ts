@@ -17,7 +17,7 @@ import {
   resolveConfig,
 } from '../config/index.js'
 import { exposeDelegation } from '../delegation/index.js'
-import { RunLog } from '../durability/index.js'
+import { decodeRecord, RunLog } from '../durability/index.js'
 import {
   ConfigError,
   DurabilityError,
@@ -508,7 +508,7 @@ export class AgentRuntime {
     this.outcomes.batch(() => {
       if (recovery.snapshot !== undefined) {
         try {
-          this.outcomes.restore(recovery.snapshot as AggregatorSnapshot)
+          this.outcomes.restore(recovery.snapshot as AggregatorSnapshot, decodeRecord)
         } catch (err) {
           throw new DurabilityError(
             this.config.durability!.path,
