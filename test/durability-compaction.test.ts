@@ -135,6 +135,36 @@ describe('durable runs: compaction', () => {
     expect(restarted(store).stats().totalDecisions).toBe(written.filter((r) => r.k === 'decision').length)
   })
 
+  it('restores decisions of rows large and small alike, and records written as values', () => {
+    const store = openStore()
+    const compactor = new Compactor(store, { goal, outcomes: options, every: 1_000_000 })
+    const written = write(store, 0, 3)
+    // A row of 40 KB: its decision is kept as a copy of its own bytes, not the whole row.
+    const big = execution(3)
+    ;(big[0] as { context?: unknown }).context = { notes: 'x'.repeat(40_000) }
+    // A record holding a cycle is written as a value (structured clone), not as plain msgpack.
+    const cyclic: Record<string, unknown> = { note: 'self' }
+    cyclic.self = cyclic
+    const odd = execution(4)
+    ;(odd[0] as { context?: unknown }).context = cyclic
+    for (const records of [big, odd]) {
+      store.apply(
+        decodeBatch(
+          encodeBatch(records.map((record) => ({ op: 'record', executionId: record.executionId, record }))),
+        ),
+      )
+      written.push(...records)
+    }
+    written.push(...write(store, 5, 9))
+    compactor.finish()
+    expect(store.recover().records).toEqual([])
+    const restored = restarted(store)
+    expect(view(restored)).toEqual(view(replayed(written)))
+    const context = (id: string) => restored.recentDecisions(100).find((d) => d.executionId === id)?.context
+    expect(context('e3')).toEqual({ notes: 'x'.repeat(40_000) })
+    expect((context('e4') as { self: unknown }).self).toBe(context('e4'))
+  })
+
   it('finish() compacts however few records are left, from the last snapshot on', () => {
     const store = openStore()
     const compactor = new Compactor(store, { goal, outcomes: options, every: 1_000_000 })

@@ -14,7 +14,9 @@
  *
  * A compaction starts once {@link CompactionSetup.every} records have been written since the last snapshot,
  * and runs in steps of {@link ROWS_PER_STEP} rows between the writer's commits, so a commit waits at most
- * one step for it. A clean close finishes it, so a restart after a clean stop replays nothing.
+ * one step for it: a few milliseconds, and for the last step, which writes the snapshot, tens of
+ * milliseconds at the default 10 000 retained decisions. A clean close finishes it, so a restart after a
+ * clean stop replays nothing.
  *
  * @module
  */
@@ -160,9 +162,14 @@ class RowBytes extends RetainedFrame {
 }
 
 /**
+ * Rows up to this size are kept whole for their retained records; from a larger one only the record's own
+ * bytes are copied, so a small decision never pins a row of large records.
+ */
+const WHOLE_ROW_BYTES = 16 * 1024
+
+/**
  * Where each record of the row being ingested lies, for the aggregator to keep it as bytes (the role a
- * {@link FrameSource} plays for a record channel's frame). A row is small (one execution's records): it
- * is kept whole.
+ * {@link FrameSource} plays for a record channel's frame).
  */
 class RowSource extends FrameSource {
   private body: Buffer | undefined
@@ -182,9 +189,17 @@ class RowSource extends FrameSource {
   }
 
   override keepFrame(index: number): RetainedFrame {
-    this.kept ??= new RowBytes(this.body!)
-    this.keptStart = this.at[2 * index]!
-    this.keptEnd = this.at[2 * index + 1]!
+    const body = this.body!
+    const start = this.at[2 * index]!
+    const end = this.at[2 * index + 1]!
+    if (body.length > WHOLE_ROW_BYTES) {
+      this.keptStart = 0
+      this.keptEnd = end - start
+      return new RowBytes(Buffer.from(body.subarray(start, end)))
+    }
+    this.kept ??= new RowBytes(body)
+    this.keptStart = start
+    this.keptEnd = end
     return this.kept
   }
 }
