@@ -488,8 +488,10 @@ export class AgentRuntime {
 
   /**
    * Puts back what the run log kept: stream and global state (through the public buffer API, so any
-   * isolation level reads it as committed) and the aggregator's records, replayed in the order they were
-   * consumed (its counters and retained decisions come out as they were).
+   * isolation level reads it as committed) and the aggregator: the log's snapshot of it (`compaction.ts`),
+   * then the records made after the snapshot, replayed in the order they were consumed (its counters and
+   * retained decisions come out as they were).
+   * @throws DurabilityError when the snapshot was written by a newer agentpool.
    */
   private restore(recovery: Recovery): void {
     const buffers = new Map<string, ReturnType<SharedBufferManager['createBuffer']>>()
