@@ -14,8 +14,8 @@
  *
  * A compaction starts once {@link CompactionSetup.every} records have been written since the last snapshot,
  * and runs in steps of {@link ROWS_PER_STEP} rows between the writer's commits, so a commit waits at most
- * one step for it: a few milliseconds, and for the last step, which writes the snapshot, tens of
- * milliseconds at the default 10 000 retained decisions. A clean close finishes it, so a restart after a
+ * one step for it: a few milliseconds, and for the last two, which pack the snapshot and write it, tens
+ * of milliseconds each at the default 10 000 retained decisions. A clean close finishes it, so a restart after a
  * clean stop replays nothing.
  *
  * @module
@@ -56,6 +56,8 @@ export class Compactor {
   private consumed = 0
   /** The last record the log's snapshot covers. */
   private through: number
+  /** The new snapshot, packed, covering records up to {@link consumed}: the next step writes it. */
+  private packed: Buffer | undefined
   private readonly source = new RowSource()
 
   constructor(
@@ -67,34 +69,47 @@ export class Compactor {
 
   /** Whether a compaction is under way, or enough records were written since the last snapshot to start one. */
   get due(): boolean {
-    return this.aggregator !== undefined || this.store.lastRecord - this.through >= this.setup.every
+    return (
+      this.aggregator !== undefined ||
+      this.packed !== undefined ||
+      this.store.lastRecord - this.through >= this.setup.every
+    )
   }
 
   /**
    * Ingests up to {@link ROWS_PER_STEP} more rows of records, starting a compaction if one is due; once it
-   * has read every row written, writes the snapshot.
+   * has read every row written, packs the snapshot, and the next step writes it (each of the two is about
+   * half the work of the snapshot, so a commit waits for no more than one).
    * @returns whether the compaction needs more steps.
    * @throws when the log cannot be read or written, or holds a snapshot this version cannot read.
    */
   step(): boolean {
     if (!this.due) return false
+    if (this.packed !== undefined) {
+      this.store.saveSnapshot(this.consumed, this.packed)
+      this.through = this.consumed
+      this.packed = undefined
+      return false
+    }
     const aggregator = this.aggregator ?? this.begin()
     const rows = this.store.recordRows(this.consumed, ROWS_PER_STEP)
     aggregator.batch(() => {
       for (const row of rows) this.ingestRow(aggregator, row.body)
     })
     if (rows.length > 0) this.consumed = rows[rows.length - 1]!.seq
-    if (rows.length === ROWS_PER_STEP) return true
-    this.store.saveSnapshot(this.consumed, packSnapshot(aggregator.snapshot(keepBytes)))
-    this.through = this.consumed
-    this.aggregator = undefined
-    return false
+    if (rows.length < ROWS_PER_STEP) {
+      this.packed = packSnapshot(aggregator.snapshot(keepBytes))
+      this.aggregator = undefined
+    }
+    return true
   }
 
   /** Compacts every record written since the last snapshot, however few (a clean close). */
   finish(): void {
-    if (this.aggregator === undefined && this.store.lastRecord === this.through) return
-    this.aggregator ??= this.begin()
+    // A compaction under way (or due) first, then one of whatever is left, however few.
+    while (this.step()) {}
+    if (this.store.lastRecord === this.through) return
+    this.begin()
     while (this.step()) {}
   }
 
