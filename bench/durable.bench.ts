@@ -11,7 +11,7 @@
  *
  * Also logged (not a target): how long `start()` takes on the ticket run's log once it is stopped, restoring
  * the snapshot its writer compacted the records into, against the same log with the snapshot deleted (every
- * record replayed, as before logs were compacted).
+ * record replayed, as before logs were compacted); and what compacting that log's records costs.
  *
  * The log lives in a fresh temporary folder, removed afterwards.
  */
@@ -19,6 +19,8 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
+import { Compactor } from '../src/durability/compaction.js'
+import { LogStore } from '../src/durability/index.js'
 import { AgentRuntime, type RuntimeConfig } from '../src/index.js'
 import { BATCH_QUICK_BUDGET, type BenchSuite, compareSideBySide, runFor } from './harness/index.js'
 import { noopRuntimeConfig } from './workloads/noop-runtime.js'
@@ -111,18 +113,28 @@ const suite: BenchSuite = {
   },
 }
 
+/** Deletes the log's snapshot: its next start replays every record. Returns the rows of records it holds. */
+function dropSnapshot(file: string): number {
+  const db = new Database(file)
+  try {
+    db.exec('DELETE FROM snapshot')
+    return (db.prepare('SELECT count(*) AS n FROM records').get() as { n: number }).n
+  } finally {
+    db.close()
+  }
+}
+
 /**
  * Starts a runtime on the stopped ticket log (its snapshot restored), on a copy without the snapshot
- * (every record replayed) and on an empty log, in turn, and logs each start's time.
+ * (every record replayed) and on an empty log, in turn, and logs each start's time. Then compacts the copy's
+ * records here, with the writer thread's code, and logs what that costs per record.
  */
 async function restartProbe(config: RuntimeConfig, dir: string, log: (line: string) => void): Promise<void> {
   const replay = join(dir, 'replay')
+  const copy = join(replay, 'runs.db')
   mkdirSync(replay)
-  cpSync(join(dir, 'tickets', 'runs.db'), join(replay, 'runs.db'))
-  const db = new Database(join(replay, 'runs.db'))
-  const records = (db.prepare('SELECT count(*) AS n FROM records').get() as { n: number }).n
-  db.exec('DELETE FROM snapshot')
-  db.close()
+  cpSync(join(dir, 'tickets', 'runs.db'), copy)
+  const records = dropSnapshot(copy)
   const times: Record<'snapshot' | 'replay' | 'empty', number[]> = { snapshot: [], replay: [], empty: [] }
   const decisions = new Set<number>()
   for (let round = 0; round < 2; round++) {
@@ -132,16 +144,12 @@ async function restartProbe(config: RuntimeConfig, dir: string, log: (line: stri
       ['empty', join(dir, `empty-${round}`)],
     ] as const) {
       const t0 = performance.now()
-      // A log writer stops as it started: with a snapshot, so the copy is replayed only in the first round.
       const rt = await started(config, folder)
       times[side].push(performance.now() - t0)
       if (side !== 'empty') decisions.add(rt.outcomes.evaluateGoalProgress().metrics.totalDecisions)
       await rt.stop({ drain: false })
-      if (side === 'replay') {
-        const copy = new Database(join(replay, 'runs.db'))
-        copy.exec('DELETE FROM snapshot')
-        copy.close()
-      }
+      // The stop compacted the copy: without its snapshot again, the next round replays it again.
+      if (side === 'replay') dropSnapshot(copy)
     }
   }
   if (decisions.size !== 1) throw new Error(`restart: the two logs restored different goal counters`)
@@ -151,6 +159,39 @@ async function restartProbe(config: RuntimeConfig, dir: string, log: (line: stri
       `${ms(times.snapshot)} ms from its snapshot, ${ms(times.replay)} ms replaying every record, ` +
       `${ms(times.empty)} ms on an empty log`,
   )
+  compactionProbe(config, copy, log)
+}
+
+/**
+ * Compacts every record of `file` (which has no snapshot) step by step, as the writer thread does, twice
+ * (the first pass also compiles the code), and logs each pass.
+ */
+function compactionProbe(config: RuntimeConfig, file: string, log: (line: string) => void): void {
+  for (let pass = 1; pass <= 2; pass++) {
+    if (pass > 1) dropSnapshot(file)
+    const store = LogStore.open(file, 'normal')
+    try {
+      const compactor = new Compactor(store, { goal: config.goal, outcomes: {}, every: 1 })
+      const rows = store.lastRecord
+      const cpu0 = process.cpuUsage()
+      const t0 = performance.now()
+      let longest = 0
+      for (let more = true; more; ) {
+        const s0 = performance.now()
+        more = compactor.step()
+        longest = Math.max(longest, performance.now() - s0)
+      }
+      const wall = performance.now() - t0
+      const cpu = process.cpuUsage(cpu0)
+      log(
+        `compaction, pass ${pass}: ${rows} rows of records (a ticket's decision and outcome each) in ` +
+          `${wall.toFixed(0)} ms: ${((wall * 1000) / rows).toFixed(1)} µs per row, ` +
+          `${((cpu.user + cpu.system) / rows).toFixed(1)} µs of CPU per row (this process), longest step ${longest.toFixed(1)} ms`,
+      )
+    } finally {
+      store.close()
+    }
+  }
 }
 
 export default suite

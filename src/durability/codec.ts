@@ -26,10 +26,8 @@ const packr = new Packr({ structuredClone: true, useRecords: true, moreTypes: tr
 const plain = new Packr({ structuredClone: true, useRecords: false })
 /** Writes records (acyclic: the record channel they came through has no structured clone). */
 const recordPackr = new Packr({ useRecords: false, moreTypes: true })
-/** The first byte of a value packed by `packr`. */
-const MARK = 0xc1
-/** {@link MARK}, for readers of rows that tell records written as values from plain ones. */
-export const MARK_BYTE = MARK
+/** The first byte of a value packed by `packr` (it tells a row of records written as a value from a plain one). */
+export const MARK = 0xc1
 /** Reads records one by one, as {@link recordPackr} writes them: plain msgpack, maps as objects. */
 export const recordUnpackr = new Unpackr({ useRecords: false, moreTypes: true })
 

@@ -24,15 +24,7 @@ import { FrameSource, RetainedFrame } from '../channel/index.js'
 import type { Goal } from '../config/index.js'
 import { type AggregatedRecord, type AggregatorSnapshot, OutcomeAggregator } from '../outcomes/index.js'
 import type { OutcomeAggregatorOptions } from '../outcomes/types.js'
-import {
-  decodeRecord,
-  MARK_BYTE,
-  packRecord,
-  packSnapshot,
-  recordUnpackr,
-  unpack,
-  unpackRecords,
-} from './codec.js'
+import { decodeRecord, MARK, packSnapshot, recordUnpackr, unpack, unpackRecords } from './codec.js'
 import type { LogStore } from './log-store.js'
 
 /** What compaction needs to know of the runtime: its goal and aggregator options, and how often to run. */
@@ -122,11 +114,11 @@ export class Compactor {
     const header = arrayHeader(body)
     if (header < 0) {
       // One record, or (rarely) records that held a cycle, written as a value: decoded as such.
-      if (body[0] === MARK_BYTE) {
+      if (body[0] === MARK) {
         for (const record of unpackRecords(body)) aggregator.ingest(record as AggregatedRecord)
         return
       }
-      const record = recordUnpackr.unpack(body) as AggregatedRecord
+      const record = decodeRecord(body) as AggregatedRecord
       this.source.row(body).add(0, body.length)
       aggregator.ingest(record, this.source, 0)
       return
@@ -221,8 +213,8 @@ class RowSource extends FrameSource {
 
 /**
  * A retained record in the snapshot: the bytes it was written in, copied as they are (no decoding and
- * encoding again); the few kept otherwise are decoded.
+ * encoding again). Every record this aggregator keeps as bytes came from a {@link RowSource}.
  */
 function keepBytes(frame: RetainedFrame, start: number, end: number): Uint8Array {
-  return frame instanceof RowBytes ? frame.slice(start, end) : packRecord(frame.decode(start, end))
+  return (frame as RowBytes).slice(start, end)
 }
